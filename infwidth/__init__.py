@@ -1,0 +1,18 @@
+"""infwidth: infinite-width analysis of neural architectures.
+
+Importing infwidth turns on ``jax_enable_x64``: spectra and regression run in float64.
+neural-tangents is reached only through :mod:`infwidth._nt_compat`, which never imports
+TensorFlow.
+"""
+
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)
+
+from .datasets import (Dataset, load_cifar10, load_digits, load_fashion_mnist,  # noqa: E402
+                       load_mnist1d)
+
+__version__ = "0.1.0"
+from .architectures import DAG, MLP, SCNN, DCNN, ConvNet, Architecture  # noqa: E402
+from .inputs import sample_inputs  # noqa: E402
+from .kernels import kernel, tree_kernel, estimate_block_memory  # noqa: E402
