@@ -16,3 +16,7 @@ __version__ = "0.1.0"
 from .architectures import DAG, MLP, SCNN, DCNN, ConvNet, Architecture  # noqa: E402
 from .inputs import sample_inputs  # noqa: E402
 from .kernels import kernel, tree_kernel, estimate_block_memory  # noqa: E402
+from .finite import TrainResult, train_mse, stable_learning_rate, with_width  # noqa: E402
+from .filters import (FilterClusters, TrainedCNN, VGGConfig, afcc, analyze_filters,  # noqa: E402
+                      find_clusters, fit_readout, label_field_matrices, layer_analysis,
+                      max_label_error, random_cnn, snr, train_cnn)
