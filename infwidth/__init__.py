@@ -20,3 +20,5 @@ from .finite import TrainResult, train_mse, stable_learning_rate, with_width  # 
 from .filters import (FilterClusters, TrainedCNN, VGGConfig, afcc, analyze_filters,  # noqa: E402
                       find_clusters, fit_readout, label_field_matrices, layer_analysis,
                       max_label_error, random_cnn, snr, train_cnn)
+from .spectrum import (EigenType, Eigenfunction, RecursionOptions, Spectrum, eigenfunction,  # noqa: E402
+                       learning_index, spectrum)

@@ -33,16 +33,18 @@ import numpy as np
 import pandas as pd
 
 from .architectures import Architecture, ConvNet
-from .eigenfunctions import Eigenfunction
+from .eigenfunctions import Eigenfunction, sample_eigenfunction
 from .eigentypes import TypeSystem, type_system
 from .hypercube import MAX_FWHT_DIM, hypercube_leaf
 from .inputs import DOMAINS
 from .sphere import sphere_leaf
 from .spectrum_mc import MAX_GRAM_DIM, fwht_types, gram_types, monte_carlo_types
 from .tree_recursion import RecursionOptions, tree_eigenvalues
+from .theory import degree_profile, learning_index
 from .tree_types import enumerate_types
 
-__all__ = ["spectrum", "Spectrum", "EigenType", "METHODS"]
+__all__ = ["spectrum", "Spectrum", "EigenType", "METHODS", "eigenfunction", "learning_index",
+           "Eigenfunction", "RecursionOptions"]
 
 METHODS = ("exact", "fwht", "monte-carlo", "gram")
 KINDS = ("ntk", "nngp")
@@ -359,3 +361,26 @@ def _diagonal(ts: TypeSystem, kind: str, domain: str, kernel_fn: Callable | None
     from .eigenfunctions import sample_domain
     x = sample_domain(domain, 64 if ts.symmetrised else 2, ts.patch_index, seed)
     return float(np.mean(np.diag(np.asarray(kernel_fn(ts.arch, x, kind=kind)))))
+
+
+def eigenfunction(arch: Architecture, dim: int, degrees: Any, domain: str = "hypercube",
+                  rng: np.random.Generator | int | None = None) -> Eigenfunction:
+    """A random normalised eigenfunction with the degree profile ``degrees`` (a tuple with one
+    degree per patch of ``arch.dag_for(dim)``, or a dict {patch: degree}): a Walsh monomial
+    (hypercube) or a product of zonal harmonics (sphere), see :mod:`infwidth.eigenfunctions`.
+    For a GAP ConvNet use :meth:`Spectrum.eigenfunction` (symmetrised eigenfunctions).
+
+    Example:
+        >>> import infwidth as iw
+        >>> psi = iw.eigenfunction(iw.SCNN(patch_dim=4), 16, {0: 2, 3: 1}, rng=0)
+        >>> x = iw.sample_inputs("hypercube", n=3, dim=16, seed=0)
+        >>> psi(x).shape
+        (3,)
+    """
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    ts = type_system(arch, dim)
+    degs = degree_profile(degrees, ts.patch_index.shape[0])
+    if domain == "sphere" and ts.n0 < 2:
+        raise ValueError("domain='sphere' needs patches of at least 2 coordinates")
+    return sample_eigenfunction(ts.patch_index, degs, domain, rng)
