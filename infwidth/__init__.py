@@ -22,3 +22,7 @@ from .filters import (FilterClusters, TrainedCNN, VGGConfig, afcc, analyze_filte
                       max_label_error, random_cnn, snr, train_cnn)
 from .spectrum import (EigenType, Eigenfunction, RecursionOptions, Spectrum, eigenfunction,  # noqa: E402
                        learning_index, spectrum)
+from .depth import (Cutoff, GradientLayerOrbits, MeanField, chi1, correlation_map,  # noqa: E402
+                    cutoff_depth, edge_of_chaos, gradient_layer_limit, gradient_layer_orbits,
+                    kernel_map, length_map, mean_field, mean_field_kernels, mean_field_profile,
+                    network_profile, nt_kernels, phase_diagram, q_fixed_point)

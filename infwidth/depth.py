@@ -577,10 +577,11 @@ def _first_crossing(t: np.ndarray, p: np.ndarray, level: float) -> float:
 
 
 def cutoff_depth(depths, values, *, level: float = 0.5, window: tuple[float, float] = (0.1, 0.9),
-                 bounds: tuple[float, float] | None = (0.0, 1.0)) -> Cutoff:
+                 bounds: tuple[float | None, float | None] | None = (0.0, 1.0)) -> Cutoff:
     """Where a depth curve crosses ``level`` (an absolute value, default 1/2) and the window
     between its crossings of start + w·(end − start) for w in ``window``, with
-    (start, end) = ``bounds`` (default (0, 1); None: the curve's first and last values).
+    (start, end) = ``bounds`` (default (0, 1); a None entry, or bounds=None, takes the
+    curve's first / last value).
 
     The direction is taken from the bounds (end < start: a decaying curve). The first
     crossing counts; a curve already past a threshold at its first depth gives nan for it.
@@ -603,7 +604,9 @@ def cutoff_depth(depths, values, *, level: float = 0.5, window: tuple[float, flo
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
     if len(window) != 2 or not 0.0 < window[0] < window[1] < 1.0:
         raise ValueError(f"window must be (lo, hi) with 0 < lo < hi < 1, got {window!r}")
-    start, end = (y[0], y[-1]) if bounds is None else map(float, bounds)
+    start, end = (None, None) if bounds is None else bounds
+    start = float(y[0] if start is None else start)
+    end = float(y[-1] if end is None else end)
     if not end != start:
         raise ValueError(f"bounds must have end != start, got {(start, end)}")
     p = (y - start) / (end - start)

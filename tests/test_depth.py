@@ -120,6 +120,10 @@ def test_cutoff_detector_on_sigmoid():
     assert c.window_lo == pytest.approx(l0 - half, abs=(1 + 2 * 0.8) / (8 * w))
     assert c.window_hi == pytest.approx(l0 + half, abs=(1 + 2 * 0.8) / (8 * w))
     assert c.width == pytest.approx(2 * half, abs=(1 + 2 * 0.8) / (4 * w))
+    # bounds taken from the curve's ends (y[0] ≈ 5e-6, y[-1] ≈ 1): the window barely moves.
+    e = D.cutoff_depth(t, y, bounds=(None, None))
+    assert e.window_lo == pytest.approx(c.window_lo, abs=1e-3)
+    assert e.depth == c.depth  # level is absolute
     # A decaying curve with bounds (1, 0), and a curve that never gets there.
     d = D.cutoff_depth(t, 1 - y, bounds=(1.0, 0.0))
     assert d.depth == pytest.approx(l0, abs=1 / (8 * w))
