@@ -26,3 +26,8 @@ from .depth import (Cutoff, GradientLayerOrbits, MeanField, chi1, correlation_ma
                     cutoff_depth, edge_of_chaos, gradient_layer_limit, gradient_layer_orbits,
                     kernel_map, length_map, mean_field, mean_field_kernels, mean_field_profile,
                     network_profile, nt_kernels, phase_diagram, q_fixed_point)
+from .targets import Component, Target, TargetFunction  # noqa: E402
+from .generalization import (aggregate_seeds, component_table, eigenlearning,  # noqa: E402
+                             kernel_regression_curve, nested_regression,
+                             predict_learning_curve, regression_dataset, solve_kappa,
+                             staircase, tree_gram)
