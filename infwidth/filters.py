@@ -7,8 +7,10 @@ Pipeline (Meir et al., Sci. Rep. 2024, as reconstructed in theory.md §5):
 2. Freeze it up to conv layer L (1-based) and fit a *bias-free* linear readout
    w ∈ R^{P×F×C} on the **flattened** features φ(x) ∈ R^{P×F} of that layer (P = spatial
    positions, F = filters). Flattening keeps one weight per (position, filter, label), as in the
-   original method; a global-average-pooled readout would be the special case
-   w[p, f, b] = w[f, b] / P.
+   original method and lets a filter's weights differ by position; a global-average-pooled
+   readout is the special case w[p, f, b] = w[f, b] / P. The default readout is softmax
+   cross-entropy (ridge on centred one-hot targets is the closed-form alternative), returned
+   in the minimum-norm gauge Σ_b w[p, f, b] = 0 that fixes the fields (see :func:`fit_readout`).
 3. Field of filter f: z_f(x)_b = Σ_p w[p, f, b]·φ(x)[p, f]; Σ_f z_f(x) is the readout logit.
    M_f[a, b] = Σ_{x: y(x)=a} z_f(x)_b over the test set (:func:`label_field_matrices`).
 4. M̂_f = M_f / max(M_f); the label pair (a, b) is *above threshold* when M̂_f[a, b] > t.
@@ -24,7 +26,7 @@ Example:
     >>> cfg = iw.VGGConfig(blocks=((8,), (16,)), image_shape=(8, 8, 1))
     >>> net = iw.train_cnn(ds.x_train, ds.y_train, cfg, epochs=3, seed=0)
     >>> df = iw.layer_analysis(net, ds.x_train, ds.y_train, ds.x_test, ds.y_test)
-    >>> list(df.layer)
+    >>> df.layer.tolist()
     [1, 2]
 """
 
@@ -207,7 +209,7 @@ class TrainedCNN:
 
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         x, _ = _check_xy(self.config, x, None)
-        fn = jax.jit(lambda p, xb: jnp.argmax(cnn_logits(self.config, p, xb), -1))
+        fn = _features_fn(self.config, 0)
         return np.concatenate([np.asarray(fn(self.params, jnp.asarray(x[i:i + batch_size],
                                                                           jnp.float32)))
                                for i in range(0, max(len(x), 1), batch_size)])
@@ -217,9 +219,11 @@ _FEATURE_FNS: dict = {}
 
 
 def _features_fn(config: VGGConfig, layer: int):
+    """Jitted features of ``layer`` (1-based); layer 0 means the predicted labels."""
     if (config, layer) not in _FEATURE_FNS:
         _FEATURE_FNS[config, layer] = jax.jit(
-            lambda p, xb: cnn_layer_features(config, p, xb)[layer - 1])
+            (lambda p, xb: jnp.argmax(cnn_logits(config, p, xb), -1)) if layer == 0 else
+            (lambda p, xb: cnn_layer_features(config, p, xb)[layer - 1]))
     return _FEATURE_FNS[config, layer]
 
 
@@ -296,6 +300,14 @@ def _flat_features(name: str, f) -> np.ndarray:
     return f.reshape(f.shape[0], -1, f.shape[-1])
 
 
+def _check_weights(weights, phi: np.ndarray) -> np.ndarray:
+    w = np.asarray(weights, np.float64)
+    if w.ndim != 3 or w.shape[:2] != phi.shape[1:]:
+        raise ValueError(f"weights must have shape {phi.shape[1:] + ('C',)}, got {w.shape}")
+    _check_finite("weights", w)
+    return w
+
+
 def _check_mask(mask, p: int, f: int, c: int) -> np.ndarray | None:
     if mask is None:
         return None
@@ -321,6 +333,12 @@ def fit_readout(features: np.ndarray, labels: np.ndarray, n_classes: int, *,
       with centred one-hot targets Y (1 − 1/C at the label, −1/C elsewhere).
 
     ``mask`` (F, C) or (P, F, C), boolean: weights where it is False are held at exactly 0.
+
+    Softmax predictions and cross-entropy are unchanged by adding one vector to every label's
+    weights, but the per-filter fields are not. Without a mask the softmax readout is returned
+    in its minimum-norm gauge, Σ_b w[p, f, b] = 0 (the gauge of the L2-regularised optimum; the
+    ridge solution is in it automatically since its targets sum to 0 over labels). With a mask
+    no shift is applied (it would break the mask).
     """
     phi = _flat_features("features", features)
     n, p, f = phi.shape
@@ -343,7 +361,10 @@ def fit_readout(features: np.ndarray, labels: np.ndarray, n_classes: int, *,
                      else jnp.asarray(m.reshape(p * f, n_classes), jnp.float32),
                      jnp.float32(l2), jnp.float32(learning_rate), jax.random.key(seed),
                      epochs=epochs, batch_size=batch_size)
-    return (np.asarray(w, np.float64) / scale).reshape(p, f, n_classes)
+    w = np.asarray(w, np.float64) / scale
+    if m is None:
+        w -= w.mean(1, keepdims=True)
+    return w.reshape(p, f, n_classes)
 
 
 @partial(jax.jit, static_argnames=("epochs", "batch_size"))
@@ -393,9 +414,7 @@ def _fit_ridge(x: np.ndarray, y: np.ndarray, c: int, l2: float, mask) -> np.ndar
 def readout_logits(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """logits[n, b] = Σ_{p,f} w[p, f, b]·φ[n, p, f] (float64)."""
     phi = _flat_features("features", features)
-    w = np.asarray(weights, np.float64)
-    if w.shape[:2] != phi.shape[1:] or w.ndim != 3:
-        raise ValueError(f"weights must have shape {phi.shape[1:] + ('C',)}, got {w.shape}")
+    w = _check_weights(weights, phi)
     return np.einsum("npf,pfb->nb", phi.astype(np.float64), w)
 
 
@@ -403,9 +422,7 @@ def readout_logits(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def filter_fields(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """z[n, f, b] = Σ_p w[p, f, b]·φ[n, p, f]; Σ_f z[n, f] equals the readout logits."""
     phi = _flat_features("features", features)
-    w = np.asarray(weights, np.float64)
-    if w.ndim != 3 or w.shape[:2] != phi.shape[1:]:
-        raise ValueError(f"weights must have shape {phi.shape[1:] + ('C',)}, got {w.shape}")
+    w = _check_weights(weights, phi)
     return np.einsum("npf,pfb->nfb", phi.astype(np.float64), w)
 
 
@@ -416,9 +433,7 @@ def label_field_matrices(features: np.ndarray, labels: np.ndarray,
     Computed as Σ_p w[p, f, b]·S[a, p, f] with the class sums S[a] = Σ_{n: y_n=a} φ(x_n).
     """
     phi = _flat_features("features", features)
-    w = np.asarray(weights, np.float64)
-    if w.ndim != 3 or w.shape[:2] != phi.shape[1:]:
-        raise ValueError(f"weights must have shape {phi.shape[1:] + ('C',)}, got {w.shape}")
+    w = _check_weights(weights, phi)
     y = _check_labels("labels", labels, phi.shape[0], w.shape[2])
     onehot = np.eye(w.shape[2])[y]
     sums = np.einsum("na,npf->apf", onehot, phi.astype(np.float64))
@@ -430,9 +445,9 @@ def threshold_field(matrix: np.ndarray, threshold: float = 0.3) -> np.ndarray:
     m = np.asarray(matrix)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise ValueError(f"matrix must be square (C, C), got shape {m.shape}")
+    t = _check_threshold(threshold)
     if m.dtype == bool:
         return m
-    t = _check_threshold(threshold)
     _check_finite("matrix", m)
     top = m.max() if m.size else 0.0
     if top <= 0:
