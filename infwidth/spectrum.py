@@ -275,7 +275,8 @@ def _validate(arch: Any, dim: Any, domain: Any, kind: Any, max_degree: Any, meth
 def spectrum(arch: Architecture, dim: int, domain: str = "hypercube", kind: str = "ntk",
              max_degree: int = 4, method: str | None = None, *,
              kernel_fn: Callable | None = None, n_samples: int = 1000, n_batches: int = 4,
-             n_functions: int = 16, seed: int = 0, include_zero: bool = True,
+             n_functions: int = 16, seed: int = 0, estimator: str | None = None,
+             include_zero: bool = True,
              error_estimate: bool = True, options: RecursionOptions | None = None) -> Spectrum:
     """Eigenvalues by eigenspace type, up to total degree ``max_degree``.
 
@@ -332,7 +333,7 @@ def spectrum(arch: Architecture, dim: int, domain: str = "hypercube", kind: str 
                        for k in keys}
         else:
             got = monte_carlo_types(ts, keys, kind, domain, kernel_fn, n_samples, n_batches,
-                                    n_functions, seed)
+                                    n_functions, seed, estimator=estimator)
             results = {k: (got[k][0], got[k][1], "monte-carlo") for k in keys}
         diagonal = _diagonal(ts, kind, domain, kernel_fn, seed)
     types = []

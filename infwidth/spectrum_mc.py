@@ -9,15 +9,23 @@
   eigenvector); a type's eigenvalue is Σ_i λ_i·E_i(type)/multiplicity, its error the
   energy-weighted spread of the λ_i it collects plus round-off. Works for kernels that are not
   functions of x ⊙ x' (GAP readouts), where eigenvectors mix Walsh monomials within an orbit.
-- :func:`monte_carlo_types`: λ̂ = Σ_{i≠j} ψ(x_i)K(x_i, x_j)ψ(x_j)/(n(n−1)) on n sampled
-  points, averaged over several random eigenfunctions of the type; the diagonal is left out so
-  that the estimate is unbiased (ψᵀKψ/n² is biased by E[ψ²K(x,x)]/n). The kernel minus its
-  mean off-diagonal entry is used for non-constant types (variance reduction, unbiased since
-  E[ψ] = 0). Mean and standard error over independent batches.
+- :func:`monte_carlo_types`: projection on sampled points, mean and standard error over
+  independent batches of n points. With ``estimator="functions"``:
+  λ̂ = Σ_{i≠j} ψ(x_i)K(x_i, x_j)ψ(x_j)/(n(n−1)), averaged over random eigenfunctions ψ of the
+  type. With ``estimator="projector"`` (default where available) all eigenfunctions of the
+  type at once: λ̂ = Σ_{i≠j} K(x_i, x_j)·Q(x_i, x_j)/(mult·n(n−1)), with
+  Q(x, x') = Σ_{ψ in type} ψ(x)ψ(x') the type's reproducing kernel (error ∝ 1/√mult).
+  On the hypercube a patch contributes the elementary symmetric polynomial e_j(x_i ⊙ x'_i), a
+  Krawtchouk polynomial of the number of mismatches; on the sphere N(n0, j)·P_j(t) (addition
+  theorem); placements are summed by a generating-function recursion over the tree, or over
+  the shifts of a ConvNet orbit. The diagonal i = j is left out so that the estimate is
+  unbiased (ψᵀKψ/n² is biased by E[ψ²K(x,x)]/n), and the kernel minus its mean off-diagonal
+  entry is used for non-constant types (variance reduction; unbiased up to O(λ/n²)).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -26,6 +34,8 @@ from tqdm.auto import tqdm
 from .eigenfunctions import sample_domain
 from .eigentypes import TypeSystem
 from .hypercube import cube_points, fwht, walsh_eigenvalues
+from .sphere import gegenbauer
+from .tree_types import _level_children, sphere_harmonics_count
 
 __all__ = ["fwht_types", "gram_types", "monte_carlo_types", "subset_keys", "MAX_GRAM_DIM"]
 
@@ -108,12 +118,99 @@ def gram_types(ts: TypeSystem, kind: str, max_degree: int, kernel_fn: Callable |
     return out
 
 
+def _leaf_tables(ts: TypeSystem, domain: str, x: np.ndarray, jmax: int) -> np.ndarray:
+    """e[j, patch, i, k] = Q of one patch at degree j for the pair (x_i, x_k)."""
+    pi = ts.patch_index
+    n0 = pi.shape[1]
+    xp = x[:, pi]                                           # (n, p, n0)
+    dots = np.einsum("ipk,jpk->pij", xp, xp)                # (p, n, n)
+    out = np.empty((jmax + 1,) + dots.shape)
+    if domain == "hypercube":
+        m = np.rint((n0 - dots) / 2).astype(np.int64)       # mismatches
+        for j in range(jmax + 1):
+            kraw = np.array([sum((-1) ** a * math.comb(mm, a) * math.comb(n0 - mm, j - a)
+                                 for a in range(j + 1)) for mm in range(n0 + 1)], float)
+            out[j] = kraw[m]
+    else:
+        t = np.clip(dots / n0, -1.0, 1.0)
+        for j in range(jmax + 1):
+            out[j] = sphere_harmonics_count(n0, j) * gegenbauer(j, n0, t)
+    return out
+
+
+def _tree_projectors(ts: TypeSystem, keys: list, leaf: np.ndarray) -> dict:
+    """Q arrays (n, n) of the tree types ``keys`` by the placement recursion."""
+    spec = ts.spec
+    H = spec.n_levels
+    memo: dict = {}
+
+    def q(level: int, node: int, pat: Any) -> np.ndarray:
+        k = (level, node, pat)
+        if k in memo:
+            return memo[k]
+        if level == 0:
+            out = leaf[pat, node]
+        else:
+            out = _place(level, node, pat)
+        memo[k] = out
+        return out
+
+    def _place(level: int, node: int, pat: tuple) -> np.ndarray:
+        kids = _level_children(spec, level, node)
+        distinct = sorted(set(pat))
+        need = tuple(pat.count(c) for c in distinct)
+        poly = {tuple(0 for _ in distinct): None}             # None stands for 1
+        for u in kids:
+            new = dict(poly)
+            for state, val in poly.items():
+                for ci, c in enumerate(distinct):
+                    if state[ci] < need[ci]:
+                        st = state[:ci] + (state[ci] + 1,) + state[ci + 1:]
+                        term = q(level - 1, u, c) if val is None else val * q(level - 1, u, c)
+                        new[st] = term if new.get(st) is None else new[st] + term
+            poly = new
+        return poly[need]
+
+    out = {}
+    for key in keys:
+        if key == ():
+            continue
+        out[key] = _place(H, 0, key)
+    return out
+
+
+def _conv_projectors(ts: TypeSystem, keys: list, leaf: np.ndarray) -> dict:
+    """Q arrays of ConvNet types: a sum over the distinct shifts of the orbit."""
+    out = {}
+    for key in keys:
+        if key == ():
+            continue
+        members = {ts._canon_raw(sh, key) for sh in ts._shift_list}
+        tot = 0.0
+        for m in members:
+            term = 1.0
+            for pos, d in m:
+                term = term * leaf[d, pos]
+            tot = tot + term
+        out[key] = tot
+    return out
+
+
 def monte_carlo_types(ts: TypeSystem, keys: list, kind: str, domain: str,
                       kernel_fn: Callable | None = None, n_samples: int = 1000,
                       n_batches: int = 4, n_functions: int = 16, seed: int = 0,
-                      progress: bool | None = None) -> dict[Any, tuple[float, float]]:
+                      progress: bool | None = None, estimator: str | None = None
+                      ) -> dict[Any, tuple[float, float]]:
     """{type: (mean λ̂, standard error)} over ``n_batches`` independent batches of
-    ``n_samples`` points, each with ``n_functions`` random eigenfunctions per type."""
+    ``n_samples`` points; ``estimator`` "projector" (default, not for GAP readouts) or
+    "functions" (``n_functions`` random eigenfunctions per type)."""
+    if estimator is None:
+        estimator = "functions" if ts.symmetrised else "projector"
+    if estimator not in ("projector", "functions"):
+        raise ValueError(f"estimator must be 'projector' or 'functions', got {estimator!r}")
+    if estimator == "projector" and ts.symmetrised:
+        raise ValueError("the projector estimator needs a kernel of x ⊙ x' (or of the patch "
+                         "correlations); GAP readouts use estimator='functions'")
     if kernel_fn is None:
         from .kernels import kernel as kernel_fn
     rng = np.random.default_rng(seed)
@@ -127,6 +224,19 @@ def monte_carlo_types(ts: TypeSystem, keys: list, kind: str, domain: str,
         shift = kmat.sum() / (n * (n - 1))
         kc = kmat - shift
         np.fill_diagonal(kc, 0.0)
+        if estimator == "projector":
+            jmax = max([ts.frequency(k) for k in keys] + [0])
+            leaf = _leaf_tables(ts, domain, x, jmax)
+            proj = _tree_projectors(ts, keys, leaf) if ts.is_tree else \
+                _conv_projectors(ts, keys, leaf)
+            for k in keys:
+                if k == ():
+                    est[k].append(shift)
+                    continue
+                qk = np.asarray(proj[k], dtype=np.float64)
+                est[k].append(float(np.sum(kc * qk)) / (ts.multiplicity(k, domain)
+                                                         * n * (n - 1)))
+            continue
         for k in keys:
             if k == ():
                 est[k].append(shift)
