@@ -155,7 +155,8 @@ class Spectrum:
         """Space–frequency diagram: each type at (space, frequency), coloured by log10 λ;
         dashed level lines α0·|k| + space = r for r in ``levels``; with ``m_exponent`` = r the
         region L < r (learned with m = d^r samples) is shaded and its types drawn filled.
-        Types with λ = 0 (L = ∞) are grey crosses at the top. Writes a PNG to ``path``
+        Types with λ = 0 are crosses (grey at the right edge for L = ∞, red at their place
+        for exact zeros at finite L, e.g. odd degrees of one ReLU layer). Writes a PNG to ``path``
         (atomically) when given; returns the matplotlib Figure."""
         import matplotlib
         if path is not None:
@@ -165,55 +166,76 @@ class Spectrum:
 
         df = self.table()
         if ax is None:
-            fig, ax = plt.subplots(figsize=(7.5, 5.2))
+            fig, ax = plt.subplots(figsize=(8, 5.4))
         else:
             fig = ax.figure
         a0 = self.alpha0
-        finite = df[np.isfinite(df["learning_index"]) & (df["eigenvalue"] > 0)]
-        zero = df[~(np.isfinite(df["learning_index"]) & (df["eigenvalue"] > 0))]
+        ok = np.isfinite(df["learning_index"]) & (df["eigenvalue"] > 0)
+        finite, zero = df[ok], df[~ok]
         fmax = int(df["frequency"].max()) if len(df) else 1
         smax = float(finite["space"].max()) if len(finite) else 1.0
-        xs = np.linspace(-0.05, smax + 0.3, 200)
+        xlim = (-0.1, smax + 0.45)
+        ylim = (-0.5, fmax + 0.6)
+        xs = np.linspace(xlim[0], xlim[1], 200)
         if levels is None:
             levels = sorted({round(v, 2) for v in finite["learning_index"]})[:8]
         for r in levels:
-            ax.plot(xs, (r - xs) / a0, ls="--", lw=0.8, color="0.5")
-            ax.annotate(f"L={r:g}", (xs[-1], (r - xs[-1]) / a0), fontsize=7, color="0.4",
-                        va="center")
+            ax.plot(xs, (r - xs) / a0, ls="--", lw=0.8, color="0.55", zorder=1)
+            # label where the line leaves the plotting box (top edge or right edge)
+            x_top = r - a0 * (ylim[1] - 0.15)
+            if xlim[0] + 0.1 <= x_top <= xlim[1]:
+                xy = (x_top, ylim[1] - 0.15)
+            else:
+                xy = (xlim[0] + 0.12, (r - xlim[0] - 0.12) / a0)
+            if ylim[0] < xy[1] < ylim[1]:
+                ax.annotate(f"L={r:g}", xy, fontsize=7, color="0.35", ha="right",
+                            va="top", zorder=5)
         if m_exponent is not None:
-            ax.fill_between(xs, -0.5, (m_exponent - xs) / a0, color="tab:green", alpha=0.12,
-                            label=f"learned at m = d^{m_exponent:g} (L < {m_exponent:g})")
+            ax.fill_between(xs, ylim[0], (m_exponent - xs) / a0, color="tab:green",
+                            alpha=0.13, zorder=0,
+                            label=f"learned with m = d^{m_exponent:g} samples (L < {m_exponent:g})")
         if len(finite):
             logl = np.log10(finite["eigenvalue"].to_numpy())
             norm = Normalize(vmin=logl.min(), vmax=logl.max())
             # spread types sharing a cell horizontally so each stays visible
-            off = finite.groupby(["space", "frequency"]).cumcount().to_numpy()
-            cnt = finite.groupby(["space", "frequency"])["frequency"].transform("size").to_numpy()
-            dx = 0.025 * (off - (cnt - 1) / 2)
+            cell = finite.groupby(["space", "frequency"])
+            off = cell.cumcount().to_numpy()
+            cnt = cell["frequency"].transform("size").to_numpy()
+            x = finite["space"].to_numpy() + 0.03 * (off - (cnt - 1) / 2)
+            y = finite["frequency"].to_numpy()
             learned = (finite["learning_index"] < m_exponent).to_numpy() \
                 if m_exponent is not None else np.ones(len(finite), bool)
-            sc = ax.scatter(finite["space"] + dx, finite["frequency"], c=logl, cmap="viridis",
-                            norm=norm, s=60, edgecolors="k", linewidths=0.6,
-                            marker="o", zorder=3)
-            if m_exponent is not None:
-                ax.scatter((finite["space"] + dx)[~learned], finite["frequency"][~learned],
-                           s=60, facecolors="white", edgecolors="k", linewidths=0.6, zorder=4,
-                           label="not learned (L ≥ r)")
-            fig.colorbar(sc, ax=ax, label="log10 eigenvalue (per eigenfunction)")
-        if len(zero):
-            ax.scatter(zero["space"].clip(upper=smax + 0.25).fillna(smax + 0.25),
-                       zero["frequency"], marker="x", color="0.6", zorder=2,
-                       label="λ = 0 (linear readout, L = ∞)")
+            sc = ax.scatter(x[learned], y[learned], c=logl[learned], cmap="viridis",
+                            norm=norm, s=70, edgecolors="k", linewidths=1.2, zorder=3,
+                            label="type (learned)" if m_exponent is not None else "type")
+            if (~learned).any():
+                ax.scatter(x[~learned], y[~learned], c=logl[~learned], cmap="viridis",
+                           norm=norm, s=45, edgecolors="0.6", linewidths=0.5, marker="s",
+                           zorder=3, label="type (not learned: L ≥ r)")
+            fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax,
+                         label="log10 eigenvalue (per eigenfunction)")
+            del sc
+        inf = zero[~np.isfinite(zero["learning_index"])]
+        exact0 = zero[np.isfinite(zero["learning_index"])]
+        if len(inf):
+            ax.scatter(np.full(len(inf), xlim[1] - 0.12), inf["frequency"], marker="x",
+                       color="0.5", zorder=2,
+                       label="L = ∞, λ = 0: patches joined only by the linear readout")
+        if len(exact0):
+            ax.scatter(exact0["space"], exact0["frequency"], marker="x", color="tab:red",
+                       zorder=2, label="λ = 0 exactly at finite L (e.g. odd degrees, one ReLU)")
         ax.set_xlabel("space S(k)  [Steiner-tree length, units of log_d]")
         ax.set_ylabel("frequency |k|  [total degree]")
-        ax.set_ylim(-0.5, fmax + 0.5)
-        ax.set_xlim(-0.1, smax + 0.45)
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
         arch = type(self.arch).__name__
-        ax.set_title(title or f"{arch} {self.kind.upper()} on the {self.domain}, d = {self.dim}"
-                     f" (α0 = {a0:.3g}); lines: α0·|k| + S = L")
+        ax.set_title(title or f"{arch} {self.kind.upper()} eigenspaces on the {self.domain}, "
+                     f"d = {self.dim}, α0 = {a0:.3g}\n(dashed: level lines α0·|k| + S = L)",
+                     fontsize=10)
         handles, _ = ax.get_legend_handles_labels()
         if handles:
-            ax.legend(fontsize=8, loc="upper right")
+            ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2,
+                      frameon=False)
         fig.tight_layout()
         if path is not None:
             path = os.fspath(path)
