@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any, Callable
 
 import numpy as np
@@ -23,25 +24,40 @@ __all__ = ["hypercube_leaf", "fwht", "cube_points", "check_product_kernel",
            "walsh_eigenvalues", "walsh_basis", "MAX_FWHT_DIM"]
 
 MAX_FWHT_DIM = 20
-_EXACT_INT_LIMIT = 4096
+_EXACT_INT_LIMIT = 16384
 
 
-def hypercube_leaf(n0: int, j: int, opts: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """(t, w): atoms t = ⟨x_i, x'_i⟩/n0 (ascending) and weights E[1{t}·χ] for a patch of n0
-    coordinates of which j are in S (j = 0: the binomial law)."""
+@lru_cache(maxsize=16)
+def _binomial_row(n: int) -> tuple[int, ...]:
+    """C(n, k) for k = 0..n, exact integers (multiplicative recurrence)."""
+    row = [1]
+    for k in range(n):
+        row.append(row[-1] * (n - k) // (k + 1))
+    return tuple(row)
+
+
+@lru_cache(maxsize=64)
+def _leaf(n0: int, j: int) -> tuple[np.ndarray, np.ndarray]:
     m = np.arange(n0 + 1)[::-1]  # ascending t
     t = (n0 - 2.0 * m) / n0
     if j == 0:
         return t, binom.pmf(m, n0, 0.5)
     if n0 <= _EXACT_INT_LIMIT:
+        row = _binomial_row(n0 - j)
         cj = [(-1) ** a * math.comb(j, a) for a in range(j + 1)]
         den = 1 << n0
-        w = np.array([sum(cj[a] * math.comb(n0 - j, int(mm) - a)
-                          for a in range(j + 1) if 0 <= int(mm) - a <= n0 - j) / den
-                      for mm in m])
+        w = np.array([sum(cj[a] * row[mm - a] for a in range(j + 1) if 0 <= mm - a <= n0 - j)
+                      / den for mm in m.tolist()])
         return t, w
     cond = sum((-1) ** a * hypergeom.pmf(a, n0, j, m) for a in range(j + 1))
     return t, binom.pmf(m, n0, 0.5) * cond
+
+
+def hypercube_leaf(n0: int, j: int, opts: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """(t, w): atoms t = ⟨x_i, x'_i⟩/n0 (ascending) and weights E[1{t}·χ] for a patch of n0
+    coordinates of which j are in S (j = 0: the binomial law)."""
+    t, w = _leaf(int(n0), int(j))
+    return t.copy(), w.copy()
 
 
 def fwht(a: np.ndarray) -> np.ndarray:

@@ -1,0 +1,230 @@
+"""Do eigenvalues scale as d^{−L}? Exact type-level spectra across d, fitted slopes vs −L.
+
+Architectures at fixed exponents (sizes d^α, so every d = m^4 gives integer sizes):
+
+- MLP (depth 2): α0 = 1, L = |k|;
+- SCNN: n0 = d^{1/2} (α0 = 1/2), one conv layer, readout over d^{1/2} patches;
+- DCNN-2: n0 = d^{1/2}, two conv levels of fan-in d^{1/4} (theory.md's worked example);
+- DCNN-3: n0 = d^{1/4}, three conv levels of fan-in d^{1/4}.
+
+For each type (canonical pattern) the eigenvalue λ(d) is computed by ``iw.spectrum`` (method
+"exact") at d = m^4, m = 2 … --max-m. The log-log slope is fitted over all d where the type
+exists and is non-zero, and the local slope is taken between the two largest d. Both are
+printed against the predicted −L; a local slope more than 0.1 away from −L at the largest d is
+flagged "DISAGREES". Nothing is tuned. Types with λ = 0 exactly (linear readout, or odd
+degrees of one ReLU layer) are listed as such.
+
+    python benchmarks/spectrum_scaling.py [--quick] [--out DIR] [--max-m 8] [--kind ntk]
+
+Writes eigenvalues.csv (one row per config, d, type), slopes.csv, summary.json and
+scaling.png to --out (default results/spectrum_scaling/). A rerun resumes from
+eigenvalues.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import infwidth as iw  # noqa: E402
+
+CONFIGS = ("MLP", "SCNN", "DCNN-2", "DCNN-3")
+TOL = 0.1
+
+
+def make_arch(name: str, m: int, activation: str, b_std: float):
+    """Architecture ``name`` at d = m^4."""
+    kw = dict(activation=activation, b_std=b_std)
+    if name == "MLP":
+        return iw.MLP(depth=2, **kw)
+    if name == "SCNN":
+        return iw.SCNN(patch_dim=m * m, **kw)
+    if name == "DCNN-2":
+        return iw.DCNN(patch_dim=m * m, filter_sizes=(m, m), **kw)
+    if name == "DCNN-3":
+        return iw.DCNN(patch_dim=m, filter_sizes=(m, m, m), **kw)
+    raise ValueError(name)
+
+
+def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(suffix=".csv", dir=path.parent)
+    os.close(fd)
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _atomic_json(obj, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, default=float)
+    os.replace(tmp, path)
+
+
+def compute(args, out: Path) -> pd.DataFrame:
+    path = out / "eigenvalues.csv"
+    done = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    todo = [(c, m) for c in args.configs for m in range(2, args.max_m + 1)]
+    if len(done):
+        have = set(zip(done["config"], done["m"]))
+        same = (done["kind"].eq(args.kind) & done["activation"].eq(args.activation)
+                & done["b_std"].eq(args.b_std) & done["max_degree"].eq(args.max_degree)).all()
+        if not same:
+            raise SystemExit(f"{path} holds results for other settings; use another --out")
+        todo = [t for t in todo if t not in have]
+    rows = [done] if len(done) else []
+    for cfg, m in tqdm(todo, desc="spectra", disable=not todo):
+        d = m ** 4
+        arch = make_arch(cfg, m, args.activation, args.b_std)
+        t0 = time.perf_counter()
+        spec = iw.spectrum(arch, d, kind=args.kind, max_degree=args.max_degree)
+        dt = time.perf_counter() - t0
+        df = spec.table()[["label", "frequency", "space", "learning_index", "eigenvalue",
+                           "error_bound", "multiplicity", "representation"]]
+        df.insert(0, "config", cfg)
+        df.insert(1, "m", m)
+        df.insert(2, "d", d)
+        df["seconds"] = dt
+        df["kind"], df["activation"], df["b_std"] = args.kind, args.activation, args.b_std
+        df["max_degree"] = args.max_degree
+        df["multiplicity"] = df["multiplicity"].astype(float)
+        rows.append(df)
+        _atomic_csv(pd.concat(rows, ignore_index=True), path)
+    return pd.concat(rows, ignore_index=True)
+
+
+def slopes(ev: pd.DataFrame) -> pd.DataFrame:
+    out = []
+    for (cfg, label), g in ev.groupby(["config", "label"], sort=False):
+        g = g.sort_values("d")
+        L = float(g["learning_index"].iloc[-1])
+        ok = (g["eigenvalue"] > 10 * g["error_bound"]) & (g["eigenvalue"] > 0)
+        row = dict(config=cfg, label=label, frequency=int(g["frequency"].iloc[0]),
+                   space=float(g["space"].iloc[-1]), predicted=-L + 0.0, n_d=int(ok.sum()),
+                   d_max=int(g["d"].max()), eigenvalue_at_d_max=float(g["eigenvalue"].iloc[-1]))
+        if not math.isfinite(L) or (g["eigenvalue"].abs() <= 10 * g["error_bound"]).all():
+            row.update(fit_slope=np.nan, local_slope=np.nan, gap=np.nan,
+                       verdict="exactly 0" if (g["eigenvalue"] == 0).all() or not math.isfinite(L)
+                       else "zero within error")
+        elif ok.sum() < 2 or not ok.iloc[-2:].all():
+            row.update(fit_slope=np.nan, local_slope=np.nan, gap=np.nan, verdict="too few d")
+        else:
+            x, y = np.log(g["d"][ok]), np.log(g["eigenvalue"][ok])
+            fit = float(np.polyfit(x, y, 1)[0])
+            loc = float((y.iloc[-1] - y.iloc[-2]) / (x.iloc[-1] - x.iloc[-2]))
+            gap = loc + L
+            row.update(fit_slope=fit, local_slope=loc, gap=gap,
+                       verdict="agrees" if abs(gap) <= TOL else "DISAGREES")
+        out.append(row)
+    df = pd.DataFrame(out)
+    order = {c: i for i, c in enumerate(CONFIGS)}
+    df["_o"] = df["config"].map(order)
+    df = df.sort_values(["_o", "frequency", "predicted", "label"],
+                        ascending=[True, True, False, True])
+    return df.drop(columns="_o").reset_index(drop=True)
+
+
+def plot(ev: pd.DataFrame, sl: pd.DataFrame, path: Path, kind: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    cfgs = list(dict.fromkeys(ev["config"]))
+    fig, axes = plt.subplots(2, len(cfgs), figsize=(4.2 * len(cfgs), 8), squeeze=False)
+    for j, cfg in enumerate(cfgs):
+        ax = axes[0, j]
+        s = sl[(sl.config == cfg) & sl.fit_slope.notna()].sort_values("predicted",
+                                                                       ascending=False)
+        show = s.drop_duplicates("predicted").head(7)
+        colors = plt.cm.viridis(np.linspace(0, 0.9, len(show)))
+        for c, (_, r) in zip(colors, show.iterrows()):
+            g = ev[(ev.config == cfg) & (ev.label == r.label)].sort_values("d")
+            g = g[g.eigenvalue > 0]
+            ax.loglog(g.d, g.eigenvalue, "o-", color=c, ms=3, lw=1,
+                      label=f"{r.label}  L={-r.predicted:g}")
+            d1 = g.d.iloc[-1]
+            ref = g.eigenvalue.iloc[-1] * (g.d / d1) ** r.predicted
+            ax.loglog(g.d, ref, ":", color=c, lw=0.8)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_title(f"{cfg}: λ(d) per type (dotted: slope −L)", fontsize=9)
+        ax.set_xlabel("d")
+        ax.set_ylabel(f"{kind.upper()} eigenvalue")
+        ax.legend(fontsize=6, loc="lower left")
+        ax = axes[1, j]
+        s = sl[(sl.config == cfg) & sl.local_slope.notna()]
+        bad = s.verdict == "DISAGREES"
+        ax.scatter(s.predicted[~bad], s.local_slope[~bad], s=18, label="|gap| ≤ 0.1")
+        ax.scatter(s.predicted[bad], s.local_slope[bad], s=18, color="tab:red",
+                   label="|gap| > 0.1")
+        lim = [min(s.predicted.min(), s.local_slope.min()) - 0.2, 0.1] if len(s) else [-4, 0]
+        ax.plot(lim, lim, "k--", lw=0.8, label="measured = −L")
+        ax.set_xlabel("predicted slope −L")
+        ax.set_ylabel("local slope at the largest d")
+        ax.set_title(f"{cfg}: local log-log slope vs −L", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle("Exact eigenvalues by type vs d (sizes d^α); theory: λ ∝ d^{−L}")
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
+    os.close(fd)
+    fig.savefig(tmp, dpi=120)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="d = 16 … 625, degree ≤ 3")
+    ap.add_argument("--out", default="results/spectrum_scaling")
+    ap.add_argument("--max-m", type=int, default=8, help="largest d = m^4 (default 8: 4096)")
+    ap.add_argument("--max-degree", type=int, default=4)
+    ap.add_argument("--kind", default="ntk", choices=("ntk", "nngp"))
+    ap.add_argument("--activation", default="relu", choices=("relu", "erf"))
+    ap.add_argument("--b-std", type=float, default=0.0)
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.max_m, args.max_degree = min(args.max_m, 5), min(args.max_degree, 3)
+        if args.out == "results/spectrum_scaling":
+            args.out = "results/spectrum_scaling_quick"
+    if args.max_m < 3:
+        ap.error("--max-m must be ≥ 3 (two values of d)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    ev = compute(args, out)
+    ev = ev[ev.config.isin(args.configs) & ev.m.le(args.max_m)]
+    sl = slopes(ev)
+    _atomic_csv(sl, out / "slopes.csv")
+    plot(ev, sl, out / "scaling.png", args.kind)
+    n_bad = int((sl.verdict == "DISAGREES").sum())
+    summary = dict(settings=vars(args), d=sorted(ev.d.unique().tolist()),
+                   types=int(len(sl)), agrees=int((sl.verdict == "agrees").sum()),
+                   disagrees=n_bad, seconds=time.perf_counter() - t0,
+                   disagreements=sl[sl.verdict == "DISAGREES"][
+                       ["config", "label", "predicted", "local_slope", "gap"]].to_dict("records"))
+    _atomic_json(summary, out / "summary.json")
+    pd.set_option("display.width", 160)
+    pd.set_option("display.max_rows", 400)
+    cols = ["config", "label", "frequency", "space", "predicted", "fit_slope", "local_slope",
+            "gap", "verdict"]
+    print(f"{args.kind.upper()} {args.activation} b_std={args.b_std}: predicted −L vs measured "
+          f"log-log slopes, d = {summary['d']}")
+    print(sl[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\n{summary['agrees']} types agree within {TOL} at d = {ev.d.max()}, "
+          f"{n_bad} DISAGREE (local slope more than {TOL} away from −L); "
+          f"{summary['seconds']:.1f} s. Files in {out}/")
+    return sl
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""How fast is the exact type table, and how far does a Gram eigendecomposition get in the
+same time?
+
+1. Exact route: ``iw.spectrum`` of a 3-level D-CNN (n0 = 8, three conv levels of fan-in 8)
+   at D = 4096 up to total degree 4, NTK; wall time with and without the half-resolution
+   error estimate (best and median of --repeats runs after one warm-up). Target ≤ 2 s.
+2. Gram route (``method="gram"``): the whole cube {±1}^D, kernel by neural-tangents
+   (``iw.kernel``), eigendecomposition and Walsh attribution, for a depth-3 circular ConvNet
+   (a general DAG, the route's use case) at D = 4, 5, …, each timed after one warm-up call at
+   the same D (XLA compilation excluded); it stops at the first D whose time exceeds the
+   exact route's. Reported: the largest D within the exact route's wall time and
+   the ratio of the two times.
+
+    python benchmarks/spectrum_speed.py [--quick] [--out DIR] [--repeats 3]
+
+Writes timings.csv, summary.json and speed.png to --out (default results/spectrum_speed/);
+a rerun resumes from timings.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import infwidth as iw  # noqa: E402
+from infwidth.spectrum_mc import MAX_GRAM_DIM  # noqa: E402
+
+TARGET_S = 2.0
+
+
+def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(suffix=".csv", dir=path.parent)
+    os.close(fd)
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one repeat, degree ≤ 3")
+    ap.add_argument("--out", default="results/spectrum_speed")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--max-degree", type=int, default=4)
+    ap.add_argument("--kind", default="ntk", choices=("ntk", "nngp"))
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.repeats, args.max_degree = 1, min(args.max_degree, 3)
+        if args.out == "results/spectrum_speed":
+            args.out = "results/spectrum_speed_quick"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "timings.csv"
+    done = pd.read_csv(path) if path.exists() else pd.DataFrame(
+        columns=["route", "dim", "repeat", "seconds", "types", "eigenfunctions"])
+    rows = done.to_dict("records")
+
+    def have(route, dim, rep):
+        return any(r["route"] == route and r["dim"] == dim and r["repeat"] == rep for r in rows)
+
+    arch, dim = iw.DCNN(patch_dim=8, filter_sizes=(8, 8, 8)), 4096
+    spec = iw.spectrum(arch, dim, kind=args.kind, max_degree=args.max_degree)  # warm-up
+    n_types, n_eig = len(spec.types), float(sum(t.multiplicity for t in spec.types))
+    for route, est in (("exact", True), ("exact-no-error-estimate", False)):
+        for rep in tqdm(range(args.repeats), desc=route, leave=False):
+            if have(route, dim, rep):
+                continue
+            s = _timed(lambda: iw.spectrum(arch, dim, kind=args.kind,
+                                           max_degree=args.max_degree, error_estimate=est))
+            rows.append(dict(route=route, dim=dim, repeat=rep, seconds=s, types=n_types,
+                             eigenfunctions=n_eig))
+            _atomic_csv(pd.DataFrame(rows), path)
+    ex = [r["seconds"] for r in rows if r["route"] == "exact"]
+    t_exact = min(ex)
+
+    gram_arch = iw.ConvNet(filter_size=3, depth=3)
+    for d in range(4, MAX_GRAM_DIM + 1):
+        if not have("gram", d, 0):
+            def run():
+                return iw.spectrum(gram_arch, d, kind=args.kind,
+                                   max_degree=min(args.max_degree, d), method="gram")
+            run()  # same shapes: XLA compiles here, not in the timed call
+            s = _timed(run)
+            rows.append(dict(route="gram", dim=d, repeat=0, seconds=s, types=np.nan,
+                             eigenfunctions=2.0 ** d))
+            _atomic_csv(pd.DataFrame(rows), path)
+        s = [r["seconds"] for r in rows if r["route"] == "gram" and r["dim"] == d][0]
+        if s > t_exact:
+            break
+    df = pd.DataFrame(rows)
+    gram = df[df.route == "gram"].sort_values("dim")
+    within = gram[gram.seconds <= t_exact]
+    d_max = int(within.dim.max()) if len(within) else None
+    t_gram = float(within.seconds.iloc[-1]) if len(within) else float("nan")
+    no_est = min(r["seconds"] for r in rows if r["route"] == "exact-no-error-estimate")
+    summary = dict(
+        exact=dict(arch="DCNN(patch_dim=8, filter_sizes=(8, 8, 8))", dim=dim,
+                   max_degree=args.max_degree, kind=args.kind, types=n_types,
+                   eigenfunctions=n_eig, best_s=t_exact, median_s=statistics.median(ex),
+                   best_without_error_estimate_s=no_est, target_s=TARGET_S,
+                   target_over_best=TARGET_S / t_exact),
+        gram=dict(arch="ConvNet(filter_size=3, depth=3)", largest_dim_within_exact_time=d_max,
+                  seconds_at_that_dim=t_gram, exact_over_gram_time=t_exact / t_gram,
+                  times=dict(zip(gram.dim.astype(int).tolist(), gram.seconds.tolist()))),
+        cores=os.cpu_count())
+    fd, tmp = tempfile.mkstemp(suffix=".json", dir=out)
+    with os.fdopen(fd, "w") as f:
+        json.dump(summary, f, indent=2, default=float)
+    os.replace(tmp, out / "summary.json")
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ax.semilogy(gram.dim, gram.seconds, "o-", label="Gram route: all 2^D points (ConvNet)")
+    ax.axhline(t_exact, color="tab:red", ls="--",
+               label=f"exact type table, D = 4096, degree ≤ {args.max_degree}: {t_exact:.2f} s")
+    ax.axhline(TARGET_S, color="0.5", ls=":", label=f"target {TARGET_S:g} s")
+    ax.set_xlabel("input dimension D of the Gram route")
+    ax.set_ylabel("wall time [s]")
+    ax.set_title(f"Spectrum routes on {os.cpu_count()} cores ({args.kind.upper()})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out)
+    os.close(fd)
+    fig.savefig(tmp, dpi=120)
+    os.replace(tmp, out / "speed.png")
+
+    print(f"exact type table, 3-level DCNN, D = {dim}, degree ≤ {args.max_degree}, "
+          f"{args.kind.upper()}: {n_types} types, {n_eig:.3g} eigenfunctions")
+    print(f"  best {t_exact:.2f} s, median {statistics.median(ex):.2f} s over {len(ex)} runs "
+          f"(without the error-estimate pass: {no_est:.2f} s); target {TARGET_S:g} s: "
+          f"target/best = {TARGET_S / t_exact:.2f}"
+          + ("" if t_exact <= TARGET_S else "  (MISSES the target)"))
+    print("Gram route (full cube, neural-tangents kernel, ConvNet depth 3):")
+    for _, r in gram.iterrows():
+        print(f"  D = {int(r.dim):2d}: {r.seconds:7.2f} s  ({2 ** int(r.dim)} points)")
+    print(f"largest D the Gram route reaches within the exact route's {t_exact:.2f} s: "
+          f"D = {d_max} ({t_gram:.2f} s; exact/gram time ratio {t_exact / t_gram:.2f}), "
+          f"against D = {dim} for the exact route.")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
