@@ -5,24 +5,35 @@ the eigenvalue is λ = E[K_root·χ] (NNGP) or E[Θ_root·χ] (NTK). Children of
 disjoint coordinates, so they are independent and χ factorises over them. Each node u carries
 the *tilted* laws of its output K_u = G(Σ_u) and NTK contribution T_u = A(Σ_u) + B(Σ_u)·Θ_u
 (see :mod:`infwidth.jets`), and a parent's pre-activations Σ_v = b² + mean_u K_u and
-Θ_v = Σ_v + mean_u T_u follow by convolution. Two exact-in-principle representations are used:
+Θ_v = Σ_v + mean_u T_u follow by convolution. Three representations are used:
 
-**measure mode** (small subtrees): the tilted laws as signed atoms
-(:class:`~infwidth.measures.Atoms`), computed exactly (Krawtchouk weights or Gauss quadrature
-at the leaves, exact convolutions above). Only round-off limits it.
+**exact atoms** (small subtrees): the tilted laws as signed atoms
+(:class:`~infwidth.measures.Atoms`), exact Krawtchouk weights (hypercube) or Gauss–Jacobi
+quadrature (sphere) at the patches, exact convolutions above. Only round-off limits them.
+A level stays exact while its background law has ≤ ``exact_atoms`` atoms and each type's
+convolution ≤ ``exact_pairs`` pairs.
 
-**moment mode** (large subtrees, where atoms would explode): with c_u the untilted mean of K_u
-and the tilted central moments m_r^u = E[(K_u − c_u)^r·χ_u], n_r^u = E[(K_u − c_u)^r·T_u·χ_u],
+**grid measures** (larger levels): the same signed measures, projected on a uniform grid by
+moment-preserving Lagrange interpolation, convolved on the grid. Accurate for smooth
+integrands, but a tilted measure's total variation exceeds its signal, by ≈ f per level and
+active child, so the relative round-off grows with depth and fan-in.
+
+**moments** (large fan-in, few active children): with c_u the untilted mean of K_u and the
+tilted central moments m_r^u = E[(K_u − c_u)^r·χ_u], n_r^u = E[(K_u − c_u)^r·T_u·χ_u],
 write Σ_v = s + Δ with s = b² + (Σ_{inactive} K_w + Σ_{active} c_u)/f (its law is the
 *background*, shared by every type) and Δ = Σ_{active}(K_u − c_u)/f. Taylor's formula gives
 
     m_r^v = Σ_t D_t · E_s[ [x^t] (G(s+x) − c_v)^r ],   D_t = E[Δ^t χ] = t!·[x^t] Π_u M_u(x/f),
 
 with M_u(x) = Σ_r m_r^u x^r / r!, and similarly for n_r^v (terms with A + B·Σ, with the
-inactive children's T weights, and with each active child's n^u). The background law is a
-probability measure, kept on a uniform grid by moment-preserving projection; the expectations
-E_s[·] are shared tensors per (level, number of active children). No cancellation happens
-between large terms: the smallness of λ is carried by the D_t.
+inactive children's T weights, and with each active child's n^u). The expectations E_s[·]
+are tensors shared per (level, number of active children a). No cancellation happens between
+large terms: the smallness of λ is carried by the D_t. The series converges geometrically
+with ratio κ ≈ a·ρ_T/(f·radius), ρ_T = (E|K_u − c_u|^T)^{1/T}, radius = distance from the
+mean pre-activation to the singularity of G; moments are computed where κ ≤ ``kappa``.
+
+Every type gets grid (or exact) atoms; where κ is small it also gets moments, and each use
+(by a parent, or at the readout) takes the representation with the smaller error estimate.
 
 Error estimate per type (column ``error_bound``): round-off of the signed sums (measure mode),
 the size of the last Taylor terms kept (t = T−1, T; the series converges geometrically with
