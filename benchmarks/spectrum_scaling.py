@@ -152,7 +152,7 @@ def plot(ev: pd.DataFrame, sl: pd.DataFrame, path: Path, kind: str) -> None:
             g = ev[(ev.config == cfg) & (ev.label == r.label)].sort_values("d")
             g = g[g.eigenvalue > 0]
             ax.loglog(g.d, g.eigenvalue, "o-", color=c, ms=3, lw=1,
-                      label=f"{r.label}  L={-r.predicted:g}")
+                      label=f"{r.label}  L={abs(r.predicted):g}")
             d1 = g.d.iloc[-1]
             ref = g.eigenvalue.iloc[-1] * (g.d / d1) ** r.predicted
             ax.loglog(g.d, ref, ":", color=c, lw=0.8)

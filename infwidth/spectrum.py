@@ -27,7 +27,8 @@ import math
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -74,8 +75,9 @@ class Spectrum:
     """Eigenvalues of ``arch``'s ``kind`` kernel on ``domain`` at ``dim``, by type.
 
     Attributes: arch, dim, domain, kind, max_degree, method, types (tuple of
-    :class:`EigenType`, the table's rows in order), n_patches, patch_dim (n0),
-    alpha0 = log_d n0, diagonal = E[K(x, x)].
+    :class:`EigenType`, the table's rows in order; ``key`` and ``support`` give each type's
+    canonical pattern and patches), n_patches, patch_dim (n0), alpha0 = log_d n0,
+    diagonal = E[K(x, x)], options (read-only: the Monte-Carlo settings).
     """
 
     arch: Architecture
@@ -89,7 +91,8 @@ class Spectrum:
     patch_dim: int
     alpha0: float
     diagonal: float
-    options: dict = field(default_factory=dict, compare=False)
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}),
+                                       compare=False)
 
     # ------------------------------------------------------------------ tables
     def table(self) -> pd.DataFrame:
@@ -367,10 +370,11 @@ def spectrum(arch: Architecture, dim: int, domain: str = "hypercube", kind: str 
         types.append(EigenType(k, ts.label(k), ts.degrees(k), ts.support(k), freq, space, li,
                                float(lam), ts.multiplicity(k, domain), method, float(err), rep))
     types.sort(key=lambda t: (t.frequency, t.learning_index, -t.eigenvalue, t.label))
+    mc = {"n_samples": n_samples, "n_batches": n_batches, "n_functions": n_functions,
+          "seed": seed, "estimator": estimator} if method == "monte-carlo" else {}
     return Spectrum(arch, dim, domain, kind, max_degree, method, tuple(types),
                     ts.patch_index.shape[0], ts.n0, ts.dag.alpha0, float(diagonal),
-                    {"n_samples": n_samples, "n_batches": n_batches, "n_functions": n_functions,
-                     "seed": seed} if method == "monte-carlo" else {})
+                    MappingProxyType(mc))
 
 
 def _diagonal(ts: TypeSystem, kind: str, domain: str, kernel_fn: Callable | None,
