@@ -275,7 +275,7 @@ def _validate(arch: Any, dim: Any, domain: Any, kind: Any, max_degree: Any, meth
     if method is None:
         if tree:
             method = "exact"
-        elif domain == "hypercube" and dim <= 12:
+        elif domain == "hypercube" and dim <= 10:
             method = "gram"
         else:
             method = "monte-carlo"
@@ -305,7 +305,7 @@ def spectrum(arch: Architecture, dim: int, domain: str = "hypercube", kind: str 
              error_estimate: bool = True, options: RecursionOptions | None = None) -> Spectrum:
     """Eigenvalues by eigenspace type, up to total degree ``max_degree``.
 
-    method: None (trees: "exact"; ConvNets: "gram" for dim ≤ 12 on the hypercube, else
+    method: None (trees: "exact"; ConvNets: "gram" for dim ≤ 10 on the hypercube, else
     "monte-carlo"), "exact", "fwht", "gram" or "monte-carlo". ``kernel_fn`` (default
     :func:`infwidth.kernel`) evaluates Gram matrices for the sampling routes; ``n_samples``,
     ``n_batches``, ``n_functions`` and ``seed`` set the Monte-Carlo estimate.
