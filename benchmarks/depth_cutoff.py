@@ -81,8 +81,7 @@ def settings(quick: bool) -> dict:
         return dict(n_inputs=32, depth=100, seeds=2, width=128, widths=[32, 128, 512],
                     w_grid=np.linspace(0.3, 4.0, 16), b_grid=np.linspace(0.0, 0.5, 6),
                     tanh_w=[0.8, 1.4, 1.76, 2.2], tanh_b=[0.02, 0.2], relu_w=[1.5, 2.0],
-                    width_configs=[("relu", 2.0, 0.0), ("tanh", 1.4, 0.05)],
-                    deep_layers=2000)
+                    width_configs=[("relu", 2.0, 0.0)], deep_layers=2000)
     return dict(n_inputs=64, depth=200, seeds=6, width=256, widths=[32, 64, 128, 256, 512, 1024],
                 w_grid=np.linspace(0.3, 4.0, 38), b_grid=np.linspace(0.0, 0.5, 21),
                 tanh_w=[0.6, 0.9, 1.2, 1.4, 1.6, 1.76, 2.0, 2.5],

@@ -271,10 +271,10 @@ def q_fixed_point(activation: str, sigma_w2: float, sigma_b2: float) -> float:
     if sigma_b2 == 0:
         if slope0 <= 1:
             return 0.0
-        lo = 1e-300
         # E[φ²] <= min(1, φ'(0)² q): bracket q* in (0, σ_w²].
-        while f(lo) <= 0:
-            lo *= 1e10
+        lo = next((v for v in 10.0 ** np.arange(-300, 1, 10) * sigma_w2 if f(v) > 0), None)
+        if lo is None:  # slope at 0 is 1 to round-off: no positive fixed point resolvable
+            return 0.0
         return float(optimize.brentq(f, lo, sigma_w2, xtol=1e-300, rtol=1e-15, maxiter=500))
     return float(optimize.brentq(f, sigma_b2, sigma_w2 + sigma_b2, xtol=1e-300, rtol=1e-15,
                                  maxiter=500))
@@ -627,7 +627,7 @@ def cutoff_depth(depths, values, *, level: float = 0.5, window: tuple[float, flo
 
     Example:
         >>> t = np.arange(100.0); y = 1 / (1 + np.exp(-(t - 40) / 5))
-        >>> c = cutoff_depth(t, y); round(c.depth, 3), round(c.width / (10 * np.log(9)), 2)
+        >>> c = cutoff_depth(t, y); round(c.depth, 3), round(c.width / (10 * math.log(9)), 2)
         (40.0, 1.0)
     """
     t = np.asarray(depths, dtype=np.float64)
