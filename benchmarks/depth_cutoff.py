@@ -42,7 +42,9 @@ import pandas as pd  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import infwidth as iw  # noqa: E402
+from infwidth import deep_limit as DL  # noqa: E402
 from infwidth import depth as D  # noqa: E402
+from infwidth import depth_profiles as DP  # noqa: E402
 
 # Cut-off rules: level is an absolute value (1/2); the window is 10–90 % of the way from the
 # first layer's value to 1 (both quantities tend to 1 when the inputs collapse).
@@ -137,9 +139,9 @@ def plot_phase(phase: pd.DataFrame, eoc: pd.DataFrame, out: Path) -> None:
 # --------------------------------------------------------------------------- parts 2-3
 def profile_rows(x, act, sw, sb, width, s, key) -> pd.DataFrame:
     """Mean-over-seed network profile and the mean-field profile for one configuration."""
-    net = D.network_profile(x, s["depth"], width, act, sw, sb, key, n_seeds=s["seeds"])
+    net = DP.network_profile(x, s["depth"], width, act, sw, sb, key, n_seeds=s["seeds"])
     net["source"] = "network"
-    mf = D.mean_field_profile(x, s["depth"], act, sw, sb, key=jax.random.fold_in(key, 99))
+    mf = DP.mean_field_profile(x, s["depth"], act, sw, sb, key=jax.random.fold_in(key, 99))
     mf["source"], mf["seed"] = "mean_field", -1
     df = pd.concat([net, mf], ignore_index=True)
     df["activation"], df["sigma_w2"], df["sigma_b2"], df["width"] = act, sw, sb, width
@@ -258,7 +260,7 @@ def run_deep(out: Path, s: dict, key) -> pd.DataFrame:
     x0 = np.random.default_rng(0).normal(size=(6, 8)) * 5
     frames = []
     for drift in tqdm([2.0, 0.3], desc="gradient layers"):
-        o = D.gradient_layer_orbits(x0, s["deep_layers"], key, n_seeds=8, drift=drift,
+        o = DL.gradient_layer_orbits(x0, s["deep_layers"], key, n_seeds=8, drift=drift,
                                     n_points=40)
         df = o.to_frame()
         df["drift"], df["limit_norm"] = drift, np.linalg.norm(o.limit)

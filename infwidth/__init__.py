@@ -22,10 +22,11 @@ from .filters import (FilterClusters, TrainedCNN, VGGConfig, afcc, analyze_filte
                       max_label_error, random_cnn, snr, train_cnn)
 from .spectrum import (EigenType, Eigenfunction, RecursionOptions, Spectrum, eigenfunction,  # noqa: E402
                        learning_index, spectrum)
-from .depth import (Cutoff, GradientLayerOrbits, MeanField, chi1, correlation_map,  # noqa: E402
-                    cutoff_depth, edge_of_chaos, gradient_layer_limit, gradient_layer_orbits,
-                    kernel_map, length_map, mean_field, mean_field_kernels, mean_field_profile,
-                    network_profile, nt_kernels, phase_diagram, q_fixed_point)
+from .depth import (Cutoff, MeanField, chi1, correlation_map, cutoff_depth,  # noqa: E402
+                    edge_of_chaos, kernel_map, length_map, mean_field, mean_field_kernels,
+                    nt_kernels, phase_diagram, q_fixed_point)
+from .depth_profiles import mean_field_profile, network_profile  # noqa: E402
+from .deep_limit import GradientLayerOrbits, gradient_layer_limit, gradient_layer_orbits  # noqa: E402
 from .targets import Component, Target, TargetFunction  # noqa: E402
 from .generalization import (aggregate_seeds, component_table, eigenlearning,  # noqa: E402
                              kernel_regression_curve, nested_regression,

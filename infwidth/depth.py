@@ -32,9 +32,9 @@ Edge cases (all documented in :func:`mean_field`):
   normalised correlation map tends to the identity: c* = nan, χ_c = 1, ξ_c = ∞.
 - χ1 = 1 (edge of chaos): ξ_c = ∞ (correlations converge polynomially).
 
-Finite random networks (:func:`network_profile`), the cut-off detector
-(:func:`cutoff_depth`) and the residual gradient-layer deep limit
-(:func:`gradient_layer_orbits`) complete the module.
+The cut-off detector (:func:`cutoff_depth`) completes this module. Finite random networks
+and their depth profiles live in :mod:`infwidth.depth_profiles`, and the residual
+gradient-layer deep limit in :mod:`infwidth.deep_limit`.
 """
 
 from __future__ import annotations
@@ -52,10 +52,9 @@ import pandas as pd
 from scipy import optimize, special
 
 __all__ = [
-    "ACTIVATIONS", "MeanField", "Cutoff", "GradientLayerOrbits",
+    "ACTIVATIONS", "MeanField", "Cutoff",
     "length_map", "correlation_map", "q_fixed_point", "chi1", "mean_field", "edge_of_chaos",
-    "phase_diagram", "kernel_map", "mean_field_kernels", "nt_kernels", "mean_field_profile",
-    "network_profile", "cutoff_depth", "gradient_layer_orbits", "gradient_layer_limit",
+    "phase_diagram", "kernel_map", "mean_field_kernels", "nt_kernels", "cutoff_depth",
 ]
 
 ACTIVATIONS = ("relu", "erf", "tanh")
@@ -446,153 +445,6 @@ def nt_kernels(x, depth: int, activation: str, sigma_w2: float, sigma_b2: float,
     return np.stack(out)
 
 
-def _corr(K):
-    d = jnp.sqrt(jnp.diagonal(K, axis1=-2, axis2=-1))
-    return K / (d[..., :, None] * d[..., None, :])
-
-
-def _gp_top_fractions(Ks: np.ndarray, key, n_classes: int, n_draws: int) -> np.ndarray:
-    """E[max-class share] per layer when the logits of each class are independent GP(0, K_ℓ)
-    draws (Monte Carlo over n_draws readouts). K_ℓ/max diag + 1e-10·I is Cholesky-factored:
-    the jitter adds logit noise of sd 1e-5, far below the O(1) gaps that decide the class."""
-    n = Ks.shape[1]
-    C = Ks / np.max(np.diagonal(Ks, axis1=1, axis2=2), axis=1)[:, None, None]
-    L = np.linalg.cholesky(C + 1e-10 * np.eye(n))
-    # NumPy generator seeded by the key's bits: a jax.random draw of this shape compiles slowly.
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
-    Z = rng.standard_normal((Ks.shape[0], n_draws, Ks.shape[1], n_classes))
-    pred = np.argmax(np.matmul(L[:, None], Z), axis=-1)  # (depth, draws, n)
-    counts = (pred[..., None] == np.arange(n_classes)).sum(axis=2)
-    return counts.max(axis=-1).mean(axis=1) / Ks.shape[1]
-
-
-def mean_field_profile(x, depth: int, activation: str, sigma_w2: float, sigma_b2: float, *,
-                       key: jax.Array | None = None, n_classes: int = 10,
-                       n_draws: int = 64) -> pd.DataFrame:
-    """Infinite-width counterparts of :func:`network_profile`, ℓ = 1..depth.
-
-    cosine = mean_{a<b} K_ab/√(K_aa K_bb); distance = mean_{a≠b}(K_aa + K_bb − 2K_ab) /
-    (2·mean_a K_aa); log_norm_rate = mean_a ½·log K_aa / ℓ; top_class_fraction = Monte-Carlo
-    (``n_draws`` draws, needs ``key``) of the readout on logits ~ GP(0, K_ℓ) per class.
-    """
-    Ks = mean_field_kernels(x, depth, activation, sigma_w2, sigma_b2)
-    n = Ks.shape[1]
-    C = np.asarray(_corr(jnp.asarray(Ks)))
-    iu = np.triu_indices(n, 1)
-    diag = np.diagonal(Ks, axis1=1, axis2=2)
-    dist = (2 * n * diag.sum(1) - 2 * Ks.sum((1, 2))) / (n * (n - 1)) / (2 * diag.mean(1))
-    ell = np.arange(1, depth + 1)
-    frac = np.full(depth, np.nan)
-    if key is not None:
-        frac = _gp_top_fractions(Ks, key, n_classes, n_draws)
-    return pd.DataFrame({"depth": ell, "cosine": C[:, iu[0], iu[1]].mean(1), "distance": dist,
-                         "top_class_fraction": frac,
-                         "log_norm_rate": 0.5 * np.log(diag).mean(1) / ell})
-
-
-# ----------------------------------------------------------- finite random networks
-def _layer_stats(h, log_s, V, ell):
-    """cosine, distance, top-class fraction, log-norm rate of pre-activations h (n_in, width)
-    whose true value is exp(log_s)·h."""
-    nrm2 = jnp.sum(h * h, axis=1)
-    G = h @ h.T
-    C = G / jnp.sqrt(nrm2[:, None] * nrm2[None, :])
-    n = h.shape[0]
-    cos = (jnp.sum(C) - jnp.trace(C)) / (n * (n - 1))
-    hc = h - h.mean(0)  # Σ_{a,b}‖h_a − h_b‖² = 2n Σ_a‖h_a − h̄‖², without cancellation
-    dist = n * jnp.sum(hc * hc) / ((n - 1) * jnp.sum(nrm2))
-    pred = jnp.argmax(h @ V, axis=1)
-    frac = jnp.max(jnp.bincount(pred, length=V.shape[1])).astype(h.dtype) / n
-    lognorm = (jnp.mean(0.5 * jnp.log(nrm2 / h.shape[1])) + log_s) / ell
-    return jnp.stack([cos, dist, frac, lognorm])
-
-
-def network_profile(x, depth: int, width: int, activation: str, sigma_w2: float,
-                    sigma_b2: float, key: jax.Array, *, n_seeds: int = 4, n_classes: int = 10,
-                    dtype: str = "float32") -> pd.DataFrame:
-    """Depth profile of random finite MLPs on the inputs x (rows), one row per (seed, depth).
-
-    h_1 = σ_w/√dim·W_1 x + σ_b b_1, h_{ℓ+1} = σ_w/√width·W_{ℓ+1} φ(h_ℓ) + σ_b b_{ℓ+1}, all
-    entries i.i.d. N(0, 1); layer ℓ of seed s draws from ``fold_in(fold_in(key, s), ℓ)``
-    (seed s gives the same numbers whatever n_seeds). Tracked for ℓ = 1..depth:
-
-    - cosine: mean_{a<b} cos(h_a, h_b);
-    - distance: mean_{a≠b}‖h_a − h_b‖² / (2·mean_a‖h_a‖²) (= 1 − cosine for equal norms);
-    - top_class_fraction: share of inputs that the readout argmax_k (V h_a)_k, V a fixed
-      Gaussian (n_classes × width) matrix per seed, puts in its most common class;
-    - log_norm_rate: mean_a log(‖h_a‖/√width) / ℓ.
-
-    Layers run in ``jax.lax.scan``, seeds in ``vmap``. relu is positively homogeneous, so its
-    h is rescaled by a common scalar every layer (bias divided by the same scalar) and the
-    log-scale kept aside: exact, and no overflow when q_ℓ grows like (σ_w²/2)^ℓ.
-    float32 is ~4× faster than float64 here; cosines are then resolved to ~1e-6.
-
-    Example:
-        >>> from infwidth import load_digits
-        >>> x = load_digits(n_train=32).x_train
-        >>> df = network_profile(x, 5, 64, "relu", 2.0, 0.0, jax.random.key(0), n_seeds=2)
-        >>> df.shape
-        (10, 6)
-    """
-    x = _check_x(x)
-    depth = _check_int("depth", depth, 1)
-    width = _check_int("width", width, 1)
-    n_seeds = _check_int("n_seeds", n_seeds, 1)
-    n_classes = _check_int("n_classes", n_classes, 2)
-    _check_act(activation)
-    sigma_w2, sigma_b2 = _check_sigmas(sigma_w2, sigma_b2)
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(n_seeds))
-    stats = _profile_impl(keys, jnp.asarray(x, dtype), sigma_w2, sigma_b2, depth=depth,
-                          width=width, activation=activation, n_classes=n_classes, dtype=dtype)
-    stats = np.asarray(stats)  # (n_seeds, depth, 4)
-    seeds, ells = np.meshgrid(np.arange(n_seeds), np.arange(1, depth + 1), indexing="ij")
-    cols = dict(zip(("cosine", "distance", "top_class_fraction", "log_norm_rate"),
-                    stats.reshape(-1, 4).T))
-    return pd.DataFrame({"seed": seeds.ravel(), "depth": ells.ravel(), **cols})
-
-
-@functools.partial(jax.jit, static_argnames=("depth", "width", "activation", "n_classes",
-                                             "dtype"))
-def _profile_impl(keys, x, sigma_w2, sigma_b2, *, depth, width, activation, n_classes, dtype):
-    dt = jnp.dtype(dtype)
-    sw, sb = jnp.sqrt(sigma_w2).astype(dt), jnp.sqrt(sigma_b2).astype(dt)
-    phi = _phis(activation, jnp)[0]
-    homogeneous = activation == "relu"
-
-    def rescale(h, log_s):
-        if not homogeneous:
-            return h, log_s
-        r = jnp.sqrt(jnp.mean(h * h))
-        return h / r, log_s + jnp.log(r)
-
-    def one_seed(key, x):
-        # One normal() per layer (each call site costs seconds of XLA compile on CPU).
-        d_in = x.shape[1]
-        z = jax.random.normal(jax.random.fold_in(key, 1),
-                              ((d_in + 1) * width + width * n_classes,), dt)
-        W1, b1 = z[:d_in * width].reshape(d_in, width), z[d_in * width:(d_in + 1) * width]
-        V = z[(d_in + 1) * width:].reshape(width, n_classes)
-        h = sw / math.sqrt(d_in) * x @ W1 + sb * b1
-        h, log_s = rescale(h, jnp.zeros((), dt))
-        s1 = _layer_stats(h, log_s, V, 1)
-
-        def body(carry, ell):
-            h, log_s = carry
-            z = jax.random.normal(jax.random.fold_in(key, ell), ((width + 1) * width,), dt)
-            W, b = z[:width * width].reshape(width, width), z[width * width:]
-            h = sw / math.sqrt(width) * phi(h) @ W + sb * jnp.exp(-log_s) * b
-            h, log_s = rescale(h, log_s)
-            return (h, log_s), _layer_stats(h, log_s, V, ell)
-
-        _, rest = jax.lax.scan(body, (h, log_s), jnp.arange(2, depth + 1))
-        return jnp.concatenate([s1[None], rest], axis=0)
-
-    return jax.vmap(one_seed, in_axes=(0, None))(keys, x)
-
-
-# ------------------------------------------------------------------- cut-off detector
 @dataclass(frozen=True)
 class Cutoff:
     """Cut-off depth (crossing of ``level``) and the window between the crossings of the
@@ -651,110 +503,3 @@ def cutoff_depth(depths, values, *, level: float = 0.5, window: tuple[float, flo
     p = (y - start) / (end - start)
     return Cutoff(_first_crossing(t, p, (level - start) / (end - start)),
                   _first_crossing(t, p, window[0]), _first_crossing(t, p, window[1]))
-
-
-# ----------------------------------------------------- residual gradient-layer network
-@dataclass(frozen=True)
-class GradientLayerOrbits:
-    """(1/n)·u_n(x) of i.i.d. gradient layers, recorded at n = ``n``.
-
-    u_over_n: (n_seeds, n_starts, len(n), dim); limit: the predicted deep limit v;
-    spread: max over start pairs of ‖u_n(x) − u_n(y)‖/n, (n_seeds, len(n)); bound:
-    max ‖x − y‖/n (the layers are 1-Lipschitz, so spread <= bound).
-    """
-    n: np.ndarray
-    u_over_n: np.ndarray
-    limit: np.ndarray
-    spread: np.ndarray
-    bound: np.ndarray
-
-    def to_frame(self) -> pd.DataFrame:
-        """Tidy: one row per (seed, n) with the error to the limit (mean over starts)."""
-        err = np.linalg.norm(self.u_over_n - self.limit, axis=-1).mean(1)
-        seed_mean = self.u_over_n.mean(axis=(0, 1))  # (len(n), dim)
-        S, N = err.shape
-        return pd.DataFrame({
-            "seed": np.repeat(np.arange(S), N), "n": np.tile(self.n, S),
-            "error_to_limit": err.ravel(), "spread_x": self.spread.ravel(),
-            "bound": np.tile(self.bound, S),
-            "seed_spread": np.tile(np.linalg.norm(self.u_over_n.mean(1) - seed_mean,
-                                                  axis=-1).std(0), S)})
-
-
-def gradient_layer_limit(dim: int, n_terms: int, drift: float, step: float) -> np.ndarray:
-    """Deep limit v = lim (1/n)·u_n(x) for :func:`gradient_layer_orbits`' layers.
-
-    With ‖x‖ → ∞ along v each sigmoid σ(a_j·x + b_j) saturates to 1{a_j·v > 0}, so
-    v = −h·(μ̄ + Σ_j E[1{a_j·v̂ > 0} a_j]) = −h·(μ̄ + κ v̂), κ = √m·E|u_1|/2 with u uniform on
-    the unit sphere, E|u_1| = Γ(d/2)/(√π·Γ((d+1)/2)). Its solution: v = −h·(|μ̄| − κ)·μ̂ if
-    |μ̄| > κ, else v = 0 (the softplus barrier holds the orbit). μ̄ = drift·e_1.
-    """
-    dim = _check_int("dim", dim, 1)
-    n_terms = _check_int("n_terms", n_terms, 1)
-    e_abs = math.exp(math.lgamma(dim / 2) - math.lgamma((dim + 1) / 2)) / math.sqrt(math.pi)
-    kappa = math.sqrt(n_terms) * e_abs / 2
-    v = np.zeros(dim)
-    v[0] = -step * max(0.0, abs(drift) - kappa) * np.sign(drift)
-    return v
-
-
-def gradient_layer_orbits(x0, n_layers: int, key: jax.Array, *, n_seeds: int = 8,
-                          n_terms: int = 8, drift: float = 1.0, noise: float = 0.5,
-                          step: float = 1.0, n_points: int = 40) -> GradientLayerOrbits:
-    """Orbits of u_n = T_n ∘ … ∘ T_1, T_k(x) = x − h·∇g_k(x), g_k i.i.d. random convex:
-
-        g_k(x) = Σ_{j≤m} softplus(a_j·x + b_j) + μ_k·x,
-
-    a_j uniform on the sphere of radius 1/√m, b_j ~ N(0, 1), μ_k = drift·e_1 + noise·N(0, I/d).
-    ∇²g_k ⪯ Σ_j‖a_j‖²/4·I = I/4, so T_k is 1-Lipschitz for 0 < h ≤ 8 (gradient step with
-    h ≤ 2/L). By the (non-commutative) ergodic theorem (1/n)·u_n(x) converges a.s., and the
-    limit is independent of x since ‖u_n(x) − u_n(y)‖ ≤ ‖x − y‖. Layer k of seed s draws from
-    ``fold_in(fold_in(key, s), k)``; every start x of a seed sees the same layers.
-    Recorded at n_points roughly log-spaced n in [1, n_layers].
-
-    Example:
-        >>> o = gradient_layer_orbits(np.zeros((2, 4)), 100, jax.random.key(0), n_seeds=2)
-        >>> o.u_over_n.shape[:2], bool(np.all(o.spread <= o.bound + 1e-12))
-        ((2, 2), True)
-    """
-    x0 = np.asarray(x0, dtype=np.float64)
-    if x0.ndim != 2 or x0.shape[0] < 1 or x0.shape[1] < 1 or not np.all(np.isfinite(x0)):
-        raise ValueError(f"x0 must be a finite array of shape (n_starts, dim), got {x0.shape}")
-    n_layers = _check_int("n_layers", n_layers, 1)
-    n_seeds = _check_int("n_seeds", n_seeds, 1)
-    n_terms = _check_int("n_terms", n_terms, 1)
-    n_points = _check_int("n_points", n_points, 2)
-    if not (np.isfinite(step) and 0 < step <= 8):
-        raise ValueError(f"step must lie in (0, 8] (1-Lipschitz layers), got {step!r}")
-    if not (np.isfinite(drift) and np.isfinite(noise) and noise >= 0):
-        raise ValueError(f"drift must be finite and noise finite and >= 0, got {drift}, {noise}")
-    d = x0.shape[1]
-    grid = np.unique(np.round(np.geomspace(1, n_layers, n_points)).astype(int))
-    mu_bar = jnp.zeros(d).at[0].set(drift)
-
-    def layer(x, k, key):  # x (n_starts, d); the same layer for every start
-        z = jax.random.normal(jax.random.fold_in(key, k), ((n_terms + 1) * (d + 1),))
-        a = z[:n_terms * d].reshape(n_terms, d)
-        a = a / jnp.linalg.norm(a, axis=1, keepdims=True) / math.sqrt(n_terms)
-        b = z[n_terms * d:n_terms * (d + 1)]
-        mu = mu_bar + noise / math.sqrt(d) * z[n_terms * (d + 1):n_terms * (d + 1) + d]
-        return x - step * (jax.nn.sigmoid(x @ a.T + b) @ a + mu)
-
-    @jax.jit
-    def advance(x, start, stop, key):
-        return jax.lax.fori_loop(start, stop, lambda k, x: layer(x, k, key), x)
-
-    keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(n_seeds))
-    adv = jax.jit(jax.vmap(advance, in_axes=(0, None, None, 0)))
-    x = jnp.broadcast_to(jnp.asarray(x0), (n_seeds,) + x0.shape)
-    out, prev = [], 0
-    for n in grid:
-        x = adv(x, prev + 1, int(n) + 1, keys)
-        out.append(np.asarray(x) / n)
-        prev = int(n)
-    U = np.stack(out, axis=2)  # (S, P, N, d)
-    diff = U[:, :, None] - U[:, None, :]
-    spread = np.linalg.norm(diff, axis=-1).max(axis=(1, 2))
-    diam = np.linalg.norm(x0[:, None] - x0[None, :], axis=-1).max()
-    return GradientLayerOrbits(grid, U, gradient_layer_limit(d, n_terms, drift, step), spread,
-                               diam / grid)

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import infwidth
+from infwidth import deep_limit as DL
 from infwidth import depth as D
+from infwidth import depth_profiles as DP
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +109,8 @@ def test_nt_kernels_match_mean_field(digits16, activation, sw, sb, tol, ktol):
     kernel values to ~2e-8 (NT's quadrature of the diagonal converges more slowly)."""
     Kn = D.nt_kernels(digits16, 6, activation, sw, sb, deg=160)
     Km = D.mean_field_kernels(digits16, 6, activation, sw, sb)
-    Cn = np.asarray(D._corr(Kn))
-    np.testing.assert_allclose(Cn, np.asarray(D._corr(Km)), rtol=0, atol=tol)
+    Cn = np.asarray(DP._corr(Kn))
+    np.testing.assert_allclose(Cn, np.asarray(DP._corr(Km)), rtol=0, atol=tol)
     np.testing.assert_allclose(Kn, Km, rtol=ktol)
     # All rows have ‖x‖² = dim, so the scalar (q_ℓ, c_ℓ) recursion applies pairwise.
     q = sw + sb
@@ -150,9 +152,9 @@ def test_network_profile_matches_mean_field(digits16, activation, sw, sb):
     4 standard errors (over seeds) plus the O(1/width) finite-width bias of the mean-field
     value. relu at σ_w² = 3 grows like 1.5^{ℓ/2}, so this also checks the exact rescaling."""
     width, seeds = 512, 16
-    net = D.network_profile(digits16, 3, width, activation, sw, sb, jax.random.key(3),
+    net = DP.network_profile(digits16, 3, width, activation, sw, sb, jax.random.key(3),
                             n_seeds=seeds, dtype="float64")
-    mf = D.mean_field_profile(digits16, 3, activation, sw, sb)
+    mf = DP.mean_field_profile(digits16, 3, activation, sw, sb)
     g = net.groupby("depth")
     for col in ("cosine", "distance", "log_norm_rate"):
         se = g[col].std().to_numpy() / math.sqrt(seeds)
@@ -160,7 +162,7 @@ def test_network_profile_matches_mean_field(digits16, activation, sw, sb):
         np.testing.assert_array_less(np.abs(g[col].mean().to_numpy() - mf[col].to_numpy()),
                                      4 * se + 1 / width)
     assert net.top_class_fraction.between(0.1, 1.0).all()
-    again = D.network_profile(digits16, 3, width, activation, sw, sb, jax.random.key(3),
+    again = DP.network_profile(digits16, 3, width, activation, sw, sb, jax.random.key(3),
                               n_seeds=seeds, dtype="float64")
     np.testing.assert_array_equal(again.to_numpy(), net.to_numpy())  # same key, same numbers
 
@@ -168,7 +170,7 @@ def test_network_profile_matches_mean_field(digits16, activation, sw, sb):
 # ----------------------------------------------------------------- deep limit
 def test_gradient_layers_deep_limit():
     x0 = np.random.default_rng(0).normal(size=(4, 6)) * 5
-    o = D.gradient_layer_orbits(x0, 2000, jax.random.key(1), n_seeds=8, drift=2.0,
+    o = DL.gradient_layer_orbits(x0, 2000, jax.random.key(1), n_seeds=8, drift=2.0,
                                 n_points=12)
     # 1-Lipschitz layers: ‖u_n(x) − u_n(y)‖/n <= ‖x − y‖/n for every n and seed.
     assert np.all(o.spread <= o.bound * (1 + 1e-12))
@@ -178,7 +180,7 @@ def test_gradient_layers_deep_limit():
     bias = math.log(2000) / (2000 * np.linalg.norm(o.limit))
     np.testing.assert_array_less(np.abs(v_hat.mean(0) - o.limit), 4 * se + bias)
     assert np.linalg.norm(o.limit) > 1.0
-    trapped = D.gradient_layer_limit(6, 8, 0.3, 1.0)  # |μ̄| < κ: the orbit does not escape
+    trapped = DL.gradient_layer_limit(6, 8, 0.3, 1.0)  # |μ̄| < κ: the orbit does not escape
     assert np.all(trapped == 0.0)
 
 
@@ -187,15 +189,15 @@ def test_gradient_layers_deep_limit():
     (lambda x: D.cutoff_depth([0, 1, 2], [0, 0.5, 1], level=1.5), "level"),
     (lambda x: D.cutoff_depth([0, 1, 2], [0, 0.5, 1], level=0.0), "level"),
     (lambda x: D.cutoff_depth([0, 1, 2], [0, 0.5, 1], window=(0.9, 0.1)), "window"),
-    (lambda x: D.network_profile(x, 0, 8, "relu", 2.0, 0.0, jax.random.key(0)), "depth"),
-    (lambda x: D.network_profile(x, 3, 0, "relu", 2.0, 0.0, jax.random.key(0)), "width"),
-    (lambda x: D.network_profile(x, 3, 8, "relu", 0.0, 0.0, jax.random.key(0)), "sigma_w2"),
-    (lambda x: D.network_profile(x, 3, 8, "relu", 2.0, -0.1, jax.random.key(0)), "sigma_b2"),
-    (lambda x: D.network_profile(x, 3, 8, "gelu", 2.0, 0.0, jax.random.key(0)), "activation"),
+    (lambda x: DP.network_profile(x, 0, 8, "relu", 2.0, 0.0, jax.random.key(0)), "depth"),
+    (lambda x: DP.network_profile(x, 3, 0, "relu", 2.0, 0.0, jax.random.key(0)), "width"),
+    (lambda x: DP.network_profile(x, 3, 8, "relu", 0.0, 0.0, jax.random.key(0)), "sigma_w2"),
+    (lambda x: DP.network_profile(x, 3, 8, "relu", 2.0, -0.1, jax.random.key(0)), "sigma_b2"),
+    (lambda x: DP.network_profile(x, 3, 8, "gelu", 2.0, 0.0, jax.random.key(0)), "activation"),
     (lambda x: D.mean_field("tanh", -1.0, 0.0), "sigma_w2"),
     (lambda x: D.mean_field_kernels(np.full((3, 4), np.nan), 2, "relu", 2.0, 0.0), "x"),
     (lambda x: D.nt_kernels(x, 0, "relu", 2.0, 0.0), "depth"),
-    (lambda x: D.gradient_layer_orbits(np.zeros((2, 3)), 10, jax.random.key(0), step=9.0),
+    (lambda x: DL.gradient_layer_orbits(np.zeros((2, 3)), 10, jax.random.key(0), step=9.0),
      "step"),
 ])
 def test_bad_input(digits16, call, name):
