@@ -32,3 +32,4 @@ from .generalization import (aggregate_seeds, component_table, eigenlearning,  #
                              kernel_regression_curve, nested_regression,
                              predict_learning_curve, regression_dataset, solve_kappa,
                              staircase, tree_gram)
+from .finite import aggregate_widths, finite_width_curve  # noqa: E402

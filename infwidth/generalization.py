@@ -50,23 +50,23 @@ DEFAULT_JITTER = 1e-10
 # --------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------
-def check_sample_sizes(sample_sizes: Any) -> np.ndarray:
-    """Sorted unique positive integers."""
+def check_sample_sizes(sample_sizes: Any, name: str = "sample_sizes") -> np.ndarray:
+    """Sorted unique positive integers (ValueError naming ``name`` otherwise)."""
     if isinstance(sample_sizes, (int, np.integer)) and not isinstance(sample_sizes, bool):
         sample_sizes = [sample_sizes]
     try:
         arr = np.asarray(sample_sizes)
     except Exception as e:  # pragma: no cover
-        raise TypeError(f"sample_sizes must be a sequence of positive integers: {e}") from e
+        raise TypeError(f"{name} must be a sequence of positive integers: {e}") from e
     if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"sample_sizes must be a non-empty 1-D sequence of positive "
-                         f"integers, got {sample_sizes!r}")
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of positive integers, "
+                         f"got {sample_sizes!r}")
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
         if not (np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr))
                 and np.all(arr == np.round(arr))):
-            raise ValueError(f"sample_sizes must be positive integers, got {sample_sizes!r}")
+            raise ValueError(f"{name} must be positive integers, got {sample_sizes!r}")
     if np.any(arr <= 0):
-        raise ValueError(f"sample_sizes must be positive integers, got {sample_sizes!r}")
+        raise ValueError(f"{name} must be positive integers, got {sample_sizes!r}")
     return np.unique(arr.astype(np.int64))
 
 
@@ -241,7 +241,7 @@ def predict_learning_curve(spec: Any, target: Target, sample_sizes: Any, ridge: 
 
     Eigenlearning over every type of ``spec.table()`` with its multiplicity, plus the tail
     τ = trace − Σ M·λ as an effective ridge (module docstring; ``trace`` defaults to
-    E[K(x, x)] of the architecture). Columns: sample_size, test_mse, kappa, E0, tail,
+    E[K(x, x)] of the architecture). Columns: sample_size, test_mse, kappa, E0, tail_trace (τ),
     staircase_mse (error of the staircase limit: Σ of the powers not learned + ε²), and per
     component ``learnability:<label>`` and ``learned:<label>`` (staircase: L(k) < log m/log d).
 
@@ -283,7 +283,7 @@ def predict_learning_curve(spec: Any, target: Target, sample_sizes: Any, ridge: 
     lcols = [f"learnability:{i}" for i in range(len(lam))]
     out = df[["sample_size", "kappa", "E0"]].copy()
     out["test_mse"] = df["E0"] * (df["test_mse"] / df["E0"] + zero_power + noise ** 2)
-    out["tail"] = tail
+    out["tail_trace"] = tail
     log_d = math.log(dim)
     stair = np.full(len(ms), noise ** 2)
     for _, c in comp.iterrows():
