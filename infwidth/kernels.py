@@ -26,10 +26,10 @@ __all__ = ["kernel", "estimate_block_memory", "plan_blocks", "tree_kernel", "par
 KINDS = ("ntk", "nngp")
 DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
 DEFAULT_MEMORY_BUDGET = 4 * 2**30  # bytes
-# Peak working memory of neural-tangents' kernel_fn, in units of one (n1, n2, S) array,
-# S the largest per-pair spatial footprint. Measured with benchmarks/kernel_speed.py
-# (peak RSS over the block's output size), rounded up.
-_WORKSPACE_FACTOR = 12
+# Peak working memory of neural-tangents' kernel_fn per tracked kernel (NNGP, NTK), in units
+# of one (n1, n2, S) array, S the largest per-pair spatial footprint. benchmarks/kernel_speed.py
+# measured at most 5.3 (GAP ConvNet, n=64, P=64: 1428 MiB of peak RSS for NTK), rounded up.
+_WORKSPACE_FACTOR = 6
 
 
 def parse_bytes(value: Any, name: str = "memory_budget") -> int:
