@@ -1,0 +1,144 @@
+"""Shared plumbing of the paper-figure scripts: arguments, atomic output, resume, style."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "results" / "paper_figures"
+SIZES = ("tiny", "quick", "full")
+
+
+def parse_args(argv: Sequence[str] | None, doc: str) -> argparse.Namespace:
+    """``--quick`` / ``--tiny`` (smoke-test size) / ``--out DIR`` / ``--fresh``."""
+    p = argparse.ArgumentParser(description=doc.strip().splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=doc)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="smaller sizes (make_all --quick)")
+    g.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    p.add_argument("--fresh", action="store_true",
+                   help="ignore saved partial results instead of resuming from them")
+    args = p.parse_args(list(argv) if argv is not None else None)
+    args.size = "tiny" if args.tiny else "quick" if args.quick else "full"
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    _atomic(path, lambda t: df.to_csv(t, index=False))
+
+
+def _jsonable(o: Any):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)
+
+
+def write_json(obj: Any, path: Path) -> None:
+    def w(t):
+        with open(t, "w") as f:
+            json.dump(obj, f, indent=2, default=_jsonable)
+    _atomic(path, w)
+
+
+def savefig(fig: plt.Figure, path: Path, dpi: int = 130) -> None:
+    _atomic(path, lambda t: fig.savefig(t, dpi=dpi, bbox_inches="tight", format="png"))
+    plt.close(fig)
+
+
+class Partial:
+    """Rows saved as they are produced (``<name>.partial.csv``), so a rerun resumes.
+
+    ``done(key)`` says whether a row with these key columns exists; ``add(row)`` appends
+    and rewrites the file atomically.
+    """
+
+    def __init__(self, path: Path, keys: Sequence[str], size: str, fresh: bool = False):
+        self.path, self.keys, self.size = Path(path), tuple(keys), size
+        self.rows: list[dict] = []
+        if self.path.exists() and not fresh:
+            old = pd.read_csv(self.path)
+            if "size" in old and (old["size"] == size).all():
+                self.rows = old.to_dict("records")
+
+    def _key(self, row: dict) -> tuple:
+        return tuple(str(row[k]) for k in self.keys)
+
+    def done(self, **key) -> dict | None:
+        k = self._key(key)
+        for r in self.rows:
+            if self._key(r) == k:
+                return r
+        return None
+
+    def add(self, row: dict) -> None:
+        row = {"size": self.size, **row}
+        self.rows.append(row)
+        write_csv(pd.DataFrame(self.rows), self.path)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+
+def style() -> None:
+    plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3,
+                         "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 7.5,
+                         "xtick.labelsize": 8, "ytick.labelsize": 8})
+
+
+def stamp(fig: plt.Figure, size: str) -> None:
+    """Mark non-full runs in the corner, so a quick figure is never mistaken for a full one."""
+    if size != "full":
+        fig.text(0.995, 0.005, f"[{size} run]", ha="right", va="bottom", fontsize=7,
+                 color="0.4")
+
+
+class Timer:
+    def __init__(self):
+        self.t0 = time.perf_counter()
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def log(*a) -> None:
+    print(*a, flush=True, file=sys.stdout)
+
+
+ARCH_COLORS = {"MLP": "tab:blue", "S-CNN": "tab:orange", "D-CNN": "tab:green",
+               "ConvNet-GAP": "tab:red"}
