@@ -12,7 +12,8 @@ Infinite width (NNGP, branches F = Dense(W=1) → φ → Dense(W=w)):
 - sequential: K_l = K_{l−1} + α²·T(K_{l−1});  parallel: K = K_0 + L·α²·T(K_0);
 - K_seq − K_par = α⁴·L(L−1)/2 · DT_{K_0}[T(K_0)] + O(α⁶L³): the gap is of order α⁴L².
 
-:func:`residual_nngp` is that recursion in numpy (checked against neural-tangents);
+:func:`residual_recursion` is that recursion (and the NTK's) in numpy, checked against
+neural-tangents;
 :func:`gap_table` measures the relative gap ‖K_seq − K_par‖_F/‖K_par‖_F on data and
 compares it with the leading term.
 """
@@ -23,7 +24,7 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Sequence
 
 import jax
@@ -36,7 +37,7 @@ from .dual import gaussian_dual
 from .inputs import check_inputs
 from .kernels import kernel
 
-__all__ = ["ResidualNet", "residual_stax", "residual_nngp",
+__all__ = ["ResidualNet", "residual_stax", "residual_recursion", "residual_nngp",
            "predicted_gap", "residual_kernels", "kernel_gap", "gap_table", "loglog_slope", "LAYOUTS", "BRANCHES"]
 
 LAYOUTS = ("sequential", "parallel")
@@ -197,13 +198,15 @@ def _dense_arch(arch: ResidualNet) -> ResidualNet:
     return arch
 
 
-def _branch_map(arch: ResidualNet, k12, k11, k22):
-    """T on (cross, diag₁, diag₂): w²·E[φφ] under N(0, K + b²) + b²."""
+def _branch_map(arch: ResidualNet, k12, k11, k22, alpha2: float = 1.0):
+    """T on (cross, diag₁, diag₂): w²·E[φφ] under N(0, K + b²) + b², times ``alpha2``;
+    also E[φ'φ'] on the cross entries (for the NTK)."""
     b2, w2 = arch.b_std ** 2, arch.w ** 2
-    t12, _ = gaussian_dual(arch.activation, k11[:, None] + b2, k12 + b2, k22[None, :] + b2)
+    t12, d12 = gaussian_dual(arch.activation, k11[:, None] + b2, k12 + b2, k22[None, :] + b2)
     t11, _ = gaussian_dual(arch.activation, k11 + b2, k11 + b2, k11 + b2)
     t22, _ = gaussian_dual(arch.activation, k22 + b2, k22 + b2, k22 + b2)
-    return w2 * t12 + b2, w2 * t11 + b2, w2 * t22 + b2
+    return (alpha2 * (w2 * t12 + b2), alpha2 * (w2 * t11 + b2), alpha2 * (w2 * t22 + b2),
+            alpha2 * w2 * d12)
 
 
 def _stem(arch, x1, x2):
@@ -212,22 +215,36 @@ def _stem(arch, x1, x2):
     return (x1 @ x2.T / d + b2, np.sum(x1 * x1, 1) / d + b2, np.sum(x2 * x2, 1) / d + b2)
 
 
-def residual_nngp(arch: ResidualNet, x1: Any, x2: Any = None) -> np.ndarray:
-    """NNGP of a dense :class:`ResidualNet` by the recursions of the module docstring
-    (numpy, independent of neural-tangents), readout included: K_out = K_L + b²."""
+def residual_recursion(arch: ResidualNet, x1: Any, x2: Any = None) -> dict[str, np.ndarray]:
+    """NNGP and NTK of a dense :class:`ResidualNet` in numpy, independent of
+    neural-tangents. One branch α·F applied to a stream with kernels (K, Θ) adds
+
+        Σ_F = α²·(w²·E[φφ](K + b²) + b²),   Θ_F = α²·w²·E[φ'φ'](K + b²)·(Θ + K + b²) + Σ_F,
+
+    to (K, Θ): sequentially to the running stream, or all L to the stem's (K_0, Θ_0 = K_0)
+    in the parallel layout. Readout: K + b², Θ + K + b². Returns {"nngp", "ntk"}.
+    """
     arch = _dense_arch(arch)
     x1 = check_inputs(x1, "x1")
     x2 = x1 if x2 is None else check_inputs(x2, "x2", x1.shape[1])
+    b2, a2 = arch.b_std ** 2, arch.alpha ** 2
     k12, k11, k22 = _stem(arch, x1, x2)
-    a2 = arch.alpha ** 2
+    theta = k12.copy()
     if arch.layout == "sequential":
         for _ in range(arch.depth):
-            t12, t11, t22 = _branch_map(arch, k12, k11, k22)
-            k12, k11, k22 = k12 + a2 * t12, k11 + a2 * t11, k22 + a2 * t22
+            t12, t11, t22, d12 = _branch_map(arch, k12, k11, k22, a2)
+            theta = theta + d12 * (theta + k12 + b2) + t12
+            k12, k11, k22 = k12 + t12, k11 + t11, k22 + t22
     else:
-        t12, _, _ = _branch_map(arch, k12, k11, k22)
-        k12 = k12 + arch.depth * a2 * t12
-    return k12 + arch.b_std ** 2
+        t12, _, _, d12 = _branch_map(arch, k12, k11, k22, a2)
+        theta = theta + arch.depth * (d12 * (theta + k12 + b2) + t12)
+        k12 = k12 + arch.depth * t12
+    return {"nngp": k12 + b2, "ntk": theta + k12 + b2}
+
+
+def residual_nngp(arch: ResidualNet, x1: Any, x2: Any = None) -> np.ndarray:
+    """The NNGP of :func:`residual_recursion`."""
+    return residual_recursion(arch, x1, x2)["nngp"]
 
 
 def predicted_gap(arch: ResidualNet, x: Any, eps: float = 1e-5) -> float:
@@ -239,7 +256,7 @@ def predicted_gap(arch: ResidualNet, x: Any, eps: float = 1e-5) -> float:
     arch = _dense_arch(arch)
     x = check_inputs(x, "x")
     k12, k11, k22 = _stem(arch, x, x)
-    t12, t11, t22 = _branch_map(arch, k12, k11, k22)
+    t12, t11, t22, _ = _branch_map(arch, k12, k11, k22)
     plus = _branch_map(arch, k12 + eps * t12, k11 + eps * t11, k22 + eps * t22)[0]
     minus = _branch_map(arch, k12 - eps * t12, k11 - eps * t11, k22 - eps * t22)[0]
     dt = (plus - minus) / (2 * eps)
@@ -275,18 +292,28 @@ def residual_kernels(arch: ResidualNet, x1: Any, x2: Any = None,
     return {k: np.asarray(v, dtype=np.float64) for k, v in zip(kinds, out)}
 
 
-def kernel_gap(arch: ResidualNet, x: Any, kinds: Sequence[str] = ("nngp", "ntk")) -> dict:
-    """Relative gap ‖K_seq − K_par‖_F/‖K_par‖_F of ``arch``'s two layouts on x, per kind."""
-    seq = residual_kernels(dataclasses.replace(arch, layout="sequential"), x, kinds=kinds)
-    par = residual_kernels(dataclasses.replace(arch, layout="parallel"), x, kinds=kinds)
+_METHODS = ("neural-tangents", "recursion")
+
+
+def kernel_gap(arch: ResidualNet, x: Any, kinds: Sequence[str] = ("nngp", "ntk"),
+               method: str = "neural-tangents") -> dict:
+    """Relative gap ‖K_seq − K_par‖_F/‖K_par‖_F of ``arch``'s two layouts on x, per kind,
+    from neural-tangents or from :func:`residual_recursion` (dense branches)."""
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    fn = (partial(residual_kernels, kinds=kinds) if method == "neural-tangents"
+          else residual_recursion)
+    seq = fn(dataclasses.replace(arch, layout="sequential"), x)
+    par = fn(dataclasses.replace(arch, layout="parallel"), x)
     return {k: float(np.linalg.norm(seq[k] - par[k]) / np.linalg.norm(par[k])) for k in kinds}
 
 
 def gap_table(arch: ResidualNet, x: Any, alphas: Sequence[float], depths: Sequence[int],
-              kinds: Sequence[str] = ("nngp", "ntk")) -> pd.DataFrame:
+              kinds: Sequence[str] = ("nngp", "ntk"),
+              method: str = "neural-tangents") -> pd.DataFrame:
     """Relative kernel gap over α × L × kind. Columns: alpha, depth, kind, gap, order
     (= α⁴L²), predicted (the NNGP leading term of :func:`predicted_gap`; NaN for the NTK
-    or conv branches) and ratio = gap/predicted.
+    or conv branches) and ratio = gap/predicted. ``method``: see :func:`kernel_gap`.
 
     Example:
         >>> import infwidth as iw
@@ -308,7 +335,7 @@ def gap_table(arch: ResidualNet, x: Any, alphas: Sequence[float], depths: Sequen
     for depth in depths:
         for a in alphas:
             net = dataclasses.replace(arch, depth=depth, alpha=a)
-            gaps = kernel_gap(net, x, kinds)
+            gaps = kernel_gap(net, x, kinds, method)
             for kind in kinds:
                 gap = gaps[kind]
                 pred = (predicted_gap(net, x) if kind == "nngp" and arch.branch == "dense"

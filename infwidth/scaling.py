@@ -2,8 +2,9 @@
 
 - :class:`LeNet`: conv(d1) → avg-pool → conv(d2 = r·d1) → avg-pool → 3 dense layers, NTK
   parameterisation, average pooling (neural-tangents has no max-pool kernel).
-- :func:`lenet_kernel`: its infinite-width NNGP/NTK by the full-spatial covariance recursion,
-  written for this topology (≈30× faster than neural-tangents on CPU; tested against it).
+- :func:`lenet_kernels`: its infinite-width NNGP/NTK by the spatial covariance recursion,
+  banded to the offsets that reach the readout (2–6× faster than neural-tangents on CPU;
+  tested against it).
 - :func:`conservation_law`: √(feature-map area) × filters per conv layer, and
   :func:`conservation_ratio`, the r that keeps it constant.
 - :func:`train_gd`: fixed-budget full-batch (heavy-ball) GD on the MSE of the centred model,
@@ -37,7 +38,7 @@ from .architectures import DAG, Architecture, _check_common, _check_pos_int
 from .inputs import check_inputs
 from .kernels import parse_bytes
 
-__all__ = ["LeNet", "lenet_kernel", "conservation_law", "conservation_ratio", "count_params",
+__all__ = ["LeNet", "lenet_kernel", "lenet_kernels", "conservation_law", "conservation_ratio", "count_params",
            "GDResult", "init_params", "train_gd", "kernel_gd_predict", "kernel_regression", "width_sweep",
            "PowerLawFit", "fit_power_law", "compare_power_laws"]
 
@@ -58,7 +59,7 @@ class LeNet(Architecture):
 
     ``width`` is d1, d2 = round(``ratio``·d1), and the hidden dense widths are
     round(f·d1) for f in ``dense_factors`` (they grow with d1, so that the infinite-width
-    limit exists). Convs are ``filter_size``² with stride 1 and ``padding`` "same" or "valid";
+    limit exists; the default (20, 14) keeps LeNet-5's 6 → 120, 84 proportions). Convs are ``filter_size``² with stride 1 and ``padding`` "same" or "valid";
     pools are ``pool``² windows with stride ``pool``. Inputs are square images with
     ``channels`` channels. First layer W_std = 1, later ones ``W_std`` (default √2 for relu).
 
@@ -74,7 +75,7 @@ class LeNet(Architecture):
     filter_size: int = 3
     padding: str = "same"
     pool: int = 2
-    dense_factors: tuple[float, ...] = (4.0, 4.0)
+    dense_factors: tuple[float, ...] = (20.0, 14.0)
     activation: str = "relu"
     W_std: float | None = None
     b_std: float = 0.0
@@ -380,15 +381,8 @@ def _lenet_fns(arch: LeNet):
 def lenet_kernel(arch: LeNet, x1: Any, x2: Any = None, kind: str = "ntk",
                  block_size: int | None = None, memory_budget: int | str = "1GB",
                  progress: bool | None = None) -> np.ndarray:
-    """Infinite-width NNGP or NTK Gram matrix of a :class:`LeNet`, float64.
-
-    The recursion keeps the full spatial covariance Σ(p, q) (average pooling mixes
-    positions): first conv Σ₁(p, q) = ⟨patch_p(x), patch_q(x')⟩/(k²C) + b²; each nonlinearity
-    K = E[φφ](Σ), K̇ = E[φ'φ'](Σ) with the variances Σ(x, x)(p, p), Σ(x', x')(q, q);
-    Θ ← K̇ ⊙ Θ; average pooling averages both position indices; conv
-    Σ'(p, q) = W²·mean_δ K(p + δ, q + δ) + b², Θ' = W²·mean_δ Θ(p + δ, q + δ) + Σ';
-    Flatten takes the mean of the diagonal; dense layers Σ' = W²K + b², Θ' = W²K̇Θ + Σ'.
-    It equals ``infwidth.kernel(arch, ...)`` (neural-tangents) to round-off.
+    """Infinite-width NNGP or NTK Gram matrix of a :class:`LeNet` (see
+    :func:`lenet_kernels`, which returns both from one pass).
 
     Example:
         >>> import infwidth as iw
@@ -396,10 +390,29 @@ def lenet_kernel(arch: LeNet, x1: Any, x2: Any = None, kind: str = "ntk",
         >>> iw.lenet_kernel(iw.LeNet(), x, kind="nngp").shape
         (5, 5)
     """
-    if not isinstance(arch, LeNet):
-        raise TypeError(f"arch must be a LeNet, got {type(arch).__name__}")
     if kind not in ("ntk", "nngp"):
         raise ValueError(f"kind must be 'ntk' or 'nngp', got {kind!r}")
+    return lenet_kernels(arch, x1, x2, block_size=block_size, memory_budget=memory_budget,
+                         progress=progress)[kind]
+
+
+def lenet_kernels(arch: LeNet, x1: Any, x2: Any = None, block_size: int | None = None,
+                  memory_budget: int | str = "1GB",
+                  progress: bool | None = None) -> dict[str, np.ndarray]:
+    """Infinite-width NNGP and NTK Gram matrices of a :class:`LeNet`, float64, in one pass.
+
+    The recursion keeps the full spatial covariance Σ(p, q) (average pooling mixes
+    positions): first conv Σ₁(p, q) = ⟨patch_p(x), patch_q(x')⟩/(k²C) + b²; each nonlinearity
+    K = E[φφ](Σ), K̇ = E[φ'φ'](Σ) with the variances Σ(x, x)(p, p), Σ(x', x')(q, q);
+    Θ ← K̇ ⊙ Θ; average pooling averages both position indices; conv
+    Σ'(p, q) = W²·mean_δ K(p + δ, q + δ) + b², Θ' = W²·mean_δ Θ(p + δ, q + δ) + Σ';
+    Flatten takes the mean of the diagonal; dense layers Σ' = W²K + b², Θ' = W²K̇Θ + Σ'.
+    It equals ``infwidth.kernel(arch, ...)`` (neural-tangents) to round-off and is 2× (8×8
+    inputs) to 6× (14×14) faster per pair on CPU: only the offsets |p − q| that reach the
+    readout are kept (see the banded-covariance note above). Returns {"nngp", "ntk"}.
+    """
+    if not isinstance(arch, LeNet):
+        raise TypeError(f"arch must be a LeNet, got {type(arch).__name__}")
     x1 = check_inputs(x1, "x1")
     dim = x1.shape[1]
     shape = arch.input_shape(dim)
@@ -425,7 +438,7 @@ def lenet_kernel(arch: LeNet, x1: Any, x2: Any = None, kind: str = "ntk",
     cols = [slice(j, min(j + bs2, n2)) for j in range(0, n2, bs2)]
     todo = [(r, c) for i, r in enumerate(rows) for j, c in enumerate(cols)
             if not symmetric or j >= i]
-    out = np.empty((n1, n2))
+    out = {"nngp": np.empty((n1, n2)), "ntk": np.empty((n1, n2))}
 
     def pad(arr, idx, m):
         arr = arr[idx]
@@ -434,14 +447,17 @@ def lenet_kernel(arch: LeNet, x1: Any, x2: Any = None, kind: str = "ntk",
 
     a_np, b_np = np.asarray(a), np.asarray(b)
     show = len(todo) > 8 if progress is None else progress
-    for r, c in tqdm(todo, desc=f"LeNet {kind}", disable=not show, leave=False):
+    for r, c in tqdm(todo, desc="LeNet kernel", disable=not show, leave=False):
         sig, theta = cross(pad(a_np, r, bs1), pad(b_np, c, bs2),
                            [pad(v, r, bs1) for v in va], [pad(v, c, bs2) for v in vb])
-        k = np.asarray(theta if kind == "ntk" else sig)[: r.stop - r.start, : c.stop - c.start]
-        out[r, c] = k
-        if symmetric and r != c:
-            out[c, r] = k.T
-    return 0.5 * (out + out.T) if symmetric else out  # diagonal blocks: exact symmetry
+        for name, val in (("nngp", sig), ("ntk", theta)):
+            k = np.asarray(val)[: r.stop - r.start, : c.stop - c.start]
+            out[name][r, c] = k
+            if symmetric and r != c:
+                out[name][c, r] = k.T
+    if symmetric:  # diagonal blocks: exact symmetry
+        out = {k: 0.5 * (v + v.T) for k, v in out.items()}
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -506,7 +522,8 @@ def train_gd(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
     ``learning_rate`` and ``momentum``. Parameters start from :func:`init_params`.
     ``dtype="float32"`` runs the whole step in float32 (x64 switched off inside), about 2×
     faster than float64 for conv nets on CPU. ``converged``: final loss ≤ ``tol`` × initial
-    loss; ``diverged``: a non-finite loss (training stops there).
+    loss; ``diverged``: final loss NaN or above the initial loss (training stops early once
+    the loss exceeds 100 × its initial value).
 
     Example:
         >>> import infwidth as iw
@@ -566,21 +583,21 @@ def train_gd(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
         row, pred = evaluate(params, 0)
         history = [row]
         state = opt.init(params)
-        diverged, t = False, 0
+        t = 0
         while t < steps:
             params, state = step(params, state, xs, ys, f0)
             t += 1
             if t % eval_every == 0 or t == steps:
                 row, pred = evaluate(params, t)
                 history.append(row)
-                if not math.isfinite(row["train_loss"]):
-                    diverged = True
-                    break
+                if not row["train_loss"] <= 100 * history[0]["train_loss"]:
+                    break  # NaN or blowing up
     hist = pd.DataFrame(history)
-    final = float(hist.train_loss.iloc[-1])
+    final, first = float(hist.train_loss.iloc[-1]), float(hist.train_loss.iloc[0])
+    diverged = not final <= first
     return GDResult(final, float(hist.test_mse.iloc[-1]),
                     pred if x_test is not None else None, t,
-                    bool(final <= tol * hist.train_loss.iloc[0]), diverged,
+                    bool(final <= tol * first), diverged,
                     float(learning_rate), hist, time.perf_counter() - t0)
 
 
@@ -661,7 +678,8 @@ def width_sweep(family: Architecture, x_train: Any, labels_train: Any, x_test: A
     targets; one tidy row each (columns ``SWEEP_COLUMNS``).
 
     ``test_error`` is the classification error (arg-max of the outputs), ``test_mse`` the
-    mean squared error per output. Rows already in ``existing`` (same family, width, seed)
+    mean squared error per output; ``diverged`` runs (loss above its initial value) should
+    be left out of fits. Rows already in ``existing`` (same family, width, seed)
     are skipped; ``on_row`` sees every new row (to save partial results).
     ``flops`` is ``arch.flops(dim)`` when the architecture has it, else NaN.
     """
@@ -689,7 +707,7 @@ def width_sweep(family: Architecture, x_train: Any, labels_train: Any, x_test: A
         res = train_gd(arch, x_train, ytr, x_test, yte, steps=steps,
                        learning_rate=learning_rate, momentum=momentum, seed=s, dtype=dtype)
         err = (float(np.mean(np.argmax(res.test_pred, 1) != np.asarray(labels_test)))
-               if not res.diverged else np.nan)
+               if np.all(np.isfinite(res.test_pred)) else np.nan)
         row = {"family": name, "width": w, "seed": s, "test_error": err,
                "test_mse": res.test_mse, "train_loss": res.train_loss,
                "converged": res.converged, "diverged": res.diverged,

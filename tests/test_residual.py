@@ -9,7 +9,7 @@ import pytest
 import infwidth as iw
 from infwidth._nt_compat import load
 from infwidth.residual import (ResidualNet, gap_table, loglog_slope, residual_kernels,
-                               residual_nngp, residual_stax)
+                               residual_nngp, residual_recursion, residual_stax)
 from infwidth.scaling import count_params, train_gd
 
 X = iw.sample_inputs("sphere", 8, 16, seed=0)
@@ -18,11 +18,15 @@ X = iw.sample_inputs("sphere", 8, 16, seed=0)
 @pytest.mark.parametrize("kw", [dict(), dict(activation="erf", b_std=0.3)])
 @pytest.mark.parametrize("layout", ["sequential", "parallel"])
 def test_recursion_matches_neural_tangents(layout, kw):
-    """K_l = K_{l−1} + α²T(K_{l−1}) and K = K_0 + Lα²T(K_0), in numpy, equal the
-    neural-tangents NNGP to round-off."""
+    """K_l = K_{l−1} + α²T(K_{l−1}) and K = K_0 + Lα²T(K_0) (and the NTK recursion), in
+    numpy, equal the neural-tangents kernels to round-off."""
     arch = ResidualNet(layout=layout, depth=3, alpha=0.7, **kw)
-    ref = residual_kernels(arch, X, kinds=("nngp",))["nngp"]
-    np.testing.assert_allclose(residual_nngp(arch, X), ref, rtol=1e-12)
+    z = iw.sample_inputs("sphere", 5, 16, seed=1)
+    ref = residual_kernels(arch, X, z)
+    got = residual_recursion(arch, X, z)
+    for kind in ("nngp", "ntk"):
+        np.testing.assert_allclose(got[kind], ref[kind], rtol=1e-12)
+    np.testing.assert_array_equal(residual_nngp(arch, X, z), got["nngp"])
 
 
 def test_gap_has_order_alpha4_L2():

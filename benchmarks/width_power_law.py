@@ -1,0 +1,344 @@
+"""Power law in width for a generalized LeNet (seeds/000), against its infinite-width kernel.
+
+For each data set (sklearn digits 8×8; a Fashion-MNIST subset downsampled to 14×14) and each
+LeNet family (ratio r = d2/d1: r* from the conservation law, and r*/2), train the centred
+network at widths d1 from 2 to 32 (digits) or 16 (Fashion-MNIST) with two seeds, all with
+the same fixed-budget full-batch heavy-ball GD on centred one-hot targets (NTK
+parameterisation, one learning rate η = 0.5·2n/λ_max(Θ) for all widths), then
+
+- fit A·d1^{−ρ} and ε∞ + A·d1^{−ρ} to the test error (classification and MSE), with 95%
+  bootstrap intervals, and compare the models (nested F-test);
+- compare ε∞ with the infinite-width limit of the *same* training protocol (linearised GD
+  on the analytic NTK, same η and steps) and with ridgeless NTK / NNGP regression;
+- compare the error reached per forward-pass FLOP by the two families.
+
+Usage:
+    python benchmarks/width_power_law.py [--quick] [--out DIR]
+
+Writes sweep.csv (one row per width × seed), kernel.csv, fits.csv, flops.csv, summary.json,
+width_power_law.png and error_vs_flops.png to DIR (default results/width_power_law/). A
+rerun resumes: kernels are cached in kernels_<data>.npz and finished runs are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import infwidth as iw  # noqa: E402
+from infwidth.scaling import (LeNet, compare_power_laws, conservation_law,  # noqa: E402
+                              conservation_ratio, kernel_gd_predict, kernel_regression,
+                              lenet_kernels, width_sweep)
+
+METRICS = ("test_error", "test_mse")
+
+
+# ------------------------------------------------------------------------------ io
+def atomic_csv(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def atomic_json(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=float))
+    os.replace(tmp, path)
+
+
+def atomic_npz(path: Path, **arrays) -> None:
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------ data
+def downsample(ds: iw.Dataset, factor: int) -> iw.Dataset:
+    """Average-pool square images by ``factor`` and put each row back on the sphere
+    ‖x‖² = dim (the loaders' normalisation)."""
+    h, w, c = ds.image_shape
+    hs, ws = h // factor, w // factor
+
+    def pool(x):
+        x = x.reshape(-1, hs, factor, ws, factor, c).mean(axis=(2, 4)).reshape(len(x), -1)
+        return x / np.linalg.norm(x, axis=1, keepdims=True) * np.sqrt(x.shape[1])
+
+    return iw.Dataset(pool(ds.x_train), ds.y_train, pool(ds.x_test), ds.y_test,
+                      (hs, ws, c), ds.n_classes, ds.name + f"-{hs}x{ws}")
+
+
+def datasets(quick: bool) -> dict:
+    """name -> (dataset, LeNet template, widths d1). The ratio is set per family."""
+    out = {}
+    n_tr, n_te = (200, 200) if quick else (400, 400)
+    out["digits"] = (iw.load_digits(n_train=n_tr, n_test=n_te, seed=0),
+                     LeNet(filter_size=3, padding="same"),
+                     [2, 3, 4, 6, 8, 12] if quick else [2, 3, 4, 6, 8, 12, 16, 24, 32])
+    if not quick:
+        fm = iw.load_fashion_mnist(n_train=300, n_test=300, seed=0)
+        out["fashion14"] = (downsample(fm, 2), LeNet(filter_size=3, padding="valid"),
+                            [2, 3, 4, 6, 8, 12, 16])
+    return out
+
+
+# ------------------------------------------------------------------------------ kernel side
+def kernel_side(name: str, ds: iw.Dataset, template: LeNet, steps: int, momentum: float,
+                out: Path) -> dict:
+    path = out / f"kernels_{name}.npz"
+    if path.exists():
+        k = dict(np.load(path))
+    else:
+        t0 = time.perf_counter()
+        tr = lenet_kernels(template, ds.x_train, progress=True)
+        te = lenet_kernels(template, ds.x_test, ds.x_train, progress=True)
+        k = {"ntk_train": tr["ntk"], "ntk_test": te["ntk"], "nngp_train": tr["nngp"],
+             "nngp_test": te["nngp"], "seconds": np.array(time.perf_counter() - t0)}
+        atomic_npz(path, **k)
+    y = ds.one_hot(ds.y_train)
+    yt = ds.one_hot(ds.y_test)
+    n = len(y)
+    lr = 0.5 * 2 * n / np.linalg.eigvalsh(k["ntk_train"])[-1]
+
+    def scores(pred):
+        return (float(np.mean(pred.argmax(1) != ds.y_test)),
+                float(np.mean((pred - yt) ** 2)))
+
+    gd, _ = kernel_gd_predict(k["ntk_train"], k["ntk_test"], y, steps=steps,
+                              learning_rate=lr, momentum=momentum)
+    rows = {"ntk_gd": scores(gd),
+            "ntk_ridgeless": scores(kernel_regression(k["ntk_train"], k["ntk_test"], y)),
+            "nngp_ridgeless": scores(kernel_regression(k["nngp_train"], k["nngp_test"], y))}
+    return {"learning_rate": float(lr), "seconds": float(k["seconds"]),
+            "table": pd.DataFrame([{"dataset": name, "predictor": p, "test_error": v[0],
+                                    "test_mse": v[1]} for p, v in rows.items()])}
+
+
+# ------------------------------------------------------------------------------ fits
+def fit_table(sweep: pd.DataFrame, kernels: pd.DataFrame, n_boot: int) -> pd.DataFrame:
+    rows = []
+    for (data, fam), g in sweep.groupby(["dataset", "family"], sort=False):
+        g = g[~g.diverged.astype(bool)]
+        for metric in METRICS:
+            ok = g[g[metric] > 0]
+            if ok.width.nunique() < 4:
+                continue
+            power, offset, cmp = compare_power_laws(ok.width, ok[metric], n_boot=n_boot,
+                                                    seed=0)
+            kern = kernels[kernels.dataset == data].set_index("predictor")[metric]
+            lo, hi = offset.ci["eps_inf"]
+            rows.append({
+                "dataset": data, "family": fam, "metric": metric, "n_obs": offset.n_obs,
+                "dropped_zero": int(len(g) - len(ok)),
+                "rho_power": power.rho, "rho_power_lo": power.ci["rho"][0],
+                "rho_power_hi": power.ci["rho"][1], "A_power": power.A,
+                "rho_offset": offset.rho, "rho_offset_lo": offset.ci["rho"][0],
+                "rho_offset_hi": offset.ci["rho"][1], "A_offset": offset.A,
+                "eps_inf": offset.eps_inf, "eps_inf_lo": lo, "eps_inf_hi": hi,
+                "F": cmp["F"], "p_value": cmp["p_value"], "delta_aicc": cmp["delta_aicc"],
+                "preferred": cmp["preferred"],
+                "kernel_gd": kern["ntk_gd"], "ntk_ridgeless": kern["ntk_ridgeless"],
+                "nngp_ridgeless": kern["nngp_ridgeless"],
+                "kernel_gd_in_ci": bool(lo <= kern["ntk_gd"] <= hi)})
+    return pd.DataFrame(rows)
+
+
+def flops_table(sweep: pd.DataFrame) -> pd.DataFrame:
+    """Mean test error per (family, width) and, on a common FLOPs grid inside both
+    families' ranges, the log-log interpolated error of each family."""
+    rows = []
+    for data, g in sweep.groupby("dataset", sort=False):
+        means = g.groupby(["family", "width"], as_index=False).agg(
+            flops=("flops", "first"), params=("params", "first"),
+            test_error=("test_error", "mean"), test_mse=("test_mse", "mean"))
+        fams = list(means.family.unique())
+        lo = max(means[means.family == f].flops.min() for f in fams)
+        hi = min(means[means.family == f].flops.max() for f in fams)
+        if lo >= hi:
+            continue
+        for fl in np.geomspace(lo, hi, 5):
+            row = {"dataset": data, "flops": fl}
+            for f in fams:
+                m = means[means.family == f].sort_values("flops")
+                for metric in METRICS:
+                    row[f"{metric}[{f}]"] = float(np.exp(np.interp(
+                        np.log(fl), np.log(m.flops), np.log(m[metric].clip(lower=1e-12)))))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------ plots
+def plot_width(sweep, fits, kernels, path):
+    data = list(sweep.dataset.unique())
+    fig, axes = plt.subplots(len(METRICS), len(data), figsize=(5.2 * len(data), 7.5),
+                             squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, d in enumerate(data):
+        for i, metric in enumerate(METRICS):
+            ax = axes[i, j]
+            g = sweep[(sweep.dataset == d) & ~sweep.diverged.astype(bool)]
+            for c, fam in zip(colors, g.family.unique()):
+                h = g[g.family == fam]
+                ax.scatter(h.width, h[metric], s=12, color=c, alpha=0.5)
+                m = h.groupby("width")[metric].mean()
+                ax.plot(m.index, m.values, "o", color=c, label=fam)
+                f = fits[(fits.dataset == d) & (fits.family == fam) & (fits.metric == metric)]
+                if len(f):
+                    f = f.iloc[0]
+                    w = np.geomspace(h.width.min(), h.width.max() * 4, 100)
+                    ax.plot(w, f.eps_inf + f.A_offset * w ** -f.rho_offset, "-", color=c,
+                            lw=1.2, label=f"ε∞+A·d1^-ρ, ρ={f.rho_offset:.2f}")
+                    ax.plot(w, f.A_power * w ** -f.rho_power, ":", color=c, lw=1.2,
+                            label=f"A·d1^-ρ, ρ={f.rho_power:.2f}")
+            k = kernels[kernels.dataset == d].set_index("predictor")[metric]
+            ax.axhline(k["ntk_gd"], color="k", ls="--", lw=1, label="NTK, same GD (∞ width)")
+            ax.axhline(k["ntk_ridgeless"], color="gray", ls="-.", lw=1,
+                       label="NTK ridgeless")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("d1 (filters in conv 1)")
+            ax.set_ylabel("test classification error" if metric == "test_error"
+                          else "test MSE per output")
+            ax.set_title(f"{d}: {metric}")
+            ax.legend(fontsize=6.5, loc="upper right")
+    fig.suptitle("Generalized LeNet (avg-pool, NTK param.): test error vs width")
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".tmp.png"), dpi=110)
+    os.replace(path.with_suffix(".tmp.png"), path)
+    plt.close(fig)
+
+
+def plot_flops(sweep, kernels, path):
+    data = list(sweep.dataset.unique())
+    fig, axes = plt.subplots(1, len(data), figsize=(5.2 * len(data), 4), squeeze=False)
+    for j, d in enumerate(data):
+        ax = axes[0, j]
+        g = sweep[(sweep.dataset == d) & ~sweep.diverged.astype(bool)]
+        for fam in g.family.unique():
+            m = g[g.family == fam].groupby("width").agg(flops=("flops", "first"),
+                                                        err=("test_error", "mean"))
+            ax.plot(m.flops, m.err, "o-", label=fam)
+        k = kernels[kernels.dataset == d].set_index("predictor")["test_error"]
+        ax.axhline(k["ntk_gd"], color="k", ls="--", lw=1, label="NTK, same GD (∞ width)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("FLOPs per forward pass (2 × multiply-adds)")
+        ax.set_ylabel("test classification error (mean over seeds)")
+        ax.set_title(f"{d}: error vs compute")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".tmp.png"), dpi=110)
+    os.replace(path.with_suffix(".tmp.png"), path)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------ main
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="digits only, small sizes (≤ 2 min)")
+    ap.add_argument("--out", default="results/width_power_law", help="output folder")
+    ap.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    quick = args.quick
+    seeds = [0] if quick else [0, 1]
+    steps, momentum = (150, 0.9) if quick else (200, 0.9)
+    n_boot = args.n_boot or (200 if quick else 1000)
+    t_start = time.perf_counter()
+
+    config = {"quick": quick, "seeds": seeds, "steps": steps,
+              "momentum": momentum, "n_boot": n_boot}
+    cfg_path = out / "config.json"
+    if cfg_path.exists() and json.loads(cfg_path.read_text()) != config:
+        print(f"{out} holds results of another configuration; use another --out",
+              file=sys.stderr)
+        return 2
+    atomic_json(config, cfg_path)
+
+    sweep_path = out / "sweep.csv"
+    sweep = pd.read_csv(sweep_path) if sweep_path.exists() else pd.DataFrame()
+    kernel_tables, summary = [], {"config": config, "datasets": {}}
+    for name, (ds, template, widths) in datasets(quick).items():
+        side = ds.image_shape[0]
+        r_star = conservation_ratio(side, template.filter_size, template.padding)
+        ks = kernel_side(name, ds, template, steps, momentum, out)
+        kernel_tables.append(ks["table"])
+        summary["datasets"][name] = {"n_train": len(ds.y_train), "n_test": len(ds.y_test),
+                                     "widths": widths,
+                                     "image": list(ds.image_shape), "r_star": r_star,
+                                     "learning_rate": ks["learning_rate"],
+                                     "kernel_seconds": ks["seconds"]}
+        print(f"\n== {name}: {len(ds.y_train)} train / {len(ds.y_test)} test, "
+              f"{side}×{side} images, conservation r* = {r_star:g}, η = "
+              f"{ks['learning_rate']:.3g}, {steps} GD steps (momentum {momentum})")
+        print(conservation_law(LeNet(width=6, ratio=r_star, filter_size=template.filter_size,
+                                     padding=template.padding), side * side)
+              .to_string(index=False))
+        for r in (r_star, r_star / 2):
+            fam = LeNet(width=1, ratio=r, filter_size=template.filter_size,
+                        padding=template.padding)
+            label = f"r={r:g}" + (" (r*)" if r == r_star else "")
+            prev = sweep[sweep.dataset == name] if len(sweep) else None
+
+            def save(row, name=name):
+                nonlocal sweep
+                sweep = pd.concat([sweep, pd.DataFrame([{"dataset": name, **row}])],
+                                  ignore_index=True)
+                atomic_csv(sweep, sweep_path)
+
+            width_sweep(fam, ds.x_train, ds.y_train, ds.x_test, ds.y_test, widths, seeds,
+                        steps=steps, learning_rate=ks["learning_rate"], momentum=momentum,
+                        name=label, existing=prev.drop(columns="dataset")
+                        if prev is not None and len(prev) else None,
+                        on_row=save, progress=True)
+
+    kernels = pd.concat(kernel_tables, ignore_index=True)
+    atomic_csv(kernels, out / "kernel.csv")
+    fits = fit_table(sweep, kernels, n_boot)
+    atomic_csv(fits, out / "fits.csv")
+    flops = flops_table(sweep)
+    atomic_csv(flops, out / "flops.csv")
+    plot_width(sweep, fits, kernels, out / "width_power_law.png")
+    plot_flops(sweep, kernels, out / "error_vs_flops.png")
+
+    pd.set_option("display.width", 200)
+    print("\n== infinite-width predictors (same data)")
+    print(kernels.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print("\n== power-law fits (95% bootstrap intervals; F-test: offset vs pure power law)")
+    show = fits.assign(
+        rho_power=[f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in
+                   zip(fits.rho_power, fits.rho_power_lo, fits.rho_power_hi)],
+        rho_offset=[f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in
+                    zip(fits.rho_offset, fits.rho_offset_lo, fits.rho_offset_hi)],
+        eps_inf=[f"{a:.4f} [{b:.4f}, {c:.4f}]" for a, b, c in
+                 zip(fits.eps_inf, fits.eps_inf_lo, fits.eps_inf_hi)])
+    print(show[["dataset", "family", "metric", "rho_power", "rho_offset", "eps_inf",
+                "kernel_gd", "ntk_ridgeless", "kernel_gd_in_ci", "p_value", "preferred"]]
+          .to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print("\n== mean test error at matched FLOPs (log-log interpolation)")
+    print(flops.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    conv = sweep.converged.astype(bool).mean()
+    div = int(sweep.diverged.astype(bool).sum())
+    print(f"\nruns: {len(sweep)}, train loss ≤ 1e-3 × initial in {conv:.0%}, diverged {div}")
+    wall = time.perf_counter() - t_start
+    summary.update({"wall_seconds_this_run": wall, "n_runs": len(sweep),
+                    "fraction_converged": float(conv), "n_diverged": div,
+                    "fits": fits.to_dict("records"), "kernels": kernels.to_dict("records")})
+    atomic_json(summary, out / "summary.json")
+    print(f"wall time of this run: {wall:.0f} s; files in {out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
