@@ -145,10 +145,11 @@ def eigenlearning(eigenvalues: Any, multiplicities: Any, sample_sizes: Any,
     ``powers[i]`` is the target power v_i² in type i (spread over its M_i eigenfunctions).
     Returns sample_size, kappa, E0, test_mse and one column ``learnability:i`` per type.
 
-    Example (one mode of multiplicity 1, by hand: m=1, δ=1 ⇒ κ² = 1 ⇒ κ = 1, L = 1/2):
-        >>> df = eigenlearning([1.0], [1], [1], [1.0], ridge=1.0)
-        >>> float(df.kappa[0]), float(df["learnability:0"][0])
-        (1.0, 0.5)
+    Example (one mode, λ = 1 of multiplicity 3, m = 1, δ = 0: 1 = 3/(1 + κ) ⇒ κ = 2, L = 1/3,
+    E0 = 1/(1 − 3/9) = 3/2, test MSE = E0·(1 − L)² = 2/3):
+        >>> df = eigenlearning([1.0], [3], [1], [1.0])
+        >>> [round(float(df[c][0]), 12) for c in ("kappa", "learnability:0", "E0", "test_mse")]
+        [2.0, 0.333333333333, 1.5, 0.666666666667]
     """
     ms = check_sample_sizes(sample_sizes)
     lam = np.asarray(eigenvalues, dtype=np.float64)
