@@ -225,3 +225,20 @@ def test_bad_input_is_refused_before_heavy_work(call, msg):
     with pytest.raises((ValueError, TypeError), match=msg):
         call(arch, t, spec)
     assert time.perf_counter() - start < 2.0
+
+
+def test_predicted_equals_measured_on_the_sphere_product():
+    """Same tolerance on the sphere product (zonal-harmonic targets, dense Gram path, the
+    untabulated high degrees of the spectrum entering as the tail τ)."""
+    arch = iw.DCNN(patch_dim=4, filter_sizes=(2, 2))
+    spec = iw.spectrum(arch, 16, "sphere", "ntk", max_degree=6, include_zero=False)
+    targets = [iw.Target.pair("sphere", 16, 4, name="sibling"),
+               iw.Target.local("sphere", 16, 4, degree=2, name="local")]
+    ms, seeds = [64, 256], 8
+    meas = iw.kernel_regression_curve(arch, targets, ms, seeds=seeds, n_test=400)
+    for t in targets:
+        pred = iw.predict_learning_curve(spec, t, ms).test_mse.to_numpy()
+        m = meas[meas.target == t.name]
+        se = m.test_mse_std.to_numpy() / math.sqrt(seeds)
+        gap = np.abs(pred - m.test_mse.to_numpy())
+        assert np.all(gap <= 3 * se + 2 * pred / np.array(ms)), (t.name, pred, m.test_mse)
