@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     store = Store(args.out, s)
 
     specs = {a: iw.spectrum(arch, DIM, "hypercube", "ntk", max_degree=s.max_degree[a],
-                            include_zero=False) for a, arch in archs.items()}
+                            include_zero=True) for a, arch in archs.items()}
     t_spec = time.perf_counter() - t0
     n_kernel = len(archs) * s.seeds * len(s.sample_sizes) - len(store.kernel_done())
     n_finite = s.finite_seeds * len(s.finite_sizes) * len(s.widths) - len(store.finite_done())
@@ -489,7 +489,12 @@ def main(argv: list[str] | None = None) -> int:
         plot_finite(fin, s, os.path.join(args.out, "finite_width.png"))
     r_exp = math.log(max(s.sample_sizes)) / math.log(DIM)
     for a, spec in specs.items():
-        fig = spec.plot(m_exponent=round(r_exp, 3))
+        # round-off eigenvalues of exactly-zero types (|λ| ≤ 2·error_bound) are drawn as
+        # the zeros they are, as the predictor treats them
+        clean = replace(spec, types=tuple(
+            replace(t, eigenvalue=0.0) if t.eigenvalue <= 2 * t.error_bound else t
+            for t in spec.types))
+        fig = clean.plot(m_exponent=round(r_exp, 3))
         atomic_png(fig, os.path.join(args.out, f"space_frequency_{a}.png"))
 
     wall = time.perf_counter() - T_START
