@@ -56,8 +56,8 @@ from tqdm.auto import tqdm  # noqa: E402
 
 import infwidth as iw  # noqa: E402
 from infwidth.finite import aggregate_widths  # noqa: E402
-from infwidth.generalization import (nested_regression, regression_dataset,  # noqa: E402
-                                     tree_gram)
+from infwidth.generalization import nested_regression, regression_dataset  # noqa: E402
+from infwidth.tree_gram import tree_gram  # noqa: E402
 
 DIM, N0, FILTERS = 64, 4, (2, 8)
 THRESHOLD = 0.5  # "learned": measured test MSE < THRESHOLD × target power

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pandas as pd
 
 from .architectures import Architecture
 from .inputs import check_inputs
@@ -192,7 +193,7 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
                        noise: float = 0.0, seed: int = 0, lr_fraction: float = 0.5,
                        momentum: float = 0.9, max_steps: int = 20_000, tol: float = 1e-5,
                        chunk: int = 100, per_seed: bool = False,
-                       progress: bool | None = None) -> "pd.DataFrame":
+                       progress: bool | None = None) -> pd.DataFrame:
     """Test MSE of finite networks trained by full-batch GD, and their gap to the kernel.
 
     For each seed s (data seed ``seed + s``, the same data as
@@ -215,12 +216,11 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
         >>> bool(df.prediction_gap.iloc[1] < df.prediction_gap.iloc[0])
         True
     """
-    import pandas as pd
     from tqdm.auto import tqdm
 
     from .generalization import (_as_targets, _pos_int, check_nonneg, check_sample_sizes,
-                                 label_noise, nested_regression, regression_dataset,
-                                 tree_gram)
+                                 label_noise, nested_regression, regression_dataset)
+    from .tree_gram import tree_gram
 
     if not isinstance(arch, Architecture):
         raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
@@ -273,7 +273,7 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
     return long if per_seed else aggregate_widths(long)
 
 
-def aggregate_widths(long: "pd.DataFrame") -> "pd.DataFrame":
+def aggregate_widths(long: pd.DataFrame) -> pd.DataFrame:
     """Mean and spread over seeds of a per-run finite-width table."""
     g = long.groupby(["target", "width", "sample_size"], sort=True)
     out = g["test_mse"].agg(test_mse="mean", test_mse_std="std", n_seeds="count")

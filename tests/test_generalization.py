@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import infwidth as iw
-from infwidth.generalization import nested_regression, solve_kappa, tree_gram
+from infwidth.generalization import nested_regression, solve_kappa
+from infwidth.tree_gram import tree_gram
 
 GOLDEN = (1 + math.sqrt(5)) / 2
 
@@ -186,7 +187,6 @@ def test_measured_curve_columns_and_posterior_variance():
 
 
 def test_cholesky_failure_names_the_condition_number():
-    x = np.ones((3, 4))
     k = np.ones((4, 4))  # rank one
     with pytest.raises(ValueError, match="condition number"):
         nested_regression(k, np.zeros(3), np.zeros(1), [3], jitter=0.0)
