@@ -138,12 +138,18 @@ def solve_kappa(eigenvalues: Any, multiplicities: Any, m: Any, ridge: float = 0.
     return out
 
 
+def _times(e0: float, x: float) -> float:
+    """E0·x with inf·0 = 0 (at the interpolation threshold E0 = ∞ multiplies nothing)."""
+    return 0.0 if x == 0.0 else e0 * x
+
+
 def eigenlearning(eigenvalues: Any, multiplicities: Any, sample_sizes: Any,
                   powers: Any, ridge: float = 0.0, noise: float = 0.0) -> pd.DataFrame:
     """Eigenlearning on a type-level spectrum (module docstring).
 
     ``powers[i]`` is the target power v_i² in type i (spread over its M_i eigenfunctions).
-    Returns sample_size, kappa, E0, test_mse and one column ``learnability:i`` per type.
+    Returns sample_size, kappa, E0, bias = Σ_i v_i²·(1 − L_i)², test_mse, sum_learnability
+    (Σ M·L + δ/κ, = m) and one column ``learnability:i`` per type.
 
     Example (one mode, λ = 1 of multiplicity 3, m = 1, δ = 0: 1 = 3/(1 + κ) ⇒ κ = 2, L = 1/3,
     E0 = 1/(1 − 3/9) = 3/2, test MSE = E0·(1 − L)² = 2/3):
@@ -167,8 +173,10 @@ def eigenlearning(eigenvalues: Any, multiplicities: Any, sample_sizes: Any,
         L = np.where(lam > 0, lam / (lam + k) if k > 0 else 1.0, 0.0)
         s2 = float((mult * L * L).sum())
         e0 = mj / (mj - s2) if mj > s2 else math.inf
-        mse = e0 * (float((pw * (1.0 - L) ** 2).sum()) + noise ** 2)
-        row = {"sample_size": int(mj), "kappa": float(k), "E0": e0, "test_mse": mse,
+        bias = float((pw * (1.0 - L) ** 2).sum())
+        mse = _times(e0, bias + noise ** 2)
+        row = {"sample_size": int(mj), "kappa": float(k), "E0": e0, "bias": bias,
+               "test_mse": mse,
                "sum_learnability": float((mult * L).sum()) + (ridge / k if k > 0 else 0.0)}
         row.update({f"learnability:{i}": float(L[i]) for i in range(len(lam))})
         rows.append(row)
@@ -283,7 +291,8 @@ def predict_learning_curve(spec: Any, target: Target, sample_sizes: Any, ridge: 
     df = eigenlearning(lam, mult, ms, powers, ridge + tail, 0.0)
     lcols = [f"learnability:{i}" for i in range(len(lam))]
     out = df[["sample_size", "kappa", "E0"]].copy()
-    out["test_mse"] = df["E0"] * (df["test_mse"] / df["E0"] + zero_power + noise ** 2)
+    out["test_mse"] = [_times(e0, b + zero_power + noise ** 2)
+                       for e0, b in zip(df["E0"], df["bias"])]
     out["tail_trace"] = tail
     log_d = math.log(dim)
     stair = np.full(len(ms), noise ** 2)

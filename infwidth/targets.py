@@ -194,7 +194,6 @@ class Target:
     patch_dim: int
     components: tuple[Component, ...]
     name: str = "target"
-    _checked: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
