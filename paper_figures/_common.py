@@ -76,8 +76,10 @@ def write_json(obj: Any, path: Path) -> None:
     _atomic(path, w)
 
 
-def savefig(fig: plt.Figure, path: Path, dpi: int = 130) -> None:
-    _atomic(path, lambda t: fig.savefig(t, dpi=dpi, bbox_inches="tight", format="png"))
+def savefig(fig: plt.Figure, path: Path, dpi: int = 130, tight: bool = True) -> None:
+    """Write a PNG atomically (``tight``: crop to the drawn extent, which renders twice)."""
+    _atomic(path, lambda t: fig.savefig(t, dpi=dpi, bbox_inches="tight" if tight else None,
+                                        format="png"))
     plt.close(fig)
 
 

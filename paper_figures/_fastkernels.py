@@ -103,7 +103,7 @@ def _blocked(fn, x1, x2, block: int, symmetric: bool):
     nngp, ntk = np.empty((n1, n2)), np.empty((n1, n2))
     pad = lambda a, b: a if a.shape[0] == b else np.concatenate(  # noqa: E731
         [a, np.repeat(a[-1:], b - a.shape[0], 0)])
-    b1, b2 = min(block, n1), min(block, n2)
+    b1 = b2 = min(block, max(n1, n2))  # one block shape for every call: one compilation
     for i in range(0, n1, b1):
         for j in range(0, n2, b2):
             if symmetric and j + b2 <= i:
