@@ -36,6 +36,8 @@ from scipy.special import eval_chebyt, eval_gegenbauer
 
 from .architectures import DCNN, MLP, Architecture, ConvNet
 from .inputs import DOMAINS, check_inputs
+from .theory import degree_profile
+from .tree_types import sphere_harmonics_count
 
 __all__ = ["Component", "Target", "TargetFunction", "leaf_coordinates", "canonical_type",
            "harmonic_count", "gegenbauer"]
@@ -58,13 +60,7 @@ def _seed(seed: Any) -> int:
     return int(seed)
 
 
-def harmonic_count(n: int, k: int) -> int:
-    """N(n, k) = C(k+n−3, k−1)·(2k+n−2)/k: the number of degree-k harmonics on S^{n−1}."""
-    if k == 0:
-        return 1
-    if n == 1:
-        return 1 if k == 1 else 0
-    return math.comb(k + n - 3, k - 1) * (2 * k + n - 2) // k
+harmonic_count = sphere_harmonics_count  # N(n, k), re-exported under its short name
 
 
 def gegenbauer(n: int, k: int, t: Any) -> np.ndarray:
@@ -147,25 +143,7 @@ class Component:
 
 
 def _profile(degrees: Any, p: int, name: str) -> tuple[int, ...]:
-    if isinstance(degrees, Mapping):
-        out = [0] * p
-        for i, k in degrees.items():
-            if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < p:
-                raise ValueError(f"{name}: patch index {i!r} is not in [0, {p})")
-            out[int(i)] = k
-        degrees = out
-    if isinstance(degrees, (str, bytes)) or not isinstance(degrees, (Sequence, np.ndarray)):
-        raise TypeError(f"{name} must be a tuple with one degree per patch or a dict "
-                        f"{{patch: degree}}, got {type(degrees).__name__}")
-    if len(degrees) != p:
-        raise ValueError(f"{name} has {len(degrees)} entries, expected one per reference "
-                         f"patch ({p})")
-    out = []
-    for k in degrees:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-            raise ValueError(f"{name} must hold non-negative integers, got {k!r}")
-        out.append(int(k))
-    return tuple(out)
+    return degree_profile(degrees, p, name, unit="reference patch")
 
 
 @dataclass(frozen=True)

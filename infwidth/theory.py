@@ -31,7 +31,8 @@ MAX_STEINER_TERMINALS = 12
 MAX_STEINER_WORK = 5e7  # 3^t · (edges + nodes) elementary updates
 
 
-def degree_profile(degrees: Any, n_patches: int, name: str = "degrees") -> tuple[int, ...]:
+def degree_profile(degrees: Any, n_patches: int, name: str = "degrees",
+                   unit: str = "patch") -> tuple[int, ...]:
     """Normalise ``degrees`` (a sequence with one entry per patch, or a dict {patch: degree})
     to a tuple of non-negative ints of length ``n_patches``."""
     if isinstance(degrees, Mapping):
@@ -46,7 +47,7 @@ def degree_profile(degrees: Any, n_patches: int, name: str = "degrees") -> tuple
         raise TypeError(f"{name} must be a tuple with one degree per patch or a dict "
                         f"{{patch: degree}}, got {type(degrees).__name__}")
     if len(degrees) != n_patches:
-        raise ValueError(f"{name} has {len(degrees)} entries, expected one per patch "
+        raise ValueError(f"{name} has {len(degrees)} entries, expected one per {unit} "
                          f"({n_patches})")
     out = []
     for k in degrees:
