@@ -26,7 +26,6 @@ runs already in runs.csv.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -39,7 +38,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter, LogLocator  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import infwidth as iw  # noqa: E402
@@ -176,7 +175,7 @@ def binned(runs: pd.DataFrame, g: pd.DataFrame) -> pd.DataFrame:
                        zip(wide.dataset, wide.depth, wide.alpha)]
     wide["q"] = wide.q_seq
     wide["bin"] = pd.cut(wide.q, Q_EDGES, right=False)
-    agg = wide.groupby("bin", observed=True).agg(
+    agg = wide.groupby(["dataset", "bin"], observed=True, sort=False).agg(
         pairs=("q", "size"), train_seq=("train_loss_seq", "mean"),
         train_par=("train_loss_par", "mean"), val_seq=("val_loss_seq", "mean"),
         val_par=("val_loss_par", "mean"),
@@ -185,9 +184,9 @@ def binned(runs: pd.DataFrame, g: pd.DataFrame) -> pd.DataFrame:
         err_seq=("val_error_seq", "mean"), err_par=("val_error_par", "mean"),
         kernel_val_seq=("kernel_val_loss_seq", "mean"),
         kernel_val_par=("kernel_val_loss_par", "mean"),
-        ntk_gap=("ntk_gap", "mean")).reset_index()
+        ntk_gap=("ntk_gap", "median")).reset_index()
     agg["bin"] = agg["bin"].astype(str)
-    return agg
+    return agg.sort_values(["dataset", "bin"], kind="stable", ignore_index=True)
 
 
 def plot_gaps(g: pd.DataFrame, path: Path) -> None:
@@ -214,6 +213,9 @@ def plot_gaps(g: pd.DataFrame, path: Path) -> None:
             ax.plot(d.depth, d.predicted, ":", color=line.get_color())
         ax.set(xscale="log", yscale="log", xlabel="depth L (branches)",
                ylabel="relative NNGP gap", title=f"{name}: gap vs L (⋯ leading term)")
+        ticks = sorted(d for d in h.depth.unique() if d > 1)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=7)
     fig.tight_layout()
     save_png(fig, path)
@@ -294,8 +296,10 @@ def main(argv=None) -> int:
           "small L)")
     print(sl.to_string(index=False, float_format=f))
     print(f"\nneural-tangents vs recursion, relative gap difference: {checks}")
-    print("\n== finite nets, binned by q = n·outputs/params (means over pairs; "
-          "par_val_better = fraction of pairs where parallel has the lower val loss)")
+    print("\n== finite nets, binned by q = n·outputs/params (means over seq/par pairs; "
+          "par_val_better = fraction of pairs where parallel has the lower validation loss; "
+          "kernel_val = the same GD at infinite width; ntk_gap = median relative NTK gap of "
+          "the bin's (L, α))")
     print(table.to_string(index=False, float_format=f))
     div = int(runs.diverged.astype(bool).sum())
     print(f"\nruns: {len(runs)} ({div} diverged, left out of the table)")

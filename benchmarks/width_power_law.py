@@ -35,6 +35,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 import infwidth as iw  # noqa: E402
 from infwidth.scaling import (LeNet, compare_power_laws, conservation_law,  # noqa: E402
@@ -154,8 +155,8 @@ def fit_table(sweep: pd.DataFrame, kernels: pd.DataFrame, n_boot: int) -> pd.Dat
 
 
 def flops_table(sweep: pd.DataFrame) -> pd.DataFrame:
-    """Mean test error per (family, width) and, on a common FLOPs grid inside both
-    families' ranges, the log-log interpolated error of each family."""
+    """On a common FLOPs grid inside both families' ranges, the log-log interpolated mean
+    test error of each family (one row per dataset × FLOPs × family)."""
     rows = []
     for data, g in sweep.groupby("dataset", sort=False):
         means = g.groupby(["family", "width"], as_index=False).agg(
@@ -167,13 +168,13 @@ def flops_table(sweep: pd.DataFrame) -> pd.DataFrame:
         if lo >= hi:
             continue
         for fl in np.geomspace(lo, hi, 5):
-            row = {"dataset": data, "flops": fl}
             for f in fams:
                 m = means[means.family == f].sort_values("flops")
+                row = {"dataset": data, "flops": int(round(fl)), "family": f}
                 for metric in METRICS:
-                    row[f"{metric}[{f}]"] = float(np.exp(np.interp(
+                    row[metric] = float(np.exp(np.interp(
                         np.log(fl), np.log(m.flops), np.log(m[metric].clip(lower=1e-12)))))
-            rows.append(row)
+                rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -206,6 +207,9 @@ def plot_width(sweep, fits, kernels, path):
                        label="NTK ridgeless")
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ticks = [w for w in (2, 4, 8, 16, 32, 64, 128) if w <= 4 * h.width.max()]
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("d1 (filters in conv 1)")
             ax.set_ylabel("test classification error" if metric == "test_error"
                           else "test MSE per output")
@@ -326,8 +330,11 @@ def main(argv=None) -> int:
     print(show[["dataset", "family", "metric", "rho_power", "rho_offset", "eps_inf",
                 "kernel_gd", "ntk_ridgeless", "kernel_gd_in_ci", "p_value", "preferred"]]
           .to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    print("\n== mean test error at matched FLOPs (log-log interpolation)")
-    print(flops.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("\n== mean test error at matched FLOPs per forward pass (log-log interpolation "
+          "between widths)")
+    for data, g in flops.groupby("dataset", sort=False):
+        print(g.pivot_table(index="flops", columns="family", values=["test_error", "test_mse"])
+              .rename_axis(data).to_string(float_format=lambda v: f"{v:.4g}"))
     conv = sweep.converged.astype(bool).mean()
     div = int(sweep.diverged.astype(bool).sum())
     print(f"\nruns: {len(sweep)}, train loss ≤ 1e-3 × initial in {conv:.0%}, diverged {div}")

@@ -38,7 +38,8 @@ from .inputs import check_inputs
 from .kernels import kernel
 
 __all__ = ["ResidualNet", "residual_stax", "residual_recursion", "residual_nngp",
-           "predicted_gap", "residual_kernels", "kernel_gap", "gap_table", "loglog_slope", "LAYOUTS", "BRANCHES"]
+           "predicted_gap", "residual_kernels", "kernel_gap", "gap_table", "loglog_slope",
+           "LAYOUTS", "BRANCHES"]
 
 LAYOUTS = ("sequential", "parallel")
 BRANCHES = ("dense", "conv")

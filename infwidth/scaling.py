@@ -38,9 +38,10 @@ from .architectures import DAG, Architecture, _check_common, _check_pos_int
 from .inputs import check_inputs
 from .kernels import parse_bytes
 
-__all__ = ["LeNet", "lenet_kernel", "lenet_kernels", "conservation_law", "conservation_ratio", "count_params",
-           "GDResult", "init_params", "train_gd", "kernel_gd_predict", "kernel_regression", "width_sweep",
-           "PowerLawFit", "fit_power_law", "compare_power_laws"]
+__all__ = ["LeNet", "lenet_kernel", "lenet_kernels", "conservation_law", "conservation_ratio",
+           "count_params", "GDResult", "init_params", "train_gd", "kernel_gd_predict",
+           "kernel_regression", "width_sweep", "PowerLawFit", "fit_power_law",
+           "compare_power_laws"]
 
 _PAD = {"same": "SAME", "valid": "VALID"}
 
@@ -59,9 +60,10 @@ class LeNet(Architecture):
 
     ``width`` is d1, d2 = round(``ratio``·d1), and the hidden dense widths are
     round(f·d1) for f in ``dense_factors`` (they grow with d1, so that the infinite-width
-    limit exists; the default (20, 14) keeps LeNet-5's 6 → 120, 84 proportions). Convs are ``filter_size``² with stride 1 and ``padding`` "same" or "valid";
-    pools are ``pool``² windows with stride ``pool``. Inputs are square images with
-    ``channels`` channels. First layer W_std = 1, later ones ``W_std`` (default √2 for relu).
+    limit exists; the default (20, 14) keeps LeNet-5's 6 → 120, 84 proportions). Convs
+    are ``filter_size``² with stride 1 and ``padding`` "same" or "valid"; pools are
+    ``pool``² windows with stride ``pool``. Inputs are square images with ``channels``
+    channels. First layer W_std = 1, later ones ``W_std`` (default √2 for relu).
 
     Example:
         >>> import infwidth as iw
@@ -213,7 +215,7 @@ def conservation_law(arch: LeNet, dim: int) -> pd.DataFrame:
     Example:
         >>> import infwidth as iw
         >>> lenet5 = iw.LeNet(width=6, ratio=16 / 6, filter_size=5, padding="valid")
-        >>> iw.conservation_law(lenet5, 32 * 32).product.tolist()
+        >>> iw.conservation_law(lenet5, 32 * 32)["product"].tolist()
         [168, 160]
     """
     if not isinstance(arch, LeNet):
@@ -530,7 +532,7 @@ def train_gd(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
         >>> x = iw.sample_inputs("hypercube", 32, 16, seed=0)
         >>> r = iw.train_gd(iw.MLP(depth=1, width=64), x, x[:, :1], steps=50,
         ...                 learning_rate=0.5)
-        >>> r.train_loss < r.history.train_loss.iloc[0]
+        >>> bool(r.train_loss < r.history.train_loss.iloc[0])
         True
     """
     if not isinstance(arch, Architecture):
