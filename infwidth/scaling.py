@@ -856,9 +856,9 @@ def fit_power_law(widths: Any, errors: Any, *, model: str = "offset", n_boot: in
     Intervals: percentile bootstrap with ``n_boot`` seeded resamples. ``"residuals"`` (the
     default, ``"auto"``) multiplies the fit by resampled log-ratios ε/model (centred,
     inflated by √(n/(n − k))); ``"cases"`` resamples the observations within each width
-    (needs ≥ 2 per width). On synthetic curves with 3 seeds per width the residual
-    bootstrap's 95% intervals covered ρ and ε∞ in 95–97% of replicates, the case bootstrap
-    in 85–93% (too narrow with so few cases per width).
+    (needs ≥ 2 per width). On synthetic curves (8 widths × 3 seeds, 3% noise) the residual
+    bootstrap's 95% intervals covered ρ, ε∞ and A in 99%, 95% and 93% of 100 replicates;
+    the case bootstrap in 93%, 85% and 90% of 60 (too narrow with 3 cases per width).
 
     Example:
         >>> import numpy as np, infwidth as iw
