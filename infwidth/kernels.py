@@ -60,8 +60,9 @@ def _spatial_footprint(arch: Architecture, dim: int) -> int:
     """
     shape = arch.input_shape(dim)
     positions = math.prod(shape[:-1])
-    if isinstance(arch, ConvNet) and arch.readout == "gap":
-        return positions ** 2
+    if getattr(arch, "full_spatial_covariance", False) or (
+            isinstance(arch, ConvNet) and arch.readout == "gap"):
+        return positions ** 2  # pooling: the full spatial covariance is tracked
     return max(positions, 1)
 
 
