@@ -95,7 +95,7 @@ class Partial:
         self.rows: list[dict] = []
         if self.path.exists() and not fresh:
             old = pd.read_csv(self.path)
-            if "size" in old and (old["size"] == size).all():
+            if "size" in old and (old["size"] == size).all() and set(self.keys) <= set(old):
                 self.rows = old.to_dict("records")
 
     def _key(self, row: dict) -> tuple:

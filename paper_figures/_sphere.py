@@ -1,5 +1,5 @@
-"""Dot-product kernels on the sphere: harmonics, Funk–Hecke eigenvalues, eigenlearning,
-and the Marchenko–Pastur law (helpers for figure 6; not part of the infwidth library).
+"""Dot-product kernels on the sphere: harmonics, Funk–Hecke eigenvalues, zonal targets and
+the Marchenko–Pastur law (helpers for figure 6; not part of the infwidth library).
 
 Conventions: x uniform on the sphere of radius √d in R^d, t = ⟨x, x'⟩/d, and a dot-product
 kernel K(x, x') = g(t). With P_k the degree-k Legendre polynomial of dimension d (the
@@ -17,9 +17,9 @@ import math
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
-__all__ = ["n_harmonics", "legendre_d", "legendre_all", "funk_hecke", "zonal_target", "eigenlearning",
+__all__ = ["n_harmonics", "legendre_d", "legendre_all", "funk_hecke", "zonal_target",
            "mp_density", "mp_edges", "kernel_profile", "mlp_profile", "find_peaks"]
 
 
@@ -121,36 +121,6 @@ def zonal_target(degree: int, d: int, n_centres: int, seed: int
     gram = legendre_d(degree, d, np.clip(u @ u.T / d, -1, 1))
     c = math.sqrt(n_harmonics(d, degree) / gram.sum())
     return lambda x: c * legendre_d(degree, d, np.clip(x @ u.T / d, -1, 1)).sum(1)
-
-
-def eigenlearning(lam: Sequence[float], mult: Sequence[float], power: Sequence[float],
-                  m: float, ridge: float = 0.0, noise: float = 0.0) -> dict[str, float]:
-    """Eigenlearning / Canatar–Bordelon–Pehlevan prediction on eigenspace blocks.
-
-    Blocks i have eigenvalue λ_i, multiplicity N_i and total target power v_i² (``power``).
-    Solve m = Σ_i N_i·λ_i/(λ_i + κ) + δ/κ for κ > 0, then L_i = λ_i/(λ_i + κ),
-    E0 = m/(m − Σ_i N_i·L_i²), test MSE = E0·(Σ_i (1 − L_i)²·v_i² + ε²).
-    """
-    lam, mult, power = (np.asarray(a, dtype=np.float64) for a in (lam, mult, power))
-    keep = lam > 0
-    if m <= 0:
-        raise ValueError(f"m must be positive, got {m}")
-    if ridge == 0 and mult[keep].sum() <= m:
-        raise ValueError("ridgeless eigenlearning needs more modes than samples")
-
-    def eq(logk):
-        k = math.exp(logk)
-        return np.sum(mult[keep] * lam[keep] / (lam[keep] + k)) + ridge / k - m
-
-    lo, hi = math.log(lam[keep].min() * 1e-12 + 1e-300), math.log(lam[keep].max() * 1e12
-                                                                   + ridge * 1e3 + 1e-300)
-    kappa = math.exp(optimize.brentq(eq, lo, hi, xtol=1e-14, rtol=1e-14, maxiter=500))
-    L = np.where(keep, lam / (lam + kappa), 0.0)
-    e0 = m / (m - np.sum(mult * L ** 2))
-    per_block = e0 * (1 - L) ** 2 * power
-    return {"kappa": kappa, "e0": e0, "test_mse": float(e0 * (np.sum((1 - L) ** 2 * power)
-                                                               + noise)),
-            "learnability": L, "per_block": per_block}
 
 
 def mp_edges(gamma: float) -> tuple[float, float]:

@@ -110,3 +110,64 @@ def _train(arch, x_train, y_train, x_test, y_test, n_classes, width, epochs, min
     return TrainSummary(float(np.mean(pred.argmax(1) == y_test)),
                         float(np.mean((pred - yt) ** 2)), float(loss), int(done),
                         time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class GDResult:
+    test_pred: np.ndarray
+    train_loss: float
+    steps: int
+    converged: bool
+    seconds: float
+
+
+def train_gd(arch: iw.Architecture, x_train: np.ndarray, y_train: np.ndarray,
+             x_test: np.ndarray, *, width: int, learning_rate: float, seed: int = 0,
+             momentum: float = 0.9, max_steps: int = 10_000, tol: float = 1e-5,
+             check_every: int = 50) -> GDResult:
+    """Full-batch heavy-ball GD on (1/2n)·‖f_θ − f_θ₀ − y‖² (one output), the centred model
+    and stopping rule of ``iw.train_mse`` (train loss ≤ ``tol`` × initial loss, or
+    ``max_steps``), run in float32 with one jitted step per Python iteration: for convolutions
+    on XLA:CPU this measured 25× faster per step than a ``lax.scan`` of float64 steps, which
+    is what makes widths up to 4096 affordable here. Returns the centred test predictions."""
+    if x_train.shape[0] != y_train.shape[0]:
+        raise ValueError("x_train and y_train must have the same number of rows")
+    if not (learning_rate > 0 and math.isfinite(learning_rate)):
+        raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
+    with jax.enable_x64(False):
+        t0 = time.perf_counter()
+        net = iw.with_width(dataclasses.replace(arch, out_dim=1), width)
+        init_fn, apply_fn, _ = net.stax
+        shape = net.input_shape(x_train.shape[1])
+        n = x_train.shape[0]
+        xs = jnp.asarray(x_train.reshape((n,) + shape), jnp.float32)
+        xt = jnp.asarray(x_test.reshape((x_test.shape[0],) + shape), jnp.float32)
+        ys = jnp.asarray(np.asarray(y_train, np.float32).reshape(n, 1))
+        _, p0 = init_fn(jax.random.PRNGKey(seed), (-1,) + shape)
+        f0, f0t = apply_fn(p0, xs), apply_fn(p0, xt)
+        opt = optax.sgd(learning_rate, momentum=momentum or None)
+
+        def loss_fn(p, xs, ys, f0):
+            return 0.5 * jnp.mean(jnp.sum((apply_fn(p, xs) - f0 - ys) ** 2, -1))
+
+        @jax.jit
+        def step(p, s, xs, ys, f0):
+            loss, g = jax.value_and_grad(loss_fn)(p, xs, ys, f0)
+            u, s = opt.update(g, s, p)
+            return optax.apply_updates(p, u), s, loss
+
+        params, state = p0, opt.init(p0)
+        loss0 = float(loss_fn(p0, xs, ys, f0))
+        steps, converged, loss = 0, False, loss0
+        while steps < max_steps:
+            for _ in range(check_every):
+                params, state, _ = step(params, state, xs, ys, f0)
+            steps += check_every
+            loss = float(loss_fn(params, xs, ys, f0))
+            if not math.isfinite(loss):
+                break
+            if loss <= tol * max(loss0, 1e-30):
+                converged = True
+                break
+        pred = np.asarray(apply_fn(params, xt) - f0t, dtype=np.float64)[:, 0]
+        return GDResult(pred, loss, steps, converged, time.perf_counter() - t0)

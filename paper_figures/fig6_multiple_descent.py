@@ -8,8 +8,9 @@ Inputs x uniform on the sphere of radius √d in R^d; t = ⟨x, x'⟩/d. Three d
 
 Target f* = f_1 + f_2 + f_3 (unit-variance zonal harmonics of degrees 1–3, power 1/3 each)
 plus label noise ε². Measured: kernel regression (ridge δ), several seeds, test MSE against
-noisy labels (computed as clean MSE + ε²). Predicted: eigenlearning on the Funk–Hecke
-eigenvalues λ_k (Gauss–Jacobi quadrature, k ≤ 12; the power above 12 acts as extra ridge).
+noisy labels (computed as clean MSE + ε²). Predicted: eigenlearning (``iw.eigenlearning``) on
+the Funk–Hecke eigenvalues λ_k with multiplicities N(d, k) (Gauss–Jacobi quadrature, k ≤ 12;
+the power above degree 12 acts as extra ridge).
 Vertical lines: m = N(d, r), the number of degree-r harmonics.
 
 Right panel: eigenvalues of the degree-r harmonic Gram matrix W = ΦᵀΦ/m, built exactly by the
@@ -65,15 +66,28 @@ def profile_check(d: int) -> float:
     return err
 
 
+def engine_check(d: int, lams: dict) -> dict:
+    """Max relative gap between the Funk–Hecke λ_k and ``iw.spectrum(MLP, domain="sphere")``
+    (one patch: the type-level engine's own route), over degrees with λ_k > 1e-12·λ_max."""
+    out = {}
+    for name, arch in (("erf-ntk", iw.MLP(depth=1, activation="erf")),
+                       ("relu-ntk", iw.MLP(depth=2, activation="relu"))):
+        tab = iw.spectrum(arch, d, "sphere", "ntk", max_degree=6).table()
+        eng = tab.sort_values("frequency")["eigenvalue"].to_numpy()
+        fh = lams[name][: len(eng)]
+        big = np.abs(fh) > 1e-12 * np.abs(fh).max()
+        out[name] = float(np.max(np.abs(eng[big] - fh[big]) / np.abs(fh[big])))
+    return out
+
+
 def predicted(g, d: int, ms: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
     lam = S.funk_hecke(g, d, MAX_DEGREE, n_quad=400)
     lam = np.where(np.abs(lam) < 1e-15 * abs(g(np.array([1.0]))[0]), 0.0, lam)
     mult = np.array([S.n_harmonics(d, k) for k in range(MAX_DEGREE + 1)], dtype=float)
     tail = max(float(g(np.array([1.0]))[0] - np.sum(lam * mult)), 0.0)
     power = np.array([TARGET_POWER.get(k, 0.0) for k in range(MAX_DEGREE + 1)])
-    rows = [dict(m=int(m), test_mse=S.eigenlearning(lam, mult, power, m, RIDGE + tail,
-                                                    NOISE)["test_mse"]) for m in ms]
-    return pd.DataFrame(rows), lam
+    pred = iw.eigenlearning(lam, mult, ms, power, ridge=RIDGE + tail, noise=math.sqrt(NOISE))
+    return pd.DataFrame({"m": pred["sample_size"], "test_mse": pred["test_mse"]}), lam
 
 
 def measured(g, d: int, ms: np.ndarray, seeds: int, n_test: int, prog) -> pd.DataFrame:
@@ -154,6 +168,7 @@ def main(argv=None) -> dict:
     curves = pd.concat(curves, ignore_index=True)
     mp, ks_stat = mp_spectra(d, r)
     prof_err = profile_check(d)
+    engine = engine_check(d, lams)
 
     fig, axes = C.plt.subplots(1, 4, figsize=(17, 4.0))
     for ax, (name, (g, label)) in zip(axes[:3], ks.items()):
@@ -199,6 +214,7 @@ def main(argv=None) -> dict:
     summary = {"size": args.size, **cfg, "rho": RHO, "noise": NOISE, "ridge": RIDGE,
                "n_harmonics": harm, "kernels": notes, "mp_ks_statistic": ks_stat,
                "closed_form_vs_neural_tangents_max_abs": prof_err,
+               "funk_hecke_vs_iw_spectrum_max_rel": engine,
                "seconds": timer()}
     C.write_json(summary, args.out / f"{NAME}.json")
     C.log(curves.to_string(index=False, max_rows=40))

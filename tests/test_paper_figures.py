@@ -1,0 +1,153 @@
+"""Tests of the paper-figure helpers (checked against closed forms and neural-tangents) and
+smoke tests of every figure script at its --tiny size."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, special
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import infwidth as iw  # noqa: E402
+from paper_figures import _fastkernels as FK  # noqa: E402
+from paper_figures import _sphere as S  # noqa: E402
+
+
+# ------------------------------------------------------------------ fast tree kernels
+@pytest.mark.parametrize("arch,dim", [
+    (iw.MLP(depth=2), 12),
+    (iw.MLP(depth=3, activation="erf", b_std=0.3), 12),
+    (iw.SCNN(patch_dim=4), 16),
+    (iw.DCNN(patch_dim=2, filter_sizes=(2, 2)), 16),
+    (iw.SCNN(patch_dim=2, ndim=2), 36),
+    (iw.DCNN(patch_dim=2, filter_sizes=(2,), ndim=2, b_std=0.2), 64),
+    (iw.DCNN(patch_dim=1, filter_sizes=(2, 2), ndim=2, channels=2, activation="erf"), 32),
+])
+def test_tree_kernels_match_neural_tangents(arch, dim):
+    rng = np.random.default_rng(0)
+    x, z = rng.standard_normal((6, dim)), rng.standard_normal((5, dim))
+    k, t = FK.tree_kernels(arch, x, z)
+    kr, tr = iw.kernel(arch, x, z, kind="nngp"), iw.kernel(arch, x, z, kind="ntk")
+    np.testing.assert_allclose(k, kr, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(t, tr, rtol=1e-12, atol=1e-13)
+    ks, ts = FK.tree_kernels(arch, x)
+    np.testing.assert_allclose(ks, ks.T, rtol=0, atol=0)
+    off = ~np.eye(6, dtype=bool)
+    np.testing.assert_allclose(ks[off], iw.kernel(arch, x, kind="nngp")[off], rtol=1e-12)
+    # Diagonal of a ReLU NTK: neural-tangents' arccos at correlation 1 carries ~√ε·(layers)
+    # of round-off (README, "a finding about neural-tangents' relu kernels").
+    np.testing.assert_allclose(ts, iw.kernel(arch, x, kind="ntk"), rtol=1e-7)
+
+
+def test_tree_kernels_blocking_is_exact():
+    arch = iw.DCNN(patch_dim=2, filter_sizes=(2,))
+    x = np.random.default_rng(1).standard_normal((21, 8))
+    full = FK.tree_kernels(arch, x, block=64)
+    small = FK.tree_kernels(arch, x, block=8)
+    for a, b in zip(full, small):
+        np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-15)
+
+
+def test_tree_kernels_refuses_convnets():
+    with pytest.raises(TypeError, match="MLP, SCNN or DCNN"):
+        FK.tree_kernels(iw.ConvNet(), np.ones((2, 8)))
+
+
+# ------------------------------------------------------------------ sphere helpers
+def test_n_harmonics_closed_forms():
+    for d in (3, 5, 12, 20):
+        assert S.n_harmonics(d, 0) == 1
+        assert S.n_harmonics(d, 1) == d
+        assert S.n_harmonics(d, 2) == (d + 2) * (d - 1) // 2
+    assert [S.n_harmonics(3, k) for k in range(5)] == [1, 3, 5, 7, 9]
+    # homogeneous polynomials of degree K restrict to H_K ⊕ H_{K−2} ⊕ …, so
+    # N(d, K) = C(K+d−1, d−1) − C(K+d−3, d−1)
+    for d, K in ((4, 3), (7, 4), (20, 5)):
+        assert S.n_harmonics(d, K) == math.comb(K + d - 1, d - 1) - math.comb(K + d - 3, d - 1)
+
+
+def test_legendre_recurrence_matches_gegenbauer():
+    t = np.linspace(-1, 1, 11)
+    for d in (3, 6, 20):
+        for k in range(7):
+            ref = special.eval_gegenbauer(k, (d - 2) / 2, t) / \
+                special.eval_gegenbauer(k, (d - 2) / 2, 1.0)
+            np.testing.assert_allclose(S.legendre_d(k, d, t), ref, atol=1e-12)
+
+
+def test_funk_hecke_recovers_a_known_spectrum():
+    d = 7
+    lam = np.array([0.5, 0.2, 0.05, 0.01, 0.003])
+
+    def g(t):
+        return sum(l * S.n_harmonics(d, k) * S.legendre_d(k, d, t) for k, l in enumerate(lam))
+    np.testing.assert_allclose(S.funk_hecke(g, d, 6), np.r_[lam, 0, 0], atol=1e-14)
+
+
+def test_mlp_profile_matches_neural_tangents():
+    d = 9
+    t = np.linspace(-0.95, 0.95, 9)
+    for arch in (iw.MLP(depth=2), iw.MLP(depth=1, activation="erf")):
+        for kind in ("nngp", "ntk"):
+            nt = S.kernel_profile(lambda a, b: iw.kernel(arch, a, b, kind=kind), d)
+            np.testing.assert_allclose(S.mlp_profile(arch, kind)(t), nt(t), rtol=1e-12)
+
+
+def test_zonal_target_has_unit_power():
+    d, n = 6, 40_000
+    x = iw.sample_inputs("sphere", n, d, seed=3)
+    for k in (1, 2, 3):
+        f2 = S.zonal_target(k, d, n_centres=5, seed=k)(x) ** 2
+        # Monte-Carlo mean of f² within 4 standard errors of the exact power 1
+        assert abs(f2.mean() - 1) < 4 * f2.std() / math.sqrt(n)
+
+
+def test_mp_density_normalised_and_mean_one():
+    for gamma in (0.25, 0.7, 1.6):
+        lo, hi = S.mp_edges(gamma)
+        mass = integrate.quad(lambda v: S.mp_density(np.array([v]), gamma)[0], lo, hi,
+                              limit=200)[0]
+        mean = integrate.quad(lambda v: v * S.mp_density(np.array([v]), gamma)[0], lo, hi,
+                              limit=200)[0]
+        assert mass == pytest.approx(1.0, abs=1e-6)
+        # E[λ] over the non-zero part: tr(W)/rank = N/min(N, m) = max(1, γ)
+        assert mean == pytest.approx(max(1.0, gamma), rel=1e-5)
+
+
+def test_find_peaks():
+    m = np.arange(7)
+    y = np.array([1.0, 2.0, 1.0, 0.5, 0.9, 0.3, 0.2])
+    assert S.find_peaks(m, y) == [1, 4]
+    assert S.find_peaks(m, y, err=np.full(7, 0.3), k=2.0) == [1]
+
+
+# ------------------------------------------------------------------ figure smoke tests
+FIGURES = ["fig1_topologies", "fig2_eigenvalue_scaling", "fig3_staircase",
+           "fig4_depth_resolution", "fig5_finite_width", "fig6_multiple_descent",
+           "fig7_real_data"]
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_figure_tiny(name, tmp_path):
+    if name == "fig7_real_data" and not (iw.datasets.FASHION_MNIST_DIR /
+                                         "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("Fashion-MNIST files not installed")
+    mod = __import__(f"paper_figures.{name}", fromlist=["main"])
+    summary = mod.main(["--tiny", "--out", str(tmp_path)])
+    png = tmp_path / f"{name}.png"
+    assert png.stat().st_size > 20_000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    df = pd.read_csv(tmp_path / f"{name}.csv")
+    assert len(df) > 0
+    meta = json.loads((tmp_path / f"{name}.json").read_text())
+    assert meta["size"] == "tiny" and summary["size"] == "tiny"
+    num = df.select_dtypes("number")
+    assert np.isfinite(num.to_numpy(dtype=float)[~np.isnan(num.to_numpy(dtype=float))]).all()
