@@ -29,7 +29,7 @@ def _dual(act: str, s12, s11, s22):
         norm = jnp.sqrt(s11 * s22)
         c = jnp.clip(s12 / jnp.where(norm > 0, norm, 1.0), -1.0, 1.0)
         th = jnp.arccos(c)
-        return (norm * (jnp.sin(th) + (jnp.pi - th) * c) / (2 * jnp.pi),
+        return (norm * (jnp.sqrt(1 - c * c) + (jnp.pi - th) * c) / (2 * jnp.pi),
                 (jnp.pi - th) / (2 * jnp.pi))
     a = jnp.sqrt((1 + 2 * s11) * (1 + 2 * s22))
     return (2 / jnp.pi * jnp.arcsin(2 * s12 / a),
@@ -40,55 +40,56 @@ def _dual_diag(act: str, q):
     return q / 2 if act == "relu" else 2 / jnp.pi * jnp.arcsin(2 * q / (1 + 2 * q))
 
 
-def _tree_plan(arch: iw.Architecture, dim: int) -> tuple[tuple[int, ...], int, list[int]]:
-    """(per-example patch-grid shape, coordinates per patch, pooling factors per level)."""
+def _tree_plan(arch: iw.Architecture, dim: int) -> tuple[tuple[int, ...], list[int]]:
+    """(patch-grid shape, pooling factor of every tree level above the patches)."""
     if isinstance(arch, iw.MLP):
-        return (1,), dim, [1] * (arch.depth - 1)
+        return (1,), [1] * (arch.depth - 1)
     if not isinstance(arch, iw.DCNN):
         raise TypeError(f"tree_kernels needs an MLP, SCNN or DCNN, got {type(arch).__name__}")
-    shape = arch.input_shape(dim)
-    side = shape[0] // arch.patch_dim
-    return (side,) * arch.ndim, arch.patch_coords, list(arch.filter_sizes)
+    side = arch.input_shape(dim)[0] // arch.patch_dim
+    return (side,) * arch.ndim, list(arch.filter_sizes)
 
 
 def _patches(arch, x: np.ndarray, dim: int) -> np.ndarray:
-    """(n, positions, n0), positions in the DAG's row-major order."""
+    """(positions, n, n0), positions in the DAG's row-major order (leading, so that the
+    per-patch Gram matrices are one batched matmul)."""
     if isinstance(arch, iw.MLP):
-        return x[:, None, :]
+        return x[None]
     shape = arch.input_shape(dim)
     p, n = arch.patch_dim, x.shape[0]
     r = x.reshape((n,) + shape)
     if arch.ndim == 1:
-        return r.reshape(n, shape[0] // p, p * shape[-1])
+        return r.reshape(n, shape[0] // p, p * shape[-1]).transpose(1, 0, 2)
     s = shape[0] // p
-    r = r.reshape(n, s, p, s, p, shape[-1]).transpose(0, 1, 3, 2, 4, 5)
-    return r.reshape(n, s * s, p * p * shape[-1])
+    r = r.reshape(n, s, p, s, p, shape[-1]).transpose(1, 3, 0, 2, 4, 5)
+    return r.reshape(s * s, n, p * p * shape[-1])
 
 
 def _pool(a, grid: tuple[int, ...], k: int):
-    """Mean over non-overlapping k (or k×k) blocks of the trailing position axis."""
-    lead = a.shape[:-1]
+    """Mean over non-overlapping k (or k×k) blocks of the leading position axis."""
+    rest = a.shape[1:]
     if len(grid) == 1:
-        return a.reshape(lead + (grid[0] // k, k)).mean(-1), (grid[0] // k,)
+        return a.reshape((grid[0] // k, k) + rest).mean(1), (grid[0] // k,)
     s = grid[0] // k
-    a = a.reshape(lead + (s, k, s, k)).mean((-1, -3))
-    return a.reshape(lead + (s * s,)), (s, s)
+    a = a.reshape((s, k, s, k) + rest).mean((1, 3))
+    return a.reshape((s * s,) + rest), (s, s)
 
 
 @partial(jax.jit, static_argnames=("act", "grid", "pools", "w2", "b2"))
 def _tree_block(p1, p2, *, act, grid, pools, w2, b2):
+    """p1 (P, a, n0), p2 (P, c, n0) → (NNGP, NTK) blocks (a, c)."""
     n0 = p1.shape[-1]
-    s12 = jnp.einsum("apk,cpk->acp", p1, p2) / n0 + b2
-    s11 = jnp.sum(p1 * p1, -1) / n0 + b2
+    s12 = jnp.einsum("pak,pck->pac", p1, p2) / n0 + b2
+    s11 = jnp.sum(p1 * p1, -1) / n0 + b2  # (P, a)
     s22 = jnp.sum(p2 * p2, -1) / n0 + b2
     theta = s12
     for k in pools + (None,):
-        kk, kd = _dual(act, s12, s11[:, None, :], s22[None, :, :])
+        kk, kd = _dual(act, s12, s11[:, :, None], s22[:, None, :])
         d1, d2 = _dual_diag(act, s11), _dual_diag(act, s22)
         td = theta * kd
         if k is None:  # Flatten + Dense readout: mean over the top positions
-            s12 = w2 * kk.mean(-1) + b2
-            return s12, s12 + w2 * td.mean(-1)
+            s12 = w2 * kk.mean(0) + b2
+            return s12, s12 + w2 * td.mean(0)
         kk, g = _pool(kk, grid, k)
         td, _ = _pool(td, grid, k)
         d1, _ = _pool(d1, grid, k)
@@ -99,17 +100,22 @@ def _tree_block(p1, p2, *, act, grid, pools, w2, b2):
 
 
 def _blocked(fn, x1, x2, block: int, symmetric: bool):
-    n1, n2 = x1.shape[0], x2.shape[0]
+    """Blocks of rows of x1 (P, n1, n0) against x2 (P, n2, n0); with ``symmetric`` only the
+    blocks on and above the diagonal, mirrored."""
+    n1, n2 = x1.shape[1], x2.shape[1]
     nngp, ntk = np.empty((n1, n2)), np.empty((n1, n2))
-    pad = lambda a, b: a if a.shape[0] == b else np.concatenate(  # noqa: E731
-        [a, np.repeat(a[-1:], b - a.shape[0], 0)])
-    b1 = b2 = min(block, max(n1, n2))  # one block shape for every call: one compilation
-    for i in range(0, n1, b1):
-        for j in range(0, n2, b2):
-            if symmetric and j + b2 <= i:
+    b = min(block, max(n1, n2))  # one block shape for every call: one compilation
+
+    def pad(a):
+        return a if a.shape[1] == b else np.concatenate(
+            [a, np.repeat(a[:, -1:], b - a.shape[1], 1)], 1)
+
+    for i in range(0, n1, b):
+        for j in range(0, n2, b):
+            if symmetric and j + b <= i:
                 continue
-            r, c = slice(i, min(i + b1, n1)), slice(j, min(j + b2, n2))
-            k, t = fn(pad(x1[r], b1), pad(x2[c], b2))
+            r, c = slice(i, min(i + b, n1)), slice(j, min(j + b, n2))
+            k, t = fn(pad(x1[:, r]), pad(x2[:, c]))
             nngp[r, c] = np.asarray(k)[: r.stop - r.start, : c.stop - c.start]
             ntk[r, c] = np.asarray(t)[: r.stop - r.start, : c.stop - c.start]
     if symmetric:
@@ -131,7 +137,7 @@ def tree_kernels(arch: iw.Architecture, x1, x2=None, block: int = 256
     """(NNGP, NTK) Gram matrices of an MLP, S-CNN or D-CNN, float64 (see module doc)."""
     x1, x2, sym = _check_pair(x1, x2)
     dim = x1.shape[1]
-    grid, _, pools = _tree_plan(arch, dim)
+    grid, pools = _tree_plan(arch, dim)
     fn = partial(_tree_block, act=arch.activation, grid=grid, pools=tuple(pools),
                  w2=float(arch.w ** 2), b2=float(arch.b_std ** 2))
     positions = math.prod(grid)

@@ -41,7 +41,7 @@ SIZES = {
     "tiny": dict(ms=(16,), widths=(16, 64), seeds=1, n_test=64, max_steps=200),
     "quick": dict(ms=(16, 64, 256), widths=(32, 128, 512), seeds=1, n_test=256,
                   max_steps=3000),
-    "full": dict(ms=(16, 32, 64, 128, 256), widths=(32, 128, 512, 2048), seeds=3,
+    "full": dict(ms=(16, 32, 64, 128, 256), widths=(32, 128, 512, 2048), seeds=2,
                  n_test=500, max_steps=10000),
 }
 WIDTH_COLORS = ("tab:olive", "tab:orange", "tab:red", "tab:purple")

@@ -83,9 +83,9 @@ SIZES = {
     "full": {
         "digits": dict(n_max=1348, n_test=449, gap_max=400, gap_test=449,
                        fin=(100, 400, 1348), epochs=30, min_steps=500),
-        "mnist1d": dict(n_max=4000, n_test=1000, gap_max=500, gap_test=500,
+        "mnist1d": dict(n_max=4000, n_test=1000, gap_max=1000, gap_test=500,
                         fin=(250, 1000, 4000), epochs=30, min_steps=500),
-        "fashion": dict(n_max=10000, n_test=2000, gap_max=24, gap_test=50,
+        "fashion": dict(n_max=10000, n_test=2000, gap_max=32, gap_test=64,
                         fin=(100, 1000, 10000), epochs=15, min_steps=500,
                         fin_gap_max=2000),
     },
@@ -129,7 +129,7 @@ def regression_rows(K: np.ndarray, Kt: np.ndarray, y: np.ndarray, yt: np.ndarray
     return rows
 
 
-def run_dataset(dataset: str, cfg: dict, part: C.Partial, notes: dict) -> None:
+def run_dataset(dataset: str, cfg: dict, part: C.Partial) -> None:
     ds = load(dataset, cfg)
     order = np.random.default_rng(0).permutation(len(ds.y_train))
     test_order = np.random.default_rng(1).permutation(len(ds.y_test))
@@ -224,10 +224,9 @@ def main(argv=None) -> dict:
     timer = C.Timer()
     part = C.Partial(args.out / f"{NAME}.partial.csv",
                      ("dataset", "arch", "kind", "n_train"), args.size, args.fresh)
-    notes: dict = {}
     for dsn, c in cfg.items():
         C.log(f"{NAME}: {dsn}")
-        run_dataset(dsn, c, part, notes)
+        run_dataset(dsn, c, part)
     df = part.frame()
     plot(df, cfg, args.size, args.out / f"{NAME}.png")
     C.write_csv(df, args.out / f"{NAME}.csv")
