@@ -14,7 +14,7 @@ Gegenbauer polynomial C_k^{(d−2)/2} normalised so that P_k(1) = 1):
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 from scipy import special

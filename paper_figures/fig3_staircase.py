@@ -37,7 +37,7 @@ SIZES = {
     "quick": dict(q_large=8, q_sweep=(2, 3, 4, 6, 8, 12, 16, 24), measured=(
         ("hypercube", 2), ("sphere", 2), ("hypercube", 3)), m_max=2048, seeds=3, n_test=1000,
         n_grid=12),
-    "full": dict(q_large=12, q_sweep=(2, 3, 4, 6, 8, 12, 16, 24, 32, 48), measured=(
+    "full": dict(q_large=12, q_sweep=(2, 3, 4, 6, 8, 12, 16, 24, 32), measured=(
         ("hypercube", 2), ("sphere", 2), ("hypercube", 3)), m_max=4096, seeds=5,
         n_test=2000, n_grid=16),
 }
@@ -105,7 +105,8 @@ def main(argv=None) -> dict:
     sweep_rows = []
     for qq in cfg["q_sweep"]:
         dd = qq ** 4
-        ms = np.unique(np.round(dd ** np.linspace(0.3, 3.2, 146)).astype(np.int64))
+        r_max = min(3.2, 60 * math.log(2) / math.log(dd))  # m < 2^60 (int64 sample sizes)
+        ms = np.unique(np.round(dd ** np.linspace(0.3, r_max, 146)).astype(np.int64))
         pr = predicted("hypercube", qq, ms)
         for name, g in pr.groupby("component", sort=False):
             sweep_rows.append(dict(d=dd, q=qq, component=name,
@@ -116,7 +117,6 @@ def main(argv=None) -> dict:
 
     measured = []
     for dom, qm in cfg["measured"]:
-        dm = qm ** 4
         ms = np.unique(np.round(np.logspace(math.log10(4), math.log10(cfg["m_max"]),
                                             cfg["n_grid"])).astype(int))
         meas = iw.kernel_regression_curve(arch_for(qm), targets(dom, qm), ms, kind=KIND,

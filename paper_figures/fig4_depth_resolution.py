@@ -173,8 +173,8 @@ def main(argv=None) -> dict:
     ax.set_title(f"(d) measured at m = d^{R_STAR:g} = {m_small}, d = {ds} "
                  f"({cfg['seeds']} seeds ± s.d.)")
     ax.legend(fontsize=7)
-    fig.suptitle(f"Figure 4 — depth gives resolution: trees of depth 1, 2, 3 at the same d and "
-                 f"n0 = d^(1/4), ReLU NTK, hypercube, ridgeless", fontsize=11)
+    fig.suptitle("Figure 4 — depth gives resolution: trees of depth 1, 2, 3 at the same d and "
+                 "n0 = d^(1/4), ReLU NTK, hypercube, ridgeless", fontsize=11)
     C.stamp(fig, args.size)
     fig.tight_layout()
     C.savefig(fig, args.out / f"{NAME}.png")

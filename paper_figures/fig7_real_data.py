@@ -19,7 +19,6 @@ architectures (``ndim=2``).
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
