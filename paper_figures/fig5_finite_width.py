@@ -7,13 +7,11 @@ architecture, each learned within the sample range:
     S-CNN: degree 2 inside one patch (L = 1.5)
     D-CNN, filters (2, 4): a sibling pair x_a·x_b (L = 5/3)
 
-For each architecture and seed, the protocol of ``iw.finite_width_curve``: the same data
-(``iw.regression_dataset``), ridgeless NTK regression on nested training sets
-(``iw.nested_regression`` on ``iw.tree_gram``), and networks of growing width trained by
-full-batch heavy-ball GD on the centred MSE with step 0.5·2m/λ_max(NTK) until the train loss
-falls below 1e-5 × its initial value (``paper_figures._train.train_gd``: float32, one jitted
-step per Python iteration; ``iw.finite_width_curve`` runs float64 steps in ``lax.scan``, which
-measured 25× slower per step for these convolutions on 2 CPU cores). The eigenlearning
+For each architecture and seed, ``iw.finite_width_curve`` (one row per run): the same data
+(``iw.regression_dataset``), ridgeless NTK regression on nested training sets, and networks of
+growing width trained by full-batch heavy-ball GD on the centred MSE with step
+0.5·2m/λ_max(NTK) until the train loss falls below 1e-5 × its initial value, in float32 (on
+XLA:CPU float64 convolutions are several times slower per step). The eigenlearning
 prediction on the exact spectrum (``iw.predict_learning_curve``) is drawn as well. Last panel: the RMS distance between the
 trained network's test predictions and the kernel predictor, against width (the infinite-width
 theory predicts it → 0, at rate width^{−1/2} in the lazy regime).
@@ -32,7 +30,6 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import infwidth as iw  # noqa: E402
 from paper_figures import _common as C  # noqa: E402
-from paper_figures import _train as T  # noqa: E402
 
 NAME = "fig5_finite_width"
 D, N0, DOMAIN, KIND = 64, 8, "hypercube", "ntk"
@@ -59,27 +56,13 @@ def setups() -> dict[str, tuple[iw.Architecture, iw.Target]]:
 
 
 def runs(arch: iw.Architecture, target: iw.Target, cfg: dict, seed: int) -> list[dict]:
-    """One seed: kernel regression and every (m, width) network on the same data."""
-    ms, n_max = list(cfg["ms"]), max(cfg["ms"])
-    x, f = iw.regression_dataset(target, n_max + cfg["n_test"], seed)
-    y = f(x)
-    gram = iw.tree_gram(arch, x, kind="ntk")
-    kern = {r["sample_size"]: r for r in iw.nested_regression(
-        gram, y[:n_max], y[n_max:], ms, return_predictions=True)}
-    out = []
-    for m in ms:
-        lr = iw.stable_learning_rate(gram[:m, :m], LR_FRACTION)
-        kp = kern[m]["prediction"][:, 0]
-        for w in cfg["widths"]:
-            r = T.train_gd(arch, x[:m], y[:m], x[n_max:], width=w, learning_rate=lr,
-                           seed=seed, momentum=MOMENTUM, max_steps=cfg["max_steps"], tol=TOL)
-            out.append(dict(seed=seed, sample_size=m, width=w,
-                            test_mse=float(np.mean((r.test_pred - y[n_max:]) ** 2)),
-                            kernel_test_mse=float(kern[m]["test_mse"][0]),
-                            prediction_gap=float(np.sqrt(np.mean((r.test_pred - kp) ** 2))),
-                            converged=r.converged, steps=r.steps, train_loss=r.train_loss,
-                            learning_rate=lr, seconds=r.seconds))
-    return out
+    """One seed of ``iw.finite_width_curve`` (per-run rows): kernel regression and every
+    (m, width) network on the same data, trained in float32."""
+    df = iw.finite_width_curve(arch, target, cfg["ms"], widths=cfg["widths"], seeds=1,
+                               n_test=cfg["n_test"], seed=seed, lr_fraction=LR_FRACTION,
+                               momentum=MOMENTUM, max_steps=cfg["max_steps"], tol=TOL,
+                               chunk=50, per_seed=True, progress=False, dtype="float32")
+    return df.drop(columns=["target", "mse_gap"]).to_dict("records")
 
 
 def aggregate(runs_df: pd.DataFrame) -> pd.DataFrame:

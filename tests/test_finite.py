@@ -48,6 +48,7 @@ def test_non_convergence_is_reported():
     (dict(max_steps=0), ValueError, "max_steps must be a positive integer"),
     (dict(learning_rate=-0.1), ValueError, "learning_rate must be a positive number"),
     (dict(x_test=np.zeros((3, 16))), ValueError, "x_test and y_test must be given together"),
+    (dict(dtype="bfloat16"), ValueError, "dtype must be 'float64' or 'float32'"),
 ])
 def test_bad_training_input(kwargs, err, msg):
     x, y, _, _ = _problem()

@@ -23,6 +23,25 @@ def test_gap_to_the_kernel_shrinks_with_width():
     assert np.allclose(df.mse_gap, df.test_mse - df.kernel_test_mse)
 
 
+def test_float32_training_follows_the_same_protocol():
+    """dtype="float32" (the fast path for convolutions on CPU) trains on the same data against
+    the same float64 kernel regression, converges, approaches the kernel predictor as the
+    width grows, and repeats itself exactly under the same seed."""
+    arch = iw.DCNN(patch_dim=4, filter_sizes=(4,))
+    t = iw.Target.pair("hypercube", 16, 4)
+    kw = dict(widths=(16, 512), seeds=1, n_test=64, per_seed=True, progress=False,
+              max_steps=3000, dtype="float32")
+    df = iw.finite_width_curve(arch, t, [16], **kw)
+    ref = iw.finite_width_curve(arch, t, [16], widths=(16,), seeds=1, n_test=64,
+                                per_seed=True, progress=False, max_steps=3000)
+    assert df.kernel_test_mse.iloc[0] == pytest.approx(ref.kernel_test_mse.iloc[0], rel=1e-12)
+    assert df.converged.all()
+    gaps = df.prediction_gap.to_numpy()
+    assert gaps[1] < 0.5 * gaps[0], gaps  # lazy regime: ∝ width^(-1/2), i.e. ≈ 0.18×
+    again = iw.finite_width_curve(arch, t, [16], **kw)
+    assert again.test_mse.tolist() == df.test_mse.tolist()
+
+
 def test_non_convergence_is_reported_not_hidden():
     arch = iw.MLP(depth=1)
     t = iw.Target.local("hypercube", 16, 4, degree=2)
@@ -38,6 +57,7 @@ def test_non_convergence_is_reported_not_hidden():
     (dict(noise=-1.0), "noise must be"),
     (dict(lr_fraction=1.5), "lr_fraction must lie"),
     (dict(seeds=0), "seeds must be a positive integer"),
+    (dict(dtype="float16"), "dtype must be"),
 ])
 def test_bad_input(kwargs, msg):
     args = dict(arch=iw.MLP(depth=1), target=iw.Target.pair("hypercube", 16, 4),

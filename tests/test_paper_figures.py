@@ -156,22 +156,3 @@ def test_figure_tiny(name, tmp_path):
         if col not in ("learning_index", "space", "predicted"):
             v = num[col].dropna().to_numpy(dtype=float)
             assert np.isfinite(v).all(), col
-
-
-# ------------------------------------------------------------------ finite-width runner
-def test_fig5_runner_follows_the_finite_width_curve_protocol():
-    from paper_figures import fig5_finite_width as F5
-
-    arch, target = iw.MLP(depth=1), iw.Target.pair("hypercube", 16, 4)
-    cfg = dict(ms=(16,), widths=(32, 1024), n_test=64, max_steps=3000)
-    rows = F5.runs(arch, target, cfg, seed=0)
-    ref = iw.finite_width_curve(arch, target, [16], widths=(32,), seeds=1, n_test=64,
-                                per_seed=True, progress=False)
-    # same data and the same kernel regression as iw.finite_width_curve
-    assert rows[0]["kernel_test_mse"] == pytest.approx(float(ref.kernel_test_mse.iloc[0]),
-                                                       rel=1e-10)
-    assert all(r["converged"] for r in rows)
-    # the trained network approaches the kernel predictor as the width grows
-    assert rows[1]["prediction_gap"] < 0.5 * rows[0]["prediction_gap"]
-    again = F5.runs(arch, target, cfg, seed=0)
-    assert [r["test_mse"] for r in again] == [r["test_mse"] for r in rows]
