@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import matplotlib
 
@@ -23,8 +23,11 @@ DEFAULT_OUT = ROOT / "results" / "paper_figures"
 SIZES = ("tiny", "quick", "full")
 
 
-def parse_args(argv: Sequence[str] | None, doc: str) -> argparse.Namespace:
-    """``--quick`` / ``--tiny`` (smoke-test size) / ``--out DIR`` / ``--fresh``."""
+def parse_args(argv: Sequence[str] | None, doc: str,
+               extra: Callable[[argparse.ArgumentParser], None] | None = None
+               ) -> argparse.Namespace:
+    """``--quick`` / ``--tiny`` (smoke-test size) / ``--out DIR`` / ``--fresh``, plus the
+    options that ``extra`` adds to the parser."""
     p = argparse.ArgumentParser(description=doc.strip().splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=doc)
@@ -34,6 +37,8 @@ def parse_args(argv: Sequence[str] | None, doc: str) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     p.add_argument("--fresh", action="store_true",
                    help="ignore saved partial results instead of resuming from them")
+    if extra is not None:
+        extra(p)
     args = p.parse_args(list(argv) if argv is not None else None)
     args.size = "tiny" if args.tiny else "quick" if args.quick else "full"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -112,6 +117,13 @@ class Partial:
         row = {"size": self.size, **row}
         self.rows.append(row)
         write_csv(pd.DataFrame(self.rows), self.path)
+
+    def drop(self, **match) -> None:
+        """Remove the rows whose columns equal ``match`` (superseded results)."""
+        keep = [r for r in self.rows if any(str(r.get(k)) != str(v) for k, v in match.items())]
+        if len(keep) != len(self.rows):
+            self.rows = keep
+            write_csv(pd.DataFrame(self.rows), self.path)
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)

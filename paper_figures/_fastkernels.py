@@ -146,13 +146,16 @@ def tree_kernels(arch: iw.Architecture, x1, x2=None, block: int = 256
                     _patches(arch, x1, dim), _patches(arch, x2, dim), block, sym)
 
 
-def kernels(arch: iw.Architecture, x1, x2=None) -> tuple[np.ndarray, np.ndarray]:
+def kernels(arch: iw.Architecture, x1, x2=None, memory_budget: str | int | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
     """(NNGP, NTK): :func:`tree_kernels` for trees, ``iw.kernel`` (neural-tangents) otherwise.
 
     For GAP ConvNets neural-tangents' own convolution of the (P, P) covariance is as fast as
     anything simple on CPU (a jitted circular-roll version measured 0.4–1.2× its speed), so
-    it is used directly.
+    it is used directly (``memory_budget`` goes to ``iw.kernel``).
     """
     if isinstance(arch, (iw.MLP, iw.DCNN)):
         return tree_kernels(arch, x1, x2)
-    return iw.kernel(arch, x1, x2, kind="nngp"), iw.kernel(arch, x1, x2, kind="ntk")
+    kw = {} if memory_budget is None else {"memory_budget": memory_budget}
+    return (iw.kernel(arch, x1, x2, kind="nngp", **kw),
+            iw.kernel(arch, x1, x2, kind="ntk", **kw))

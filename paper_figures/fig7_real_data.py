@@ -15,6 +15,16 @@ architectures (``ndim=2``).
   (``paper_figures._train``), centred at initialisation, one seed.
 
     python paper_figures/fig7_real_data.py [--quick | --tiny] [--out DIR] [--fresh]
+
+The GAP kernel is the expensive part (Fashion-MNIST, P = 784: ~12 pairs/s per kernel on 2 CPU
+cores). On a machine with an accelerator, compute it further first and let the CPU run resume
+from the rows it saved (a dataset's GAP kernel is skipped once saved rows reach its N):
+
+    python paper_figures/fig7_real_data.py --gap-only --datasets fashion --gap-max 2048 \
+        --gap-test 2000 --memory-budget 40GB          # on the GPU machine
+    python paper_figures/fig7_real_data.py            # here, same --out folder
+
+Every kernel row records the JAX backend that computed it (column ``device``).
 """
 
 from __future__ import annotations
@@ -128,29 +138,47 @@ def regression_rows(K: np.ndarray, Kt: np.ndarray, y: np.ndarray, yt: np.ndarray
     return rows
 
 
-def run_dataset(dataset: str, cfg: dict, part: C.Partial) -> None:
+def _reached(part: C.Partial, dataset: str, arch: str) -> int:
+    """Largest N with a saved NTK row for (dataset, arch); 0 if none."""
+    ns = [int(r["n_train"]) for r in part.rows
+          if r["dataset"] == dataset and r["arch"] == arch and r["kind"] == "ntk"]
+    return max(ns, default=0)
+
+
+def run_dataset(dataset: str, cfg: dict, part: C.Partial, gap_only: bool = False,
+                memory_budget: str | None = None) -> None:
+    import jax
+
     ds = load(dataset, cfg)
     order = np.random.default_rng(0).permutation(len(ds.y_train))
     test_order = np.random.default_rng(1).permutation(len(ds.y_test))
     archs = {k: v for k, v in architectures(dataset).items() if k in cfg.get("archs", ARCHS)}
     for label, arch in archs.items():
         gap = isinstance(arch, iw.ConvNet)
+        if gap_only and not gap:
+            continue
         n_max, n_test = (cfg["gap_max"], cfg["gap_test"]) if gap else (cfg["n_max"],
                                                                        cfg["n_test"])
         ns = grid(n_max, start=8 if gap and n_max < 50 else 25)
-        if not ns or part.done(dataset=dataset, arch=label, kind="ntk", n_train=ns[-1]):
+        if not ns or _reached(part, dataset, label) >= n_max:
             continue
         tr, te = order[:n_max], test_order[:n_test]
         timer = C.Timer()
-        K, Th = FK.kernels(arch, ds.x_train[tr])
-        Kt, Tht = FK.kernels(arch, ds.x_test[te], ds.x_train[tr])
+        kw = {} if memory_budget is None or not gap else {"memory_budget": memory_budget}
+        K, Th = FK.kernels(arch, ds.x_train[tr], **kw)
+        Kt, Tht = FK.kernels(arch, ds.x_test[te], ds.x_train[tr], **kw)
         secs = timer()
         C.log(f"  {dataset} {label}: kernels {n_max}+{n_test} in {secs:.0f} s")
+        for kind in ("nngp", "ntk"):  # a smaller earlier run of this kernel is superseded
+            part.drop(dataset=dataset, arch=label, kind=kind)
         for kind, A, B in (("nngp", K, Kt), ("ntk", Th, Tht)):
             for row in regression_rows(A, B, ds.y_train[tr], ds.y_test[te], ds.n_classes, ns):
                 part.add(dict(dataset=dataset, arch=label, kind=kind, n_test=n_test,
-                              kernel_seconds=secs, width=np.nan, steps=np.nan, **row))
+                              kernel_seconds=secs, width=np.nan, steps=np.nan,
+                              device=jax.default_backend(), **row))
     for label, arch in archs.items():
+        if gap_only:
+            break
         if label not in cfg.get("fin_archs", ARCHS):
             continue
         for n in cfg["fin"]:
@@ -191,12 +219,15 @@ def plot(df: pd.DataFrame, cfg: dict, size: str, path: Path) -> None:
                         mew=1.5, color=color)
         gap = sub[(sub.arch == "ConvNet-GAP") & (sub.kind == "ntk")]
         gap_n = int(gap.n_train.max()) if len(gap) else 0
-        c = cfg[dsn]
+        gap_test = int(gap.n_test.max()) if len(gap) else 0
+        on = sorted(set(gap.get("device", pd.Series(dtype=str)).dropna()) - {"cpu"})
+        c = cfg.get(dsn, SIZES[size][dsn])
         ax.set_xscale("log")
         ax.set_xlabel("training-set size N")
         ax.set_ylabel("test accuracy")
         ax.set_title(f"{dsn}: {c['n_test']} test images (GAP kernel: N ≤ {gap_n}, "
-                     f"{c['gap_test']} test)" if gap_n else
+                     f"{gap_test} test{', on ' + '/'.join(on).upper() if on else ''})"
+                     if gap_n else
                      f"{dsn}: {c['n_test']} test images (GAP kernel not run at this size)",
                      fontsize=9)
         ax.text(0.01, 0.01, ARCH_TEXT[dsn], transform=ax.transAxes, fontsize=6.5,
@@ -216,16 +247,34 @@ def plot(df: pd.DataFrame, cfg: dict, size: str, path: Path) -> None:
     C.savefig(fig, path)
 
 
+def _options(p) -> None:
+    p.add_argument("--datasets", nargs="+", choices=("digits", "mnist1d", "fashion"),
+                   help="a subset of the data sets")
+    p.add_argument("--gap-only", action="store_true",
+                   help="only the GAP kernel regressions (no tree kernels, no training)")
+    p.add_argument("--gap-max", type=int, help="largest N of the GAP kernel (every data set)")
+    p.add_argument("--gap-test", type=int, help="test points of the GAP kernel")
+    p.add_argument("--memory-budget", help="iw.kernel's memory budget for the GAP kernel, "
+                   "e.g. 40GB on a GPU")
+
+
 def main(argv=None) -> dict:
-    args = C.parse_args(argv, __doc__)
-    cfg = SIZES[args.size]
+    args = C.parse_args(argv, __doc__, _options)
+    cfg = {k: dict(v) for k, v in SIZES[args.size].items()
+           if not args.datasets or k in args.datasets}
+    for c in cfg.values():
+        for key, val in (("gap_max", args.gap_max), ("gap_test", args.gap_test)):
+            if val is not None:
+                if val < 0:
+                    raise SystemExit(f"--{key.replace('_', '-')} must be >= 0, got {val}")
+                c[key] = val
     C.style()
     timer = C.Timer()
     part = C.Partial(args.out / f"{NAME}.partial.csv",
                      ("dataset", "arch", "kind", "n_train"), args.size, args.fresh)
     for dsn, c in cfg.items():
         C.log(f"{NAME}: {dsn}")
-        run_dataset(dsn, c, part)
+        run_dataset(dsn, c, part, args.gap_only, args.memory_budget)
     df = part.frame()
     plot(df, cfg, args.size, args.out / f"{NAME}.png")
     C.write_csv(df, args.out / f"{NAME}.csv")
