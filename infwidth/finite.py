@@ -96,8 +96,8 @@ def train_mse(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None
     ``max_steps`` (reported as not converged); the loss is checked every ``chunk`` steps.
     ``momentum`` > 0 uses heavy-ball GD, which converges to the same interpolant in the
     linearised regime, in fewer steps. ``dtype="float32"`` trains in single precision (the
-    step size still comes from the float64 NTK): on XLA:CPU float64 convolutions are several
-    times slower per step, while MLP steps cost about the same in both.
+    step size still comes from the float64 NTK): on 2 CPU cores a step measured 5.4x faster
+    than float64 for a width-128 D-CNN and 1.8x for a width-1024 MLP (m = 64, d = 64).
 
     Example:
         >>> import infwidth as iw, numpy as np
@@ -167,9 +167,9 @@ def _train(arch, x_train, y_train, x_test, y_test, seed, learning_rate, momentum
 
     opt = optax.sgd(learning_rate, momentum=momentum or None)
 
-    # One jitted step per Python iteration, not a lax.scan over ``chunk`` steps: XLA:CPU
-    # runs convolutions inside a while-loop body 12-25x slower per step (measured on 2
-    # cores for the S-CNN and D-CNN of the paper figures); for MLPs the two are on a par.
+    # One jitted step per Python iteration rather than a lax.scan over ``chunk`` steps:
+    # measured 1.3x faster per step for a width-128 D-CNN in float64 on 2 CPU cores, and
+    # within 20% of the scan for a width-1024 MLP.
     @jax.jit
     def step(params, state, xs, ys, offset):
         g = jax.grad(loss_fn)(params, xs, ys, offset)
