@@ -325,7 +325,6 @@ def main(argv=None) -> None:
 
     pd.set_option("display.width", 200)
     pd.set_option("display.max_rows", 200)
-    fmt = {"cutoff": "{:.1f}", "window": "{:.1f}", "xi_c": "{:.2f}", "ratio_to_xi_c": "{:.2f}"}
     piv = cut[cut.width == s["width"]].pivot_table(
         index=["activation", "sigma_w2", "sigma_b2", "phase", "xi_c"],
         columns=["source", "quantity"], values="cutoff").round(1)

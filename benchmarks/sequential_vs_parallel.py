@@ -44,7 +44,8 @@ from tqdm.auto import tqdm  # noqa: E402
 import infwidth as iw  # noqa: E402
 from infwidth.residual import (ResidualNet, gap_table, loglog_slope,  # noqa: E402
                                residual_recursion)
-from infwidth.scaling import count_params, kernel_gd_predict, train_gd  # noqa: E402
+from infwidth.gd import kernel_gd_predict, train_gd  # noqa: E402
+from infwidth.lenet import count_params  # noqa: E402
 
 Q_EDGES = (0.0, 0.03, 0.1, 0.3, 1.0, np.inf)
 KEY = ["dataset", "depth", "width", "alpha", "layout", "seed"]

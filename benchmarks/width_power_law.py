@@ -38,9 +38,10 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 import infwidth as iw  # noqa: E402
-from infwidth.scaling import (LeNet, compare_power_laws, conservation_law,  # noqa: E402
-                              conservation_ratio, kernel_gd_predict, kernel_regression,
-                              lenet_kernels, width_sweep)
+from infwidth.gd import kernel_gd_predict, kernel_regression  # noqa: E402
+from infwidth.lenet import (LeNet, conservation_law, conservation_ratio,  # noqa: E402
+                            lenet_kernels)
+from infwidth.scaling import compare_power_laws, width_sweep  # noqa: E402
 
 METRICS = ("test_error", "test_mse")
 

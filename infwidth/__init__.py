@@ -33,9 +33,9 @@ from .generalization import (aggregate_seeds, component_table, eigenlearning,  #
                              predict_learning_curve, regression_dataset, solve_kappa,
                              staircase, tree_gram)
 from .finite import aggregate_widths, finite_width_curve  # noqa: E402
-from .scaling import (LeNet, lenet_kernel, lenet_kernels, conservation_law,  # noqa: E402
-                      conservation_ratio, count_params, GDResult, init_params, train_gd,
-                      kernel_gd_predict, kernel_regression, width_sweep, PowerLawFit,
-                      fit_power_law, compare_power_laws)
+from .lenet import (LeNet, lenet_kernel, lenet_kernels, conservation_law,  # noqa: E402
+                    conservation_ratio, count_params)
+from .gd import GDResult, init_params, train_gd, kernel_gd_predict, kernel_regression  # noqa: E402
+from .scaling import width_sweep, PowerLawFit, fit_power_law, compare_power_laws  # noqa: E402
 from .residual import (ResidualNet, residual_stax, residual_recursion, residual_nngp,  # noqa: E402
                        predicted_gap, residual_kernels, kernel_gap, gap_table, loglog_slope)

@@ -208,7 +208,7 @@ class Spectrum:
             y = finite["frequency"].to_numpy()
             learned = (finite["learning_index"] < m_exponent).to_numpy() \
                 if m_exponent is not None else np.ones(len(finite), bool)
-            sc = ax.scatter(x[learned], y[learned], c=logl[learned], cmap="viridis",
+            ax.scatter(x[learned], y[learned], c=logl[learned], cmap="viridis",
                             norm=norm, s=70, edgecolors="k", linewidths=1.2, zorder=3,
                             label="type (learned)" if m_exponent is not None else "type")
             if (~learned).any():

@@ -10,7 +10,8 @@ import infwidth as iw
 from infwidth._nt_compat import load
 from infwidth.residual import (ResidualNet, gap_table, loglog_slope, residual_kernels,
                                residual_nngp, residual_recursion, residual_stax)
-from infwidth.scaling import count_params, train_gd
+from infwidth.gd import train_gd
+from infwidth.lenet import count_params
 
 X = iw.sample_inputs("sphere", 8, 16, seed=0)
 

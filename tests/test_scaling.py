@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 import infwidth as iw
-from infwidth.scaling import (LeNet, compare_power_laws, conservation_law, conservation_ratio,
-                              count_params, fit_power_law, kernel_gd_predict, kernel_regression,
-                              lenet_kernel, train_gd, width_sweep)
+from infwidth.gd import kernel_gd_predict, kernel_regression, train_gd
+from infwidth.lenet import LeNet, conservation_law, conservation_ratio, count_params, lenet_kernel
+from infwidth.scaling import compare_power_laws, fit_power_law, width_sweep
 
 
 # ------------------------------------------------------------------------------ LeNet
