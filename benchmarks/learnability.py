@@ -489,12 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_finite(fin, s, os.path.join(args.out, "finite_width.png"))
     r_exp = math.log(max(s.sample_sizes)) / math.log(DIM)
     for a, spec in specs.items():
-        # round-off eigenvalues of exactly-zero types (|λ| ≤ 2·error_bound) are drawn as
-        # the zeros they are, as the predictor treats them
-        clean = replace(spec, types=tuple(
-            replace(t, eigenvalue=0.0) if t.eigenvalue <= 2 * t.error_bound else t
-            for t in spec.types))
-        fig = clean.plot(m_exponent=round(r_exp, 3))
+        fig = spec.plot(m_exponent=round(r_exp, 3))  # round-off zeros drawn as zeros
         atomic_png(fig, os.path.join(args.out, f"space_frequency_{a}.png"))
 
     wall = time.perf_counter() - T_START

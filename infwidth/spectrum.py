@@ -23,6 +23,8 @@ eigenfunction of a row's type (a Walsh monomial or a product of zonal harmonics,
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import os
 import tempfile
@@ -122,6 +124,18 @@ class Spectrum:
         """captured() / trace()."""
         return self.captured() / self.diagonal
 
+    def roundoff_zeroed(self, factor: float = 2.0) -> "Spectrum":
+        """The same spectrum with every eigenvalue |λ| ≤ ``factor``·error_bound set to exactly
+        0: types that are zero up to round-off (e.g. the odd degrees ≥ 3 of a one-layer ReLU
+        NTK, λ ~ 1e-19) become the exact zeros they are. The learning-curve predictor uses
+        the same rule; :meth:`plot` draws this version by default."""
+        if not factor >= 0:
+            raise ValueError(f"factor must be non-negative, got {factor!r}")
+        types = tuple(dataclasses.replace(t, eigenvalue=0.0)
+                      if abs(t.eigenvalue) <= factor * t.error_bound else t
+                      for t in self.types)
+        return dataclasses.replace(self, types=types)
+
     # ------------------------------------------------------------------ eigenfunctions
     def _row(self, row: Any) -> EigenType:
         if isinstance(row, EigenType):
@@ -154,20 +168,22 @@ class Spectrum:
     # ------------------------------------------------------------------ plot
     def plot(self, path: str | os.PathLike | None = None,
              levels: Sequence[float] | None = None, m_exponent: float | None = None,
-             ax: Any = None, title: str | None = None):
+             ax: Any = None, title: str | None = None, roundoff_as_zero: bool = True):
         """Space–frequency diagram: each type at (space, frequency), coloured by log10 λ;
         dashed level lines α0·|k| + space = r for r in ``levels``; with ``m_exponent`` = r the
         region L < r (learned with m = d^r samples) is shaded and its types drawn filled.
         Types with λ = 0 are crosses (grey at the right edge for L = ∞, red at their place
-        for exact zeros at finite L, e.g. odd degrees of one ReLU layer). Writes a PNG to ``path``
-        (atomically) when given; returns the matplotlib Figure."""
+        for exact zeros at finite L, e.g. odd degrees of one ReLU layer); with
+        ``roundoff_as_zero`` (default) eigenvalues within round-off of 0 count as zeros
+        (:meth:`roundoff_zeroed`). Writes a PNG to ``path`` (atomically) when given; returns
+        the matplotlib Figure."""
         import matplotlib
         if path is not None:
             matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
         from matplotlib.colors import Normalize
 
-        df = self.table()
+        df = (self.roundoff_zeroed() if roundoff_as_zero else self).table()
         if ax is None:
             fig, ax = plt.subplots(figsize=(8, 5.4))
         else:
@@ -209,15 +225,14 @@ class Spectrum:
             learned = (finite["learning_index"] < m_exponent).to_numpy() \
                 if m_exponent is not None else np.ones(len(finite), bool)
             ax.scatter(x[learned], y[learned], c=logl[learned], cmap="viridis",
-                            norm=norm, s=70, edgecolors="k", linewidths=1.2, zorder=3,
-                            label="type (learned)" if m_exponent is not None else "type")
+                       norm=norm, s=70, edgecolors="k", linewidths=1.2, zorder=3,
+                       label="type (learned)" if m_exponent is not None else "type")
             if (~learned).any():
                 ax.scatter(x[~learned], y[~learned], c=logl[~learned], cmap="viridis",
                            norm=norm, s=45, edgecolors="0.6", linewidths=0.5, marker="s",
                            zorder=3, label="type (not learned: L ≥ r)")
             fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax,
                          label="log10 eigenvalue (per eigenfunction)")
-            del sc
         inf = zero[~np.isfinite(zero["learning_index"])]
         exact0 = zero[np.isfinite(zero["learning_index"])]
         if len(inf):

@@ -13,7 +13,6 @@ fan-in d^{1/4} (d = q^4: n0 = q², filters (q, q)).
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -37,15 +36,6 @@ def architectures(q: int) -> dict[str, iw.Architecture]:
             "D-CNN": iw.DCNN(patch_dim=q * q, filter_sizes=(q, q))}
 
 
-def zero_roundoff(spec):
-    """Eigenvalues within round-off of 0 (|λ| ≤ 2·error_bound, the rule of
-    ``iw.predict_learning_curve``; e.g. odd degrees ≥ 3 of a one-layer ReLU NTK, λ ~ 1e-20)
-    set to exactly 0, so that the diagram draws them as zeros, not as tiny eigenvalues."""
-    types = tuple(dataclasses.replace(t, eigenvalue=0.0)
-                  if abs(t.eigenvalue) <= 2 * t.error_bound else t for t in spec.types)
-    return dataclasses.replace(spec, types=types)
-
-
 def main(argv=None) -> dict:
     args = C.parse_args(argv, __doc__)
     cfg = SIZES[args.size]
@@ -60,7 +50,7 @@ def main(argv=None) -> dict:
     for row, (name, arch) in zip(axes, archs.items()):
         dag = arch.dag_for(d)
         draw_dag(row[0], dag, f"{name} topology at d = {d}")
-        spec = zero_roundoff(iw.spectrum(arch, d, DOMAIN, KIND, max_degree=cfg["max_degree"]))
+        spec = iw.spectrum(arch, d, DOMAIN, KIND, max_degree=cfg["max_degree"])
         df = spec.table()
         for ax, r in zip(row[1:], R_VALUES):
             spec.plot(ax=ax, m_exponent=r,

@@ -111,6 +111,9 @@ def test_one_layer_relu_zeros_at_odd_degrees(arch, kind):
         assert abs(one[k].eigenvalue) <= one[k].error_bound
     for k in (1, 2, 4, 6):
         assert one[k].eigenvalue > 1e3 * one[k].error_bound
+    zeroed = {t.frequency: t for t in spec.roundoff_zeroed().types if len(t.support) == 1}
+    assert all(zeroed[k].eigenvalue == 0.0 for k in (3, 5, 7))
+    assert all(zeroed[k] == one[k] for k in (1, 2, 4, 6))
     filled = iw.spectrum(type(arch)(**{**_kw(arch), "b_std": 0.5}), dim, kind=kind, max_degree=3)
     t3 = [t for t in filled.types if t.frequency == 3 and len(t.support) == 1][0]
     assert t3.eigenvalue > 1e3 * t3.error_bound
