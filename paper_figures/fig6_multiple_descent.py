@@ -199,7 +199,7 @@ def main(argv=None) -> dict:
         ax.plot(xs, S.mp_density(xs, gamma), color=c, lw=1.2, ls=":")
     ax.set_xlabel("eigenvalue of ΦᵀΦ/m (non-zero part)")
     ax.set_ylabel("density")
-    ax.set_ylim(0, 2.5)
+    ax.set_ylim(0, None)
     ax.set_title(f"degree-{r} harmonic Gram, N(d,{r})={S.n_harmonics(d, r)}: "
                  "histogram vs MP (dotted)", fontsize=9)
     ax.legend()
