@@ -156,3 +156,47 @@ def test_figure_tiny(name, tmp_path):
         if col not in ("learning_index", "space", "predicted"):
             v = num[col].dropna().to_numpy(dtype=float)
             assert np.isfinite(v).all(), col
+
+
+def test_every_figure_script_has_a_smoke_test():
+    assert sorted(p.stem for p in (ROOT / "paper_figures").glob("fig[0-9]_*.py")) == FIGURES
+
+
+def test_make_all_runs_a_subset_and_records_timings(tmp_path):
+    import subprocess
+
+    rc = subprocess.call([sys.executable, str(ROOT / "paper_figures" / "make_all.py"), "--tiny",
+                          "--only", "1", "--out", str(tmp_path)], cwd=ROOT,
+                         stdout=subprocess.DEVNULL)
+    assert rc == 0
+    t = pd.read_csv(tmp_path / "make_all_timings.csv")
+    assert list(t.figure) == ["fig1_topologies", "total (tiny)"]
+    assert (t.exit_status == 0).all() and (t.seconds > 0).all()
+    assert (tmp_path / "fig1_topologies.png").exists()
+
+
+def test_fig7_larger_gap_run_supersedes_and_is_resumed(tmp_path):
+    """A --gap-only run with a larger N (as on an accelerator) replaces the GAP kernel rows,
+    keeps every other row, and a later plain run resumes instead of recomputing them."""
+    from paper_figures import fig7_real_data as F7
+
+    out = ["--tiny", "--out", str(tmp_path), "--datasets", "digits"]
+    F7.main(out)
+    first = pd.read_csv(tmp_path / "fig7_real_data.csv")
+    F7.main(out + ["--gap-only", "--gap-max", "16", "--gap-test", "10"])
+    second = pd.read_csv(tmp_path / "fig7_real_data.csv")
+    key = ["dataset", "arch", "kind", "n_train"]
+    assert not second.duplicated(key).any()
+    gap = second[(second.arch == "ConvNet-GAP") & second.kind.isin(["nngp", "ntk"])]
+    assert sorted(gap.n_train.unique()) == [8, 16] and (gap.n_test == 10).all()
+    assert (gap.device == "cpu").all()
+    def others(df):
+        return df[~((df.arch == "ConvNet-GAP") & df.kind.isin(["nngp", "ntk"]))]
+
+    pd.testing.assert_frame_equal(others(first)[key + ["accuracy"]].reset_index(drop=True),
+                                  others(second)[key + ["accuracy"]].reset_index(drop=True))
+    F7.main(out)
+    third = pd.read_csv(tmp_path / "fig7_real_data.csv")
+    pd.testing.assert_frame_equal(second, third)
+    with pytest.raises(SystemExit):
+        F7.main(out + ["--gap-max", "-1"])
