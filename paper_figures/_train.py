@@ -5,11 +5,11 @@ kernel-regime checks, too slow for 10⁴ Fashion-MNIST images. :func:`train_clas
 the *same* neural-tangents network (``arch.stax``, NTK parameterisation, the width given) by
 minibatch Adam on the MSE to centred one-hot targets, (1/2)·mean_i ‖f(x_i) − f₀(x_i) − y_i‖²
 (f₀ the network at initialisation), and reports test accuracy (argmax). Same seed, same
-numbers. Precision: float32. Under x64, neural-tangents' layers promote float32 activations (``lax.conv`` then
-refuses mixed dtypes), as ``infwidth.finite`` notes, so training runs inside
-``jax.enable_x64(False)``, where every array and scalar is float32: measured 7× faster per
-gradient step than float64 for a width-128 D-CNN on 2 CPU cores (XLA's float64 convolutions
-are slow on CPU).
+numbers. Precision: float32. Under x64, neural-tangents' layers promote float32 activations
+(``lax.conv`` then refuses mixed dtypes), as ``infwidth.finite`` notes, so training runs
+inside ``jax.enable_x64(False)``, where every array and scalar is float32: measured 7× faster
+per gradient step than float64 for a width-128 D-CNN on 2 CPU cores (XLA's float64
+convolutions are slow on CPU).
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ For each architecture and seed, ``iw.finite_width_curve`` (one row per run): the
 growing width trained by full-batch heavy-ball GD on the centred MSE with step
 0.5·2m/λ_max(NTK) until the train loss falls below 1e-5 × its initial value, in float32 (on
 XLA:CPU float64 convolutions are several times slower per step). The eigenlearning
-prediction on the exact spectrum (``iw.predict_learning_curve``) is drawn as well. Last panel: the RMS distance between the
-trained network's test predictions and the kernel predictor, against width (the infinite-width
-theory predicts it → 0, at rate width^{−1/2} in the lazy regime).
+prediction on the exact spectrum (``iw.predict_learning_curve``) is drawn as well. Last
+panel: the RMS distance between the trained network's test predictions and the kernel
+predictor, against width (the infinite-width theory predicts it → 0, at rate width^{−1/2}
+in the lazy regime).
 
     python paper_figures/fig5_finite_width.py [--quick | --tiny] [--out DIR]
 """
