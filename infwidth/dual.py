@@ -13,6 +13,7 @@ reference tree recursion in :mod:`infwidth.kernels`).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -52,21 +53,24 @@ def dual_derivative(activation: str, t):
     return (2.0 / 3.0) / (math.asin(2.0 / 3.0) * np.sqrt(1.0 - 4.0 * t * t / 9.0))
 
 
-def gaussian_dual(activation: str, s11, s12, s22):
+def gaussian_dual(activation: str, s11, s12, s22, xp: Any = np):
     """(E[φ(u)φ(v)], E[φ'(u)φ'(v)]) for (u, v) ~ N(0, [[s11, s12], [s12, s22]]), unscaled.
 
-    relu: arc-cosine kernels of degree 1 and 0; erf: the arcsine kernel.
+    relu: arc-cosine kernels of degree 1 and 0; erf: the arcsine kernel. ``xp`` is the array
+    module: numpy (float64), or ``jax.numpy`` to use it inside jitted code. The diagonal
+    E[φ(u)²] is ``gaussian_dual(a, q, q, q)[0]`` (q/2 for relu).
     """
     _check(activation)
-    s11, s12, s22 = (np.asarray(a, dtype=np.float64) for a in (s11, s12, s22))
+    if xp is np:
+        s11, s12, s22 = (np.asarray(a, dtype=np.float64) for a in (s11, s12, s22))
     if activation == "relu":
-        norm = np.sqrt(s11 * s22)
-        c = np.clip(s12 / np.where(norm > 0, norm, 1.0), -1.0, 1.0)
-        theta = np.arccos(c)
-        k = norm * (np.sin(theta) + (np.pi - theta) * c) / (2.0 * np.pi)
-        kd = (np.pi - theta) / (2.0 * np.pi)
+        norm = xp.sqrt(s11 * s22)
+        c = xp.clip(s12 / xp.where(norm > 0, norm, 1.0), -1.0, 1.0)
+        theta = xp.arccos(c)
+        k = norm * (xp.sin(theta) + (math.pi - theta) * c) / (2.0 * math.pi)
+        kd = (math.pi - theta) / (2.0 * math.pi)
         return k, kd
-    a = np.sqrt((1.0 + 2.0 * s11) * (1.0 + 2.0 * s22))
-    k = 2.0 / np.pi * np.arcsin(2.0 * s12 / a)
-    kd = 4.0 / np.pi / np.sqrt(a * a - 4.0 * s12 * s12)
+    a = xp.sqrt((1.0 + 2.0 * s11) * (1.0 + 2.0 * s22))
+    k = 2.0 / math.pi * xp.arcsin(2.0 * s12 / a)
+    kd = 4.0 / math.pi / xp.sqrt(a * a - 4.0 * s12 * s12)
     return k, kd

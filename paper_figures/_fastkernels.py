@@ -18,26 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import infwidth as iw
+from infwidth.dual import gaussian_dual
 from infwidth.inputs import check_inputs
 
 __all__ = ["tree_kernels", "kernels"]
-
-
-def _dual(act: str, s12, s11, s22):
-    """(E[φ(u)φ(v)], E[φ'(u)φ'(v)]) for (u, v) ~ N(0, [[s11, s12], [s12, s22]])."""
-    if act == "relu":
-        norm = jnp.sqrt(s11 * s22)
-        c = jnp.clip(s12 / jnp.where(norm > 0, norm, 1.0), -1.0, 1.0)
-        th = jnp.arccos(c)
-        return (norm * (jnp.sqrt(1 - c * c) + (jnp.pi - th) * c) / (2 * jnp.pi),
-                (jnp.pi - th) / (2 * jnp.pi))
-    a = jnp.sqrt((1 + 2 * s11) * (1 + 2 * s22))
-    return (2 / jnp.pi * jnp.arcsin(2 * s12 / a),
-            4 / jnp.pi / jnp.sqrt(a * a - 4 * s12 * s12))
-
-
-def _dual_diag(act: str, q):
-    return q / 2 if act == "relu" else 2 / jnp.pi * jnp.arcsin(2 * q / (1 + 2 * q))
 
 
 def _tree_plan(arch: iw.Architecture, dim: int) -> tuple[tuple[int, ...], list[int]]:
@@ -84,8 +68,9 @@ def _tree_block(p1, p2, *, act, grid, pools, w2, b2):
     s22 = jnp.sum(p2 * p2, -1) / n0 + b2
     theta = s12
     for k in pools + (None,):
-        kk, kd = _dual(act, s12, s11[:, :, None], s22[:, None, :])
-        d1, d2 = _dual_diag(act, s11), _dual_diag(act, s22)
+        kk, kd = gaussian_dual(act, s11[:, :, None], s12, s22[:, None, :], xp=jnp)
+        d1 = gaussian_dual(act, s11, s11, s11, xp=jnp)[0]
+        d2 = gaussian_dual(act, s22, s22, s22, xp=jnp)[0]
         td = theta * kd
         if k is None:  # Flatten + Dense readout: mean over the top positions
             s12 = w2 * kk.mean(0) + b2
