@@ -25,9 +25,7 @@ arguments resumes from the saved rows (configurations already in profiles.csv ar
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -45,6 +43,7 @@ import infwidth as iw  # noqa: E402
 from infwidth import deep_limit as DL  # noqa: E402
 from infwidth import depth as D  # noqa: E402
 from infwidth import depth_profiles as DP  # noqa: E402
+from infwidth.outputs import write_csv, write_json, write_png  # noqa: E402
 
 # Cut-off rules: level is an absolute value (1/2); the window is 10–90 % of the way from the
 # first layer's value to 1 (both quantities tend to 1 when the inputs collapse).
@@ -54,23 +53,11 @@ KEY = ["activation", "sigma_w2", "sigma_b2", "width"]
 
 
 # --------------------------------------------------------------------------- io helpers
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def save_csv(df: pd.DataFrame, path: Path) -> None:
-    _atomic(path, lambda p: df.to_csv(p, index=False))
-
-
-def save_json(obj, path: Path) -> None:
-    _atomic(path, lambda p: p.write_text(json.dumps(obj, indent=2, default=float)))
+save_csv, save_json = write_csv, write_json
 
 
 def save_png(fig, path: Path) -> None:
-    _atomic(path, lambda p: fig.savefig(p, format="png", dpi=110, bbox_inches="tight"))
-    plt.close(fig)
+    write_png(fig, path, dpi=110)
 
 
 def load_csv(path: Path) -> pd.DataFrame | None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -41,21 +40,11 @@ from tqdm import tqdm  # noqa: E402
 
 import infwidth as iw  # noqa: E402
 from infwidth import filters as F  # noqa: E402
+from infwidth.outputs import atomic_write, write_csv, write_json, write_png  # noqa: E402
 
 
 # --------------------------------------------------------------------------- io helpers
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def save_csv(df: pd.DataFrame, path: Path) -> None:
-    _atomic_write(path, lambda p: df.to_csv(p, index=False))
-
-
-def save_json(obj, path: Path) -> None:
-    _atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, default=float)))
+save_csv, save_json = write_csv, write_json
 
 
 def load_rows(path: Path) -> list[dict]:
@@ -69,7 +58,7 @@ def save_params(params, path: Path) -> None:
     def write(p):
         with open(p, "wb") as fh:
             np.savez(fh, *leaves)
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def load_params(cfg: F.VGGConfig, path: Path):
@@ -335,10 +324,7 @@ def plot(layers: pd.DataFrame, subsets: pd.DataFrame | None, pixel_acc, title, p
     fig.suptitle(title)
     fig.tight_layout()
 
-    def write(p):
-        fig.savefig(p, dpi=110, format="png")
-    _atomic_write(path, write)
-    plt.close(fig)
+    write_png(fig, path, dpi=110, tight=False)
 
 
 # --------------------------------------------------------------------------- main

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import infwidth as iw  # noqa: E402
+from infwidth.outputs import write_csv, write_json  # noqa: E402
 from infwidth.kernels import DTYPES, estimate_block_memory  # noqa: E402
 
 
@@ -92,17 +92,13 @@ def main(argv=None) -> pd.DataFrame:
                   f"  ratio {t_iw / t_nt:5.2f}  peak nt {m_nt:7.1f} MiB  iw {m_iw:7.1f} MiB"
                   f"  (estimate {est:7.1f} MiB)", flush=True)
     df = pd.DataFrame(rows)
-    tmp = out / "kernel_speed.csv.tmp"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, out / "kernel_speed.csv")
+    write_csv(df, out / "kernel_speed.csv")
     summary = {"median_ratio_iw_over_nt": float(df.ratio_iw_over_nt.median()),
                "f32_over_f64_time": float(
                    df[df.dtype == "float32"].iw_seconds.sum()
                    / df[df.dtype == "float64"].iw_seconds.sum()),
                "dtypes": list(DTYPES)}
-    tmp = out / "kernel_speed.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out / "kernel_speed.json")
+    write_json(summary, out / "kernel_speed.json")
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(json.dumps(summary, indent=2))
     return df

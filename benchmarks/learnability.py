@@ -43,7 +43,6 @@ import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 from dataclasses import asdict, dataclass, field, replace  # noqa: E402
 
 import matplotlib
@@ -55,6 +54,7 @@ import pandas as pd  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import infwidth as iw  # noqa: E402
+from infwidth.outputs import write_csv, write_json, write_png, write_text  # noqa: E402
 from infwidth.finite import aggregate_widths  # noqa: E402
 from infwidth.generalization import nested_regression, regression_dataset  # noqa: E402
 from infwidth.tree_gram import tree_gram  # noqa: E402
@@ -101,36 +101,6 @@ def targets() -> dict[str, iw.Target]:
 
 
 # ------------------------------------------------------------------------------ files
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def _publish(tmp: str, path: str) -> None:
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600 files
-    os.replace(tmp, path)
-
-
-def atomic_write(path: str, text: str) -> None:
-    d = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    _publish(tmp, path)
-
-
-def atomic_csv(df: pd.DataFrame, path: str) -> None:
-    atomic_write(path, df.to_csv(index=False))
-
-
-def atomic_png(fig, path: str) -> None:
-    d = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    _publish(tmp, path)
-
-
 class Store:
     """Per-chunk results under DIR/partial/, rewritten atomically after every chunk."""
 
@@ -144,7 +114,7 @@ class Store:
             os.replace(self.dir, stale)
             os.makedirs(self.dir)
             print(f"settings changed: previous partial results moved to {stale}")
-        atomic_write(cfg_path, cfg)
+        write_text(cfg, cfg_path)
         self.kernel_path = os.path.join(self.dir, "kernel_runs.csv")
         self.finite_path = os.path.join(self.dir, "finite_runs.csv")
         self.kernel = pd.read_csv(self.kernel_path) if os.path.exists(self.kernel_path) \
@@ -164,11 +134,11 @@ class Store:
 
     def add_kernel(self, rows: list[dict]) -> None:
         self.kernel = pd.concat([self.kernel, pd.DataFrame(rows)], ignore_index=True)
-        atomic_csv(self.kernel, self.kernel_path)
+        write_csv(self.kernel, self.kernel_path)
 
     def add_finite(self, rows: list[dict]) -> None:
         self.finite = pd.concat([self.finite, pd.DataFrame(rows)], ignore_index=True)
-        atomic_csv(self.finite, self.finite_path)
+        write_csv(self.finite, self.finite_path)
 
 
 # ------------------------------------------------------------------------------ work
@@ -285,7 +255,7 @@ def plot_curves(comp: pd.DataFrame, dense: pd.DataFrame, tgts: dict, s: Settings
     fig.suptitle(f"NTK regression on the hypercube, d = {DIM}, patches of {N0}, D-CNN filters "
                  f"{FILTERS}: eigenlearning (lines) vs measured (points)", fontsize=11)
     fig.tight_layout()
-    atomic_png(fig, path)
+    write_png(fig, path)
 
 
 def plot_finite(fin: pd.DataFrame, s: Settings, path: str) -> None:
@@ -311,7 +281,7 @@ def plot_finite(fin: pd.DataFrame, s: Settings, path: str) -> None:
     a1.set_title(f"{s.finite_arch}, {s.finite_target}: trained nets vs the kernel", fontsize=10)
     a2.set_title("distance to the infinite-width predictor", fontsize=10)
     fig.tight_layout()
-    atomic_png(fig, path)
+    write_png(fig, path)
 
 
 # ------------------------------------------------------------------------------ main
@@ -360,17 +330,17 @@ def main(argv: list[str] | None = None) -> int:
     dense = predictions(specs, tgts, dense_sizes)
     fin = aggregate_widths(store.finite) if not store.finite.empty else pd.DataFrame()
 
-    atomic_csv(runs, os.path.join(args.out, "measured_runs.csv"))
-    atomic_csv(comp, os.path.join(args.out, "comparison.csv"))
-    atomic_csv(dense, os.path.join(args.out, "predicted_dense.csv"))
+    write_csv(runs, os.path.join(args.out, "measured_runs.csv"))
+    write_csv(comp, os.path.join(args.out, "comparison.csv"))
+    write_csv(dense, os.path.join(args.out, "predicted_dense.csv"))
     if not fin.empty:
-        atomic_csv(store.finite, os.path.join(args.out, "finite_width_runs.csv"))
-        atomic_csv(fin, os.path.join(args.out, "finite_width.csv"))
+        write_csv(store.finite, os.path.join(args.out, "finite_width_runs.csv"))
+        write_csv(fin, os.path.join(args.out, "finite_width.csv"))
     for a, spec in specs.items():
         tab = spec.table()
         tab["degrees"] = tab["degrees"].map(lambda d: " ".join(map(str, d)))
         tab["support"] = tab["support"].map(lambda d: " ".join(map(str, d)))
-        atomic_csv(tab, os.path.join(args.out, f"spectrum_{a}.csv"))
+        write_csv(tab, os.path.join(args.out, f"spectrum_{a}.csv"))
 
     # ---- printed table
     pd.set_option("display.width", 160)
@@ -413,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {r.target:15s} {r.arch:5s}  L = {r.learning_index:.3g}  λ = "
               f"{r.eigenvalue:.3g}  m* = {fmt_m(r.m_star_measured):>5s}  (predicted "
               f"{fmt_m(r.m_star_predicted)}, d^L = {fmt_m(r.staircase_m)})")
-    atomic_csv(stars_df, os.path.join(args.out, "m_star.csv"))
+    write_csv(stars_df, os.path.join(args.out, "m_star.csv"))
 
     checks = {}
     for t in ("sibling pair", "local degree 3"):
@@ -490,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     r_exp = math.log(max(s.sample_sizes)) / math.log(DIM)
     for a, spec in specs.items():
         fig = spec.plot(m_exponent=round(r_exp, 3))  # round-off zeros drawn as zeros
-        atomic_png(fig, os.path.join(args.out, f"space_frequency_{a}.png"))
+        write_png(fig, os.path.join(args.out, f"space_frequency_{a}.png"))
 
     wall = time.perf_counter() - T_START
     summary = {"settings": asdict(s), "quick": args.quick, "dim": DIM, "patch_dim": N0,
@@ -502,8 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                                     "test_mse", "rel_gap"]].to_dict("records"),
                "wall_time_s": {"total": wall, "imports": t_import, "spectra": t_spec, "kernel_regression": t_kernel,
                                "finite_width": t_finite}}
-    atomic_write(os.path.join(args.out, "summary.json"),
-                 json.dumps(summary, indent=2, default=float))
+    write_json(summary, os.path.join(args.out, "summary.json"))
     print(f"\nwall time {wall:.0f} s (imports {t_import:.0f} s, spectra {t_spec:.0f} s, "
           f"kernel regression "
           f"{t_kernel:.0f} s, finite width {t_finite:.0f} s; chunks resumed from "

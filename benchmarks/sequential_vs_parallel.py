@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # n
 from tqdm.auto import tqdm  # noqa: E402
 
 import infwidth as iw  # noqa: E402
+from infwidth.outputs import write_csv, write_json, write_png  # noqa: E402
 from infwidth.residual import (ResidualNet, gap_table, loglog_slope,  # noqa: E402
                                residual_recursion)
 from infwidth.gd import kernel_gd_predict, train_gd  # noqa: E402
@@ -51,23 +51,12 @@ Q_EDGES = (0.0, 0.03, 0.1, 0.3, 1.0, np.inf)
 KEY = ["dataset", "depth", "width", "alpha", "layout", "seed"]
 
 
-def atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
 
 
-def atomic_json(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    os.replace(tmp, path)
 
 
 def save_png(fig, path: Path) -> None:
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
-    plt.close(fig)
+    write_png(fig, path, dpi=110, tight=False)
 
 
 def settings(quick: bool) -> dict:
@@ -128,7 +117,7 @@ def run_grid(cfg: dict, out: Path, momentum: float) -> pd.DataFrame:
                "val_error": float(np.mean(res.test_pred.argmax(1) != ds.y_test)),
                "diverged": res.diverged, "seconds": res.seconds, **kern}
         runs = pd.concat([runs, pd.DataFrame([row])], ignore_index=True)
-        atomic_csv(runs, path)
+        write_csv(runs, path)
     return runs
 
 
@@ -268,15 +257,15 @@ def main(argv=None) -> int:
         print(f"{out} holds results of another configuration; use another --out",
               file=sys.stderr)
         return 2
-    atomic_json(config, cfg_path)
+    write_json(config, cfg_path)
     t0 = time.perf_counter()
 
     g, checks = gaps(cfg)
-    atomic_csv(g, out / "gaps.csv")
+    write_csv(g, out / "gaps.csv")
     sl = slopes(g)
     runs = run_grid(cfg, out, momentum)
     table = binned(runs, g)
-    atomic_csv(table, out / "binned.csv")
+    write_csv(table, out / "binned.csv")
     plot_gaps(g, out / "kernel_gap.png")
     plot_losses(runs, out / "seq_vs_par_losses.png")
 
@@ -305,7 +294,7 @@ def main(argv=None) -> int:
     div = int(runs.diverged.astype(bool).sum())
     print(f"\nruns: {len(runs)} ({div} diverged, left out of the table)")
     wall = time.perf_counter() - t0
-    atomic_json({"config": config, "wall_seconds_this_run": wall, "slopes": sl.to_dict(
+    write_json({"config": config, "wall_seconds_this_run": wall, "slopes": sl.to_dict(
         "records"), "nt_check": checks, "binned": table.to_dict("records"),
         "n_runs": len(runs), "n_diverged": div}, out / "summary.json")
     print(f"wall time of this run: {wall:.0f} s; files in {out}/")

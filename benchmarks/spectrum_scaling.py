@@ -24,11 +24,8 @@ eigenvalues.csv.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,6 +35,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import infwidth as iw  # noqa: E402
+from infwidth.outputs import write_csv, write_json, write_png  # noqa: E402
 
 CONFIGS = ("MLP", "SCNN", "DCNN-2", "DCNN-3")
 TOL = 0.1
@@ -57,18 +55,8 @@ def make_arch(name: str, m: int, activation: str, b_std: float):
     raise ValueError(name)
 
 
-def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=".csv", dir=path.parent)
-    os.close(fd)
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
 
 
-def _atomic_json(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=float)
-    os.replace(tmp, path)
 
 
 def compute(args, out: Path) -> pd.DataFrame:
@@ -99,7 +87,7 @@ def compute(args, out: Path) -> pd.DataFrame:
         df["max_degree"] = args.max_degree
         df["multiplicity"] = df["multiplicity"].astype(float)
         rows.append(df)
-        _atomic_csv(pd.concat(rows, ignore_index=True), path)
+        write_csv(pd.concat(rows, ignore_index=True), path)
     return pd.concat(rows, ignore_index=True)
 
 
@@ -175,10 +163,7 @@ def plot(ev: pd.DataFrame, sl: pd.DataFrame, path: Path, kind: str) -> None:
         ax.legend(fontsize=7)
     fig.suptitle("Exact eigenvalues by type vs d (sizes d^α); theory: λ ∝ d^{−L}")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    write_png(fig, path, dpi=120, tight=False, close=False)
 
 
 def main(argv=None):
@@ -204,7 +189,7 @@ def main(argv=None):
     ev = compute(args, out)
     ev = ev[ev.config.isin(args.configs) & ev.m.le(args.max_m)]
     sl = slopes(ev)
-    _atomic_csv(sl, out / "slopes.csv")
+    write_csv(sl, out / "slopes.csv")
     plot(ev, sl, out / "scaling.png", args.kind)
     n_bad = int((sl.verdict == "DISAGREES").sum())
     summary = dict(settings=vars(args), d=sorted(ev.d.unique().tolist()),
@@ -212,7 +197,7 @@ def main(argv=None):
                    disagrees=n_bad, seconds=time.perf_counter() - t0,
                    disagreements=sl[sl.verdict == "DISAGREES"][
                        ["config", "label", "predicted", "local_slope", "gap"]].to_dict("records"))
-    _atomic_json(summary, out / "summary.json")
+    write_json(summary, out / "summary.json")
     pd.set_option("display.width", 160)
     pd.set_option("display.max_rows", 400)
     cols = ["config", "label", "frequency", "space", "predicted", "fit_slope", "local_slope",

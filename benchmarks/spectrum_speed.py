@@ -20,11 +20,9 @@ a rerun resumes from timings.csv.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,16 +32,12 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import infwidth as iw  # noqa: E402
+from infwidth.outputs import write_csv, write_json, write_png  # noqa: E402
 from infwidth.spectrum_mc import MAX_GRAM_DIM  # noqa: E402
 
 TARGET_S = 2.0
 
 
-def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=".csv", dir=path.parent)
-    os.close(fd)
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def _timed(fn) -> float:
@@ -85,7 +79,7 @@ def main(argv=None):
                                            max_degree=args.max_degree, error_estimate=est))
             rows.append(dict(route=route, dim=dim, repeat=rep, seconds=s, types=n_types,
                              eigenfunctions=n_eig))
-            _atomic_csv(pd.DataFrame(rows), path)
+            write_csv(pd.DataFrame(rows), path)
     ex = [r["seconds"] for r in rows if r["route"] == "exact"]
     t_exact = min(ex)
 
@@ -99,7 +93,7 @@ def main(argv=None):
             s = _timed(run)
             rows.append(dict(route="gram", dim=d, repeat=0, seconds=s, types=np.nan,
                              eigenfunctions=2.0 ** d))
-            _atomic_csv(pd.DataFrame(rows), path)
+            write_csv(pd.DataFrame(rows), path)
         s = [r["seconds"] for r in rows if r["route"] == "gram" and r["dim"] == d][0]
         if s > t_exact:
             break
@@ -119,10 +113,7 @@ def main(argv=None):
                   seconds_at_that_dim=t_gram, exact_over_gram_time=t_exact / t_gram,
                   times=dict(zip(gram.dim.astype(int).tolist(), gram.seconds.tolist()))),
         cores=os.cpu_count())
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=out)
-    with os.fdopen(fd, "w") as f:
-        json.dump(summary, f, indent=2, default=float)
-    os.replace(tmp, out / "summary.json")
+    write_json(summary, out / "summary.json")
 
     import matplotlib
     matplotlib.use("Agg")
@@ -137,10 +128,7 @@ def main(argv=None):
     ax.set_title(f"Spectrum routes on {os.cpu_count()} cores ({args.kind.upper()})")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out)
-    os.close(fd)
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, out / "speed.png")
+    write_png(fig, out / "speed.png", dpi=120, tight=False)
 
     print(f"exact type table, 3-level DCNN, D = {dim}, degree ≤ {args.max_degree}, "
           f"{args.kind.upper()}: {n_types} types, {n_eig:.3g} eigenfunctions")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 import infwidth as iw  # noqa: E402
+from infwidth.outputs import write_csv, write_json, write_npz, write_png  # noqa: E402
 from infwidth.gd import kernel_gd_predict, kernel_regression  # noqa: E402
 from infwidth.lenet import (LeNet, conservation_law, conservation_ratio,  # noqa: E402
                             lenet_kernels)
@@ -47,22 +47,10 @@ METRICS = ("test_error", "test_mse")
 
 
 # ------------------------------------------------------------------------------ io
-def atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
 
 
-def atomic_json(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    os.replace(tmp, path)
 
 
-def atomic_npz(path: Path, **arrays) -> None:
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------ data
@@ -106,7 +94,7 @@ def kernel_side(name: str, ds: iw.Dataset, template: LeNet, steps: int, momentum
         te = lenet_kernels(template, ds.x_test, ds.x_train, progress=True)
         k = {"ntk_train": tr["ntk"], "ntk_test": te["ntk"], "nngp_train": tr["nngp"],
              "nngp_test": te["nngp"], "seconds": np.array(time.perf_counter() - t0)}
-        atomic_npz(path, **k)
+        write_npz(path, **k)
     y = ds.one_hot(ds.y_train)
     yt = ds.one_hot(ds.y_test)
     n = len(y)
@@ -218,9 +206,7 @@ def plot_width(sweep, fits, kernels, path):
             ax.legend(fontsize=6.5, loc="upper right")
     fig.suptitle("Generalized LeNet (avg-pool, NTK param.): test error vs width")
     fig.tight_layout()
-    fig.savefig(path.with_suffix(".tmp.png"), dpi=110)
-    os.replace(path.with_suffix(".tmp.png"), path)
-    plt.close(fig)
+    write_png(fig, path, dpi=110, tight=False)
 
 
 def plot_flops(sweep, kernels, path):
@@ -242,9 +228,7 @@ def plot_flops(sweep, kernels, path):
         ax.set_title(f"{d}: error vs compute")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path.with_suffix(".tmp.png"), dpi=110)
-    os.replace(path.with_suffix(".tmp.png"), path)
-    plt.close(fig)
+    write_png(fig, path, dpi=110, tight=False)
 
 
 # ------------------------------------------------------------------------------ main
@@ -269,7 +253,7 @@ def main(argv=None) -> int:
         print(f"{out} holds results of another configuration; use another --out",
               file=sys.stderr)
         return 2
-    atomic_json(config, cfg_path)
+    write_json(config, cfg_path)
 
     sweep_path = out / "sweep.csv"
     sweep = pd.read_csv(sweep_path) if sweep_path.exists() else pd.DataFrame()
@@ -300,7 +284,7 @@ def main(argv=None) -> int:
                 nonlocal sweep
                 sweep = pd.concat([sweep, pd.DataFrame([{"dataset": name, **row}])],
                                   ignore_index=True)
-                atomic_csv(sweep, sweep_path)
+                write_csv(sweep, sweep_path)
 
             width_sweep(fam, ds.x_train, ds.y_train, ds.x_test, ds.y_test, widths, seeds,
                         steps=steps, learning_rate=ks["learning_rate"], momentum=momentum,
@@ -309,11 +293,11 @@ def main(argv=None) -> int:
                         on_row=save, progress=True)
 
     kernels = pd.concat(kernel_tables, ignore_index=True)
-    atomic_csv(kernels, out / "kernel.csv")
+    write_csv(kernels, out / "kernel.csv")
     fits = fit_table(sweep, kernels, n_boot)
-    atomic_csv(fits, out / "fits.csv")
+    write_csv(fits, out / "fits.csv")
     flops = flops_table(sweep)
-    atomic_csv(flops, out / "flops.csv")
+    write_csv(flops, out / "flops.csv")
     plot_width(sweep, fits, kernels, out / "width_power_law.png")
     plot_flops(sweep, kernels, out / "error_vs_flops.png")
 
@@ -343,7 +327,7 @@ def main(argv=None) -> int:
     summary.update({"wall_seconds_this_run": wall, "n_runs": len(sweep),
                     "fraction_converged": float(conv), "n_diverged": div,
                     "fits": fits.to_dict("records"), "kernels": kernels.to_dict("records")})
-    atomic_json(summary, out / "summary.json")
+    write_json(summary, out / "summary.json")
     print(f"wall time of this run: {wall:.0f} s; files in {out}/")
     return 0
 

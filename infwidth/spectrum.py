@@ -27,7 +27,6 @@ import dataclasses
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence
@@ -40,6 +39,7 @@ from .eigenfunctions import Eigenfunction, sample_eigenfunction
 from .eigentypes import TypeSystem, type_system
 from .hypercube import MAX_FWHT_DIM, hypercube_leaf
 from .inputs import DOMAINS
+from .outputs import write_png
 from .sphere import sphere_leaf
 from .spectrum_mc import MAX_GRAM_DIM, fwht_types, gram_types, monte_carlo_types
 from .tree_recursion import RecursionOptions, tree_eigenvalues
@@ -256,12 +256,7 @@ class Spectrum:
                       frameon=False)
         fig.tight_layout()
         if path is not None:
-            path = os.fspath(path)
-            d = os.path.dirname(os.path.abspath(path))
-            fd, tmp = tempfile.mkstemp(suffix=".png", dir=d)
-            os.close(fd)
-            fig.savefig(tmp, dpi=130)
-            os.replace(tmp, path)
+            write_png(fig, path, tight=False, close=False)
         return fig
 
 

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from infwidth.outputs import write_csv, write_json, write_png  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "results" / "paper_figures"
@@ -45,47 +43,9 @@ def parse_args(argv: Sequence[str] | None, doc: str,
     return args
 
 
-def _atomic(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_csv(df: pd.DataFrame, path: Path) -> None:
-    _atomic(path, lambda t: df.to_csv(t, index=False))
-
-
-def _jsonable(o: Any):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(type(o).__name__)
-
-
-def write_json(obj: Any, path: Path) -> None:
-    def w(t):
-        with open(t, "w") as f:
-            json.dump(obj, f, indent=2, default=_jsonable)
-    _atomic(path, w)
-
-
 def savefig(fig: plt.Figure, path: Path, dpi: int = 130, tight: bool = True) -> None:
-    """Write a PNG atomically (``tight``: crop to the drawn extent, which renders twice)."""
-    _atomic(path, lambda t: fig.savefig(t, dpi=dpi, bbox_inches="tight" if tight else None,
-                                        format="png"))
-    plt.close(fig)
+    """Write a PNG atomically (``tight``: crop to the drawn extent) and close the figure."""
+    write_png(fig, path, dpi=dpi, tight=tight)
 
 
 class Partial:
