@@ -24,7 +24,7 @@ import optax
 import pandas as pd
 
 from .architectures import Architecture
-from .inputs import check_inputs
+from .inputs import check_inputs, check_targets
 from .kernels import kernel
 
 __all__ = ["TrainResult", "stable_learning_rate", "train_mse", "with_width", "finite_width_curve",
@@ -74,17 +74,6 @@ def stable_learning_rate(ntk_train: np.ndarray, fraction: float = 0.5) -> float:
     return fraction * 2.0 * ntk_train.shape[0] / lam_max
 
 
-def _as_targets(y: Any, n: int, name: str) -> np.ndarray:
-    y = np.asarray(y, dtype=np.float64)
-    if y.ndim == 1:
-        y = y[:, None]
-    if y.ndim != 2 or y.shape[0] != n:
-        raise ValueError(f"{name} must have shape ({n},) or ({n}, k), got {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return y
-
-
 def train_mse(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
               y_test: Any = None, *, seed: int = 0, learning_rate: float | None = None,
               lr_fraction: float = 0.5, momentum: float = 0.0, max_steps: int = 20_000,
@@ -110,12 +99,12 @@ def train_mse(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None
         raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
     x_train = check_inputs(x_train, "x_train")
     n, dim = x_train.shape
-    y_train = _as_targets(y_train, n, "y_train")
+    y_train = check_targets(y_train, n, "y_train")
     if (x_test is None) != (y_test is None):
         raise ValueError("x_test and y_test must be given together")
     if x_test is not None:
         x_test = check_inputs(x_test, "x_test", dim)
-        y_test = _as_targets(y_test, x_test.shape[0], "y_test")
+        y_test = check_targets(y_test, x_test.shape[0], "y_test")
         if y_test.shape[1] != y_train.shape[1]:
             raise ValueError(f"y_test has {y_test.shape[1]} outputs, y_train {y_train.shape[1]}")
     if y_train.shape[1] != arch.out_dim:

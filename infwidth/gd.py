@@ -21,7 +21,7 @@ import optax
 import pandas as pd
 
 from .architectures import Architecture, _check_pos_int
-from .inputs import check_inputs
+from .inputs import check_inputs, check_targets
 
 __all__ = ["GDResult", "init_params", "train_gd", "kernel_gd_predict", "kernel_regression"]
 
@@ -102,13 +102,13 @@ def train_gd(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
         raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
     x_train = check_inputs(x_train, "x_train")
     n, dim = x_train.shape
-    y_train = _targets(y_train, n, "y_train")
+    y_train = check_targets(y_train, n, "y_train")
     if (x_test is None) != (y_test is None):
         raise ValueError("x_test and y_test must be given together")
     x_all = x_train
     if x_test is not None:
         x_test = check_inputs(x_test, "x_test", dim)
-        y_test = _targets(y_test, x_test.shape[0], "y_test")
+        y_test = check_targets(y_test, x_test.shape[0], "y_test")
         x_all = np.concatenate([x_train, x_test])
     if y_train.shape[1] != arch.out_dim:
         raise ValueError(f"y_train has {y_train.shape[1]} output(s), arch.out_dim is "
@@ -166,16 +166,6 @@ def train_gd(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
                     float(learning_rate), hist, time.perf_counter() - t0)
 
 
-def _targets(y: Any, n: int, name: str) -> np.ndarray:
-    y = np.asarray(y, dtype=np.float64)
-    y = y[:, None] if y.ndim == 1 else y
-    if y.ndim != 2 or y.shape[0] != n:
-        raise ValueError(f"{name} must have shape ({n},) or ({n}, k), got {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return y
-
-
 def _check_kernels(k_train: Any, k_test_train: Any, y_train: Any):
     k = np.asarray(k_train, dtype=np.float64)
     if k.ndim != 2 or k.shape[0] != k.shape[1]:
@@ -185,7 +175,7 @@ def _check_kernels(k_train: Any, k_test_train: Any, y_train: Any):
         raise ValueError(f"k_test_train must have shape (m, {k.shape[0]}), got {kt.shape}")
     if not (np.all(np.isfinite(k)) and np.all(np.isfinite(kt))):
         raise ValueError("kernel matrices contain NaN or inf")
-    y = _targets(y_train, k.shape[0], "y_train")
+    y = check_targets(y_train, k.shape[0], "y_train")
     lam, v = np.linalg.eigh(0.5 * (k + k.T))
     return lam, v, kt, y
 

@@ -35,7 +35,7 @@ from scipy.linalg import lapack
 from tqdm.auto import tqdm
 
 from .architectures import Architecture
-from .inputs import sample_inputs
+from .inputs import check_targets, sample_inputs
 from .kernels import KINDS
 from .targets import Target, TargetFunction, canonical_type
 from .tree_gram import tree_gram
@@ -360,14 +360,8 @@ def nested_regression(gram: Any, y_train: Any, y_test: Any, sample_sizes: Any,
     ms = check_sample_sizes(sample_sizes)
     ridge, jitter = check_nonneg("ridge", ridge), check_nonneg("jitter", jitter)
     gram = np.asarray(gram, dtype=np.float64)
-    yt = np.asarray(y_train, dtype=np.float64)
-    ys = np.asarray(y_test, dtype=np.float64)
-    yt = yt[:, None] if yt.ndim == 1 else yt
-    ys = ys[:, None] if ys.ndim == 1 else ys
-    if not np.all(np.isfinite(yt)):
-        raise ValueError("y_train contains NaN or inf")
-    if not np.all(np.isfinite(ys)):
-        raise ValueError("y_test contains NaN or inf")
+    yt = check_targets(y_train, None, "y_train")
+    ys = check_targets(y_test, None, "y_test")
     n_train, n_test = yt.shape[0], ys.shape[0]
     if gram.shape != (n_train + n_test,) * 2:
         raise ValueError(f"gram must be ({n_train + n_test}, {n_train + n_test}) for "

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["sample_inputs", "check_inputs", "DOMAINS"]
+__all__ = ["sample_inputs", "check_inputs", "check_targets", "DOMAINS"]
 
 DOMAINS = ("hypercube", "sphere")
 
@@ -64,3 +64,16 @@ def check_inputs(x: Any, name: str = "x1", dim: int | None = None) -> np.ndarray
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name} contains NaN or inf")
     return x
+
+
+def check_targets(y: Any, n: int | None, name: str = "y") -> np.ndarray:
+    """Validate regression targets: finite, shape (n,) or (n, k) (any n when ``n`` is None);
+    returned as a float64 (n, k) array."""
+    y = np.asarray(y, dtype=np.float64)
+    y = y[:, None] if y.ndim == 1 else y
+    if y.ndim != 2 or (n is not None and y.shape[0] != n):
+        want = f"({n},) or ({n}, k)" if n is not None else "(n,) or (n, k)"
+        raise ValueError(f"{name} must have shape {want}, got {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return y

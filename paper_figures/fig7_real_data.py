@@ -268,6 +268,12 @@ def main(argv=None) -> dict:
                 if val < 0:
                     raise SystemExit(f"--{key.replace('_', '-')} must be >= 0, got {val}")
                 c[key] = val
+    if args.memory_budget is not None:  # refuse a bad budget before hours of tree kernels
+        from infwidth.kernels import parse_bytes
+        try:
+            parse_bytes(args.memory_budget)
+        except ValueError as e:
+            raise SystemExit(f"--memory-budget: {e}") from None
     C.style()
     timer = C.Timer()
     part = C.Partial(args.out / f"{NAME}.partial.csv",

@@ -114,3 +114,16 @@ def test_cifar10_loader_on_a_tiny_archive(tmp_path):
     np.testing.assert_array_equal(ds.y_test, batches["test_batch"][b"labels"])
     with pytest.raises(FileNotFoundError, match="CIFAR-10"):
         iw.load_cifar10(tmp_path / "nope.tar.gz")
+
+
+def test_check_targets():
+    from infwidth.inputs import check_targets
+
+    assert check_targets([1.0, 2.0], 2).shape == (2, 1)
+    assert check_targets(np.zeros((3, 4)), None).shape == (3, 4)
+    with pytest.raises(ValueError, match=r"y must have shape \(2,\) or \(2, k\)"):
+        check_targets(np.zeros(3), 2)
+    with pytest.raises(ValueError, match=r"\(n,\) or \(n, k\)"):
+        check_targets(np.zeros((2, 2, 2)), None)
+    with pytest.raises(ValueError, match="y_test contains NaN"):
+        check_targets([0.0, np.nan], 2, "y_test")

@@ -198,5 +198,6 @@ def test_fig7_larger_gap_run_supersedes_and_is_resumed(tmp_path):
     F7.main(out)
     third = pd.read_csv(tmp_path / "fig7_real_data.csv")
     pd.testing.assert_frame_equal(second, third)
-    with pytest.raises(SystemExit):
-        F7.main(out + ["--gap-max", "-1"])
+    for bad in (["--gap-max", "-1"], ["--memory-budget", "40XB"]):
+        with pytest.raises(SystemExit):
+            F7.main(out + bad)
