@@ -257,6 +257,9 @@ def correlation_map(c, activation: str, sigma_w2: float, sigma_b2: float, q=None
     return num / length_map(q, activation, sigma_w2, sigma_b2, method=method, deg=deg)
 
 
+_DPHI0_SQ = {"relu": 0.5, "erf": 4 / math.pi, "tanh": 1.0}  # φ'(0)² (relu: E[φ'(z)²])
+
+
 def q_fixed_point(activation: str, sigma_w2: float, sigma_b2: float) -> float:
     """The stable fixed point q* of the length map (∞ when q_ℓ diverges; see module doc)."""
     _check_act(activation)
@@ -266,7 +269,7 @@ def q_fixed_point(activation: str, sigma_w2: float, sigma_b2: float) -> float:
             return sigma_b2 / (1 - sigma_w2 / 2)
         return math.nan if (sigma_w2 == 2 and sigma_b2 == 0) else math.inf
     f = lambda q: length_map(q, activation, sigma_w2, sigma_b2) - q  # noqa: E731
-    slope0 = sigma_w2 * (4 / math.pi if activation == "erf" else 1.0)  # σ_w²·φ'(0)²
+    slope0 = sigma_w2 * _DPHI0_SQ[activation]
     if sigma_b2 == 0:
         if slope0 <= 1:
             return 0.0
@@ -364,6 +367,11 @@ def edge_of_chaos(activation: str, sigma_b2) -> np.ndarray:
         raise ValueError("sigma_b2 must be finite and >= 0")
     out = np.empty_like(sb)
     for i, b in enumerate(sb):
+        if b == 0:
+            # q* = 0 up to the edge and χ1 = σ_w²·φ'(0)² there; above it χ1 − 1 grows only
+            # quadratically, so a root-finder resolves the edge to ~√ε. Use the closed form.
+            out[i] = 1.0 / _DPHI0_SQ[activation]
+            continue
         g = lambda w: chi1(activation, w, float(b)) - 1.0  # noqa: E731
         lo, hi = 1e-3, 1.0
         while g(hi) <= 0:

@@ -33,8 +33,10 @@ def test_edge_of_chaos_chi1_is_one(activation):
     assert np.all(np.diff(sw) > 0)  # the curve rises with σ_b²
     for w, b in zip(sw, sb):
         assert abs(D.chi1(activation, float(w), b) - 1) < 1e-6
-    # σ_b² = 0: q* → 0 and χ1 → σ_w²·φ'(0)², so the edge is 1/φ'(0)².
-    assert sw[0] == pytest.approx(math.pi / 4 if activation == "erf" else 1.0, abs=1e-8)
+    # σ_b² = 0: q* = 0 up to the edge and χ1 = σ_w²·φ'(0)², so the edge is 1/φ'(0)², exactly.
+    # (Above it χ1 − 1 grows like δ², so a root-finder alone resolves the edge only to ~√ε.)
+    assert sw[0] == pytest.approx(math.pi / 4 if activation == "erf" else 1.0, rel=1e-15)
+    assert D.chi1(activation, float(sw[0]) * (1 - 1e-6), 0.0) < 1
 
 
 def test_edge_of_chaos_relu():
