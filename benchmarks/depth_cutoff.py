@@ -4,7 +4,7 @@ Measures, on digits (rows on the sphere ‖x‖² = 64), the claims of Avelin & 
 (JMLR 2022) as reconstructed in theory.md §5:
 
 1. phase diagram: ξ_c = −1/log χ_c over the (σ_w², σ_b²) plane for tanh and erf, with the
-   edge-of-chaos curve χ1 = 1 (mean field, infwidth.depth.mean_field / edge_of_chaos);
+   edge-of-chaos curve χ1 = 1 (mean field, infwidth.studies.depth_cutoff.maps.mean_field / edge_of_chaos);
 2. cut-off depth of random finite networks against (σ_w², σ_b²): the depth where the mean
    pairwise cosine of the pre-activations crosses 1/2, and where the share of inputs that a
    random 10-class readout puts in its most common class crosses 1/2, with the 10–90 %
@@ -40,10 +40,10 @@ import pandas as pd  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import infwidth as iw  # noqa: E402
-from infwidth import deep_limit as DL  # noqa: E402
-from infwidth import depth as D  # noqa: E402
-from infwidth import depth_profiles as DP  # noqa: E402
-from infwidth.outputs import write_csv, write_json, write_png  # noqa: E402
+from infwidth.studies.depth_cutoff import deep_limit as DL  # noqa: E402
+from infwidth.studies.depth_cutoff import maps as D  # noqa: E402
+from infwidth.studies.depth_cutoff import profiles as DP  # noqa: E402
+from infwidth.io.outputs import write_csv, write_json, write_png  # noqa: E402
 
 # Cut-off rules: level is an absolute value (1/2); the window is 10–90 % of the way from the
 # first layer's value to 1 (both quantities tend to 1 when the inputs collapse).

@@ -39,8 +39,8 @@ from scipy import stats  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import infwidth as iw  # noqa: E402
-from infwidth import filters as F  # noqa: E402
-from infwidth.outputs import atomic_write, write_csv, write_json, write_png  # noqa: E402
+from infwidth.studies.filter_clusters import filters as F  # noqa: E402
+from infwidth.io.outputs import atomic_write, write_csv, write_json, write_png  # noqa: E402
 
 
 # --------------------------------------------------------------------------- io helpers

@@ -21,8 +21,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import infwidth as iw  # noqa: E402
-from infwidth.outputs import write_csv, write_json  # noqa: E402
-from infwidth.kernels import DTYPES, estimate_block_memory  # noqa: E402
+from infwidth.io.outputs import write_csv, write_json  # noqa: E402
+from infwidth.kernels.engine import DTYPES, estimate_block_memory  # noqa: E402
 
 
 def _rss_kib(field: str) -> int:

@@ -54,10 +54,10 @@ import pandas as pd  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import infwidth as iw  # noqa: E402
-from infwidth.outputs import write_csv, write_json, write_png, write_text  # noqa: E402
-from infwidth.finite import aggregate_widths  # noqa: E402
-from infwidth.generalization import nested_regression, regression_dataset  # noqa: E402
-from infwidth.tree_gram import tree_gram  # noqa: E402
+from infwidth.io.outputs import write_csv, write_json, write_png, write_text  # noqa: E402
+from infwidth.learning.finite import aggregate_widths  # noqa: E402
+from infwidth.learning import nested_regression, regression_dataset  # noqa: E402
+from infwidth.kernels.hypercube_gram import tree_gram  # noqa: E402
 
 DIM, N0, FILTERS = 64, 4, (2, 8)
 THRESHOLD = 0.5  # "learned": measured test MSE < THRESHOLD × target power

@@ -6,7 +6,7 @@ parameter count, on digits (8×8, flat) and a Fashion-MNIST subset (28×28, flat
 
 1. Kernel gap: relative ‖K_seq − K_par‖_F/‖K_par‖_F (NNGP and NTK) over α × L, its log-log
    slopes in α and L, and the ratio to the leading term α⁴·L(L−1)/2·‖DT[T]‖ (NNGP).
-   Computed with the numpy recursion of ``infwidth.residual`` (equal to neural-tangents to
+   Computed with the numpy recursion of ``infwidth.studies.sequential_vs_parallel`` (equal to neural-tangents to
    round-off; a neural-tangents spot check is printed).
 2. Finite nets: a grid over depth L, width and α, both layouts, trained by the same
    full-batch heavy-ball GD (centred outputs, NTK parameterisation, η = 0.5·2n/λ_max of each
@@ -41,11 +41,11 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # n
 from tqdm.auto import tqdm  # noqa: E402
 
 import infwidth as iw  # noqa: E402
-from infwidth.outputs import write_csv, write_json, write_png  # noqa: E402
-from infwidth.residual import (ResidualNet, gap_table, loglog_slope,  # noqa: E402
+from infwidth.io.outputs import write_csv, write_json, write_png  # noqa: E402
+from infwidth.studies.sequential_vs_parallel import (ResidualNet, gap_table, loglog_slope,  # noqa: E402
                                residual_recursion)
-from infwidth.gd import kernel_gd_predict, train_gd  # noqa: E402
-from infwidth.lenet import count_params  # noqa: E402
+from infwidth.studies.width_power_law.gd import kernel_gd_predict, train_gd  # noqa: E402
+from infwidth.studies.width_power_law.lenet import count_params  # noqa: E402
 
 Q_EDGES = (0.0, 0.03, 0.1, 0.3, 1.0, np.inf)
 KEY = ["dataset", "depth", "width", "alpha", "layout", "seed"]
@@ -76,7 +76,7 @@ def half_sq(pred: np.ndarray, y: np.ndarray) -> float:
     return 0.5 * float(np.mean(np.sum((pred - y) ** 2, axis=1)))
 
 
-def kernel_columns(arch: ResidualNet, ds: iw.Dataset, steps: int, momentum: float,
+def kernel_columns(arch: ResidualNet, ds: iw.data.Dataset, steps: int, momentum: float,
                    cache: dict) -> dict:
     """Infinite-width counterpart of one run (width-independent: cached per L, α, layout)."""
     key = (ds.name, arch.depth, arch.alpha, arch.layout)

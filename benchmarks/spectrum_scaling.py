@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import infwidth as iw  # noqa: E402
-from infwidth.outputs import write_csv, write_json, write_png  # noqa: E402
+from infwidth.io.outputs import write_csv, write_json, write_png  # noqa: E402
 
 CONFIGS = ("MLP", "SCNN", "DCNN-2", "DCNN-3")
 TOL = 0.1

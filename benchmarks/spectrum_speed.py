@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import infwidth as iw  # noqa: E402
-from infwidth.outputs import write_csv, write_json, write_png  # noqa: E402
-from infwidth.spectrum_mc import MAX_GRAM_DIM  # noqa: E402
+from infwidth.io.outputs import write_csv, write_json, write_png  # noqa: E402
+from infwidth.eigenspaces.monte_carlo import MAX_GRAM_DIM  # noqa: E402
 
 TARGET_S = 2.0
 

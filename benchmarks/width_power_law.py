@@ -37,11 +37,11 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 import infwidth as iw  # noqa: E402
-from infwidth.outputs import write_csv, write_json, write_npz, write_png  # noqa: E402
-from infwidth.gd import kernel_gd_predict, kernel_regression  # noqa: E402
-from infwidth.lenet import (LeNet, conservation_law, conservation_ratio,  # noqa: E402
+from infwidth.io.outputs import write_csv, write_json, write_npz, write_png  # noqa: E402
+from infwidth.studies.width_power_law.gd import kernel_gd_predict, kernel_regression  # noqa: E402
+from infwidth.studies.width_power_law.lenet import (LeNet, conservation_law, conservation_ratio,  # noqa: E402
                             lenet_kernels)
-from infwidth.scaling import compare_power_laws, width_sweep  # noqa: E402
+from infwidth.studies.width_power_law.scaling import compare_power_laws, width_sweep  # noqa: E402
 
 METRICS = ("test_error", "test_mse")
 
@@ -54,7 +54,7 @@ METRICS = ("test_error", "test_mse")
 
 
 # ------------------------------------------------------------------------------ data
-def downsample(ds: iw.Dataset, factor: int) -> iw.Dataset:
+def downsample(ds: iw.data.Dataset, factor: int) -> iw.data.Dataset:
     """Average-pool square images by ``factor`` and put each row back on the sphere
     ‖x‖² = dim (the loaders' normalisation)."""
     h, w, c = ds.image_shape
@@ -64,7 +64,7 @@ def downsample(ds: iw.Dataset, factor: int) -> iw.Dataset:
         x = x.reshape(-1, hs, factor, ws, factor, c).mean(axis=(2, 4)).reshape(len(x), -1)
         return x / np.linalg.norm(x, axis=1, keepdims=True) * np.sqrt(x.shape[1])
 
-    return iw.Dataset(pool(ds.x_train), ds.y_train, pool(ds.x_test), ds.y_test,
+    return iw.data.Dataset(pool(ds.x_train), ds.y_train, pool(ds.x_test), ds.y_test,
                       (hs, ws, c), ds.n_classes, ds.name + f"-{hs}x{ws}")
 
 
@@ -83,7 +83,7 @@ def datasets(quick: bool) -> dict:
 
 
 # ------------------------------------------------------------------------------ kernel side
-def kernel_side(name: str, ds: iw.Dataset, template: LeNet, steps: int, momentum: float,
+def kernel_side(name: str, ds: iw.data.Dataset, template: LeNet, steps: int, momentum: float,
                 out: Path) -> dict:
     path = out / f"kernels_{name}.npz"
     if path.exists():

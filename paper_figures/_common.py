@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from infwidth.outputs import write_csv, write_json, write_png  # noqa: E402,F401
+from infwidth.io.outputs import write_csv, write_json, write_png  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "results" / "paper_figures"

@@ -9,7 +9,7 @@ import numpy as np
 import infwidth as iw
 
 
-def draw_dag(ax, dag: iw.DAG, title: str = "", max_nodes: int = 64) -> None:
+def draw_dag(ax, dag: iw.architectures.DAG, title: str = "", max_nodes: int = 64) -> None:
     """Leaves (input patches, n0 coordinates each) at the bottom as squares, one row per
     hidden layer (one circle per spatial position), the linear readout at the top as a star.
     Edges join each node to its receptive field; the right margin gives every layer's

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import infwidth as iw
-from infwidth.dual import gaussian_dual
-from infwidth.inputs import check_inputs
+from infwidth.architectures.activations import gaussian_dual
+from infwidth.data.inputs import check_inputs
 
 __all__ = ["tree_kernels", "kernels"]
 

@@ -82,7 +82,7 @@ def kernel_profile(kernel_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], d:
 def mlp_profile(arch, kind: str = "ntk") -> Callable[[np.ndarray], np.ndarray]:
     """g(t) of a bias-free ``iw.MLP`` on the sphere of radius √d, from the normalised dual h
     (h(1) = 1 keeps every variance at 1): Σ ← h(Σ), Θ ← h(Σ) + h'(Σ)·Θ, from Σ = Θ = t."""
-    from infwidth.dual import dual, dual_derivative
+    from infwidth.architectures.activations import dual, dual_derivative
 
     if arch.b_std != 0 or arch.W_std is not None:
         raise ValueError("mlp_profile needs b_std=0 and the default W_std")

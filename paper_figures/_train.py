@@ -6,7 +6,7 @@ the *same* neural-tangents network (``arch.stax``, NTK parameterisation, the wid
 minibatch Adam on the MSE to centred one-hot targets, (1/2)·mean_i ‖f(x_i) − f₀(x_i) − y_i‖²
 (f₀ the network at initialisation), and reports test accuracy (argmax). Same seed, same
 numbers. Precision: float32. Under x64, neural-tangents' layers promote float32 activations
-(``lax.conv`` then refuses mixed dtypes), as ``infwidth.finite`` notes, so training runs
+(``lax.conv`` then refuses mixed dtypes), as ``infwidth.learning.finite`` notes, so training runs
 inside ``jax.enable_x64(False)``, where every array and scalar is float32: measured 7× faster
 per gradient step than float64 for a width-128 D-CNN on 2 CPU cores (XLA's float64
 convolutions are slow on CPU).
@@ -55,7 +55,7 @@ def train_classifier(arch: iw.Architecture, x_train: np.ndarray, y_train: np.nda
 def _train(arch, x_train, y_train, x_test, y_test, n_classes, width, epochs, min_steps,
            batch_size, learning_rate, seed) -> TrainSummary:
     t0 = time.perf_counter()
-    net = iw.with_width(dataclasses.replace(arch, out_dim=n_classes), width)
+    net = iw.learning.with_width(dataclasses.replace(arch, out_dim=n_classes), width)
     init_fn, apply_fn, _ = net.stax
     dim = x_train.shape[1]
     shape = net.input_shape(dim)

@@ -101,7 +101,7 @@ SIZES = {
 }
 
 
-def load(dataset: str, cfg: dict) -> iw.Dataset:
+def load(dataset: str, cfg: dict) -> iw.data.Dataset:
     if dataset == "digits":
         return iw.load_digits()
     if dataset == "mnist1d":
@@ -269,7 +269,7 @@ def main(argv=None) -> dict:
                     raise SystemExit(f"--{key.replace('_', '-')} must be >= 0, got {val}")
                 c[key] = val
     if args.memory_budget is not None:  # refuse a bad budget before hours of tree kernels
-        from infwidth.kernels import parse_bytes
+        from infwidth.kernels.engine import parse_bytes
         try:
             parse_bytes(args.memory_budget)
         except ValueError as e:
@@ -290,7 +290,7 @@ def main(argv=None) -> dict:
                              & (df.kind == "ntk")].n_train.max())
                    if len(df[(df.dataset == d) & (df.arch == "ConvNet-GAP")
                              & (df.kind == "ntk")]) else 0 for d in cfg}
-    gap_mem = {d: iw.estimate_block_memory(architectures(d)["ConvNet-GAP"], 1, 1,
+    gap_mem = {d: iw.kernels.estimate_block_memory(architectures(d)["ConvNet-GAP"], 1, 1,
                                            {"digits": 64, "mnist1d": 40, "fashion": 784}[d])
                for d in cfg}
     summary = {"size": args.size, "config": cfg, "ridge_rel": RIDGE_REL,

@@ -1,4 +1,4 @@
-"""Tests for infwidth.depth: mean-field maps, edge of chaos, NT kernels, cut-off, deep limit."""
+"""Tests for infwidth.studies.depth_cutoff.maps: mean-field maps, edge of chaos, NT kernels, cut-off, deep limit."""
 
 import math
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import infwidth
-from infwidth import deep_limit as DL
-from infwidth import depth as D
-from infwidth import depth_profiles as DP
+from infwidth.studies.depth_cutoff import deep_limit as DL
+from infwidth.studies.depth_cutoff import maps as D
+from infwidth.studies.depth_cutoff import profiles as DP
 
 
 @pytest.fixture(scope="module")

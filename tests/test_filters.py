@@ -1,10 +1,11 @@
-"""Tests for infwidth.filters: label clusters, SNR, readout, AFCC, validation."""
+"""Tests for infwidth.studies.filter_clusters.filters: label clusters, SNR, readout, AFCC, validation."""
 
 import numpy as np
 import pytest
 
 import infwidth as iw
-from infwidth import filters as F
+from infwidth.studies import filter_clusters as FC
+from infwidth.studies.filter_clusters import filters as F
 
 
 def _bool(rows):
@@ -201,7 +202,7 @@ def test_afcc_mask_density_equals_fraction_kept():
 
 
 # --------------------------------------------------------------------------- network
-CFG = iw.VGGConfig(blocks=((4,), (8,)), image_shape=(8, 8, 1))
+CFG = FC.VGGConfig(blocks=((4,), (8,)), image_shape=(8, 8, 1))
 
 
 @pytest.fixture(scope="module")
@@ -270,9 +271,9 @@ def test_bad_inputs_raise_before_work(digits):
     with pytest.raises(ValueError, match="weights"):
         F.label_field_matrices(np.ones((4, 2, 2)), np.zeros(4, int), np.ones((3, 2, 2)))
     with pytest.raises(ValueError, match="image_shape"):
-        iw.VGGConfig(blocks=((4,), (4,), (4,), (4,)), image_shape=(8, 8, 1))
+        FC.VGGConfig(blocks=((4,), (4,), (4,), (4,)), image_shape=(8, 8, 1))
     with pytest.raises(ValueError, match="blocks"):
-        iw.VGGConfig(blocks=((4, 0),))
+        FC.VGGConfig(blocks=((4, 0),))
     with pytest.raises(ValueError, match="epochs"):
         F.train_cnn(digits.x_train, digits.y_train, CFG, epochs=0)
     with pytest.raises(ValueError, match="optimizer"):

@@ -15,9 +15,9 @@ def _problem(n=48, dim=16):
 
 def test_stable_learning_rate_is_below_the_gd_limit():
     k = np.diag([4.0, 1.0, 0.25])
-    assert iw.stable_learning_rate(k, 0.5) == pytest.approx(0.5 * 2 * 3 / 4.0)
+    assert iw.learning.stable_learning_rate(k, 0.5) == pytest.approx(0.5 * 2 * 3 / 4.0)
     with pytest.raises(ValueError, match="lr_fraction must lie in"):
-        iw.stable_learning_rate(k, 1.5)
+        iw.learning.stable_learning_rate(k, 1.5)
 
 
 def test_training_converges_and_approaches_the_kernel_predictor():
@@ -28,7 +28,7 @@ def test_training_converges_and_approaches_the_kernel_predictor():
     kernel_pred = iw.kernel(arch, xt, x) @ np.linalg.solve(k, y)
     gaps = []
     for width in (32, 512):
-        res = iw.train_mse(iw.with_width(arch, width), x, y, xt, yt, momentum=0.9,
+        res = iw.train_mse(iw.learning.with_width(arch, width), x, y, xt, yt, momentum=0.9,
                            max_steps=6000, tol=1e-6, seed=3)
         assert res.converged, res.loss_history[-3:]
         gaps.append(np.mean((res.test_pred[:, 0] - kernel_pred) ** 2))
@@ -60,4 +60,4 @@ def test_bad_training_input(kwargs, err, msg):
 
 def test_with_width_rejects_non_positive():
     with pytest.raises(ValueError, match="width must be a positive integer"):
-        iw.with_width(iw.MLP(), 0)
+        iw.learning.with_width(iw.MLP(), 0)

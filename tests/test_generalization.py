@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import infwidth as iw
-from infwidth.generalization import nested_regression, solve_kappa
-from infwidth.tree_gram import tree_gram
+from infwidth.learning import nested_regression, solve_kappa
+from infwidth.kernels.hypercube_gram import tree_gram
 
 GOLDEN = (1 + math.sqrt(5)) / 2
 
@@ -108,9 +108,9 @@ def test_scnn_cross_patch_types_are_never_learned():
 def test_tree_gram_matches_the_reference_recursion(arch, kind):
     x = iw.sample_inputs("hypercube", 30, 16, seed=0)
     y = iw.sample_inputs("hypercube", 20, 16, seed=1)
-    ref = iw.tree_kernel(arch, x, y, kind=kind)
+    ref = iw.kernels.tree_kernel(arch, x, y, kind=kind)
     assert np.allclose(tree_gram(arch, x, y, kind=kind), ref, rtol=1e-13, atol=1e-15)
-    assert np.allclose(tree_gram(arch, x, kind=kind), iw.tree_kernel(arch, x, kind=kind),
+    assert np.allclose(tree_gram(arch, x, kind=kind), iw.kernels.tree_kernel(arch, x, kind=kind),
                        rtol=1e-13, atol=1e-15)
 
 
@@ -121,14 +121,14 @@ def test_tree_gram_matches_neural_tangents_and_handles_the_sphere():
         x = iw.sample_inputs(domain, 12, 16, patch_dim=4, seed=2)
         k = tree_gram(arch, x)
         assert np.allclose(k, iw.kernel(arch, x), rtol=1e-7, atol=0)
-        assert np.allclose(k, iw.tree_kernel(arch, x), rtol=1e-7, atol=0)
+        assert np.allclose(k, iw.kernels.tree_kernel(arch, x), rtol=1e-7, atol=0)
 
 
 # --------------------------------------------------------------------- regression curves
 def test_nested_solves_equal_direct_solves():
     arch = iw.SCNN(patch_dim=4)
     t = iw.Target.local("hypercube", 16, 4, degree=2)
-    x, f = iw.regression_dataset(t, 60, seed=0)
+    x, f = iw.learning.regression_dataset(t, 60, seed=0)
     y = f(x)
     k = tree_gram(arch, x)
     res = nested_regression(k, y[:40], y[40:], [10, 40], ridge=0.1, jitter=0.0,
@@ -170,7 +170,7 @@ def test_measured_curve_columns_and_posterior_variance():
                                 "n_seeds", "condition_number", "posterior_variance"]
     assert (df.n_seeds == 2).all() and (df.test_mse > 0.01).all()
     # nt.predict's posterior variance equals k(x,x) − k(x,X)(K + shift)⁻¹k(X,x)
-    x, _ = iw.regression_dataset(t, 32 + 50, seed=0)
+    x, _ = iw.learning.regression_dataset(t, 32 + 50, seed=0)
     k = tree_gram(arch, x)
     m = 8
     shift = 1e-10 * np.trace(k[:m, :m]) / m

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import infwidth as iw
-from infwidth.datasets import FASHION_MNIST_DIR, read_idx
+from infwidth.data.datasets import FASHION_MNIST_DIR, read_idx
 
 
 def test_hypercube_and_sphere_laws():
@@ -117,7 +117,7 @@ def test_cifar10_loader_on_a_tiny_archive(tmp_path):
 
 
 def test_check_targets():
-    from infwidth.inputs import check_targets
+    from infwidth.data.inputs import check_targets
 
     assert check_targets([1.0, 2.0], 2).shape == (2, 1)
     assert check_targets(np.zeros((3, 4)), None).shape == (3, 4)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import infwidth as iw
-from infwidth import kernels as kmod
+from infwidth.kernels import engine as kmod
 
 EPS = np.finfo(np.float64).eps
 
@@ -72,9 +72,9 @@ def test_neural_tangents_matches_tree_recursion(arch, domain):
     x2 = iw.sample_inputs(domain, 5, 64, patch_dim=4, seed=3)
     for kind in ("nngp", "ntk"):
         np.testing.assert_allclose(iw.kernel(arch, x1, x2, kind=kind),
-                                   iw.tree_kernel(arch, x1, x2, kind=kind), rtol=0, atol=1e-10)
+                                   iw.kernels.tree_kernel(arch, x1, x2, kind=kind), rtol=0, atol=1e-10)
         kd, ko = _split_diag(iw.kernel(arch, x1, kind=kind))
-        td, to = _split_diag(iw.tree_kernel(arch, x1, kind=kind))
+        td, to = _split_diag(iw.kernels.tree_kernel(arch, x1, kind=kind))
         np.testing.assert_allclose(ko, to, rtol=0, atol=1e-10)
         layers = len(arch.dag_for(64).layer_sizes)
         np.testing.assert_allclose(kd, td, rtol=0, atol=layers * np.sqrt(EPS) * np.abs(td).max())
@@ -132,9 +132,9 @@ def test_float32_is_close_to_float64():
 def test_memory_estimate_scales_quadratically_in_space_for_gap():
     gap = iw.ConvNet(readout="gap")
     flat = iw.ConvNet(readout="flatten")
-    r = iw.estimate_block_memory(gap, 4, 4, 64) / iw.estimate_block_memory(gap, 4, 4, 32)
+    r = iw.kernels.estimate_block_memory(gap, 4, 4, 64) / iw.kernels.estimate_block_memory(gap, 4, 4, 32)
     assert r == 4.0
-    r = iw.estimate_block_memory(flat, 4, 4, 64) / iw.estimate_block_memory(flat, 4, 4, 32)
+    r = iw.kernels.estimate_block_memory(flat, 4, 4, 64) / iw.kernels.estimate_block_memory(flat, 4, 4, 32)
     assert r == 2.0
 
 

@@ -1,4 +1,4 @@
-"""Atomic result files (infwidth.outputs)."""
+"""Atomic result files (infwidth.io.outputs)."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from infwidth import outputs as O
+from infwidth.io import outputs as O
 
 
 def _listing(d: Path) -> list[str]:

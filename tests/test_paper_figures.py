@@ -137,7 +137,7 @@ FIGURES = ["fig1_topologies", "fig2_eigenvalue_scaling", "fig3_staircase",
 
 @pytest.mark.parametrize("name", FIGURES)
 def test_figure_tiny(name, tmp_path):
-    if name == "fig7_real_data" and not (iw.datasets.FASHION_MNIST_DIR /
+    if name == "fig7_real_data" and not (iw.data.datasets.FASHION_MNIST_DIR /
                                          "train-images-idx3-ubyte.gz").exists():
         pytest.skip("Fashion-MNIST files not installed")
     mod = __import__(f"paper_figures.{name}", fromlist=["main"])

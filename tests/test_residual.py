@@ -8,10 +8,10 @@ import pytest
 
 import infwidth as iw
 from infwidth._nt_compat import load
-from infwidth.residual import (ResidualNet, gap_table, loglog_slope, residual_kernels,
+from infwidth.studies.sequential_vs_parallel import (ResidualNet, gap_table, loglog_slope, residual_kernels,
                                residual_nngp, residual_recursion, residual_stax)
-from infwidth.gd import train_gd
-from infwidth.lenet import count_params
+from infwidth.studies.width_power_law.gd import train_gd
+from infwidth.studies.width_power_law.lenet import count_params
 
 X = iw.sample_inputs("sphere", 8, 16, seed=0)
 

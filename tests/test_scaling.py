@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 import infwidth as iw
-from infwidth.gd import kernel_gd_predict, kernel_regression, train_gd
-from infwidth.lenet import LeNet, conservation_law, conservation_ratio, count_params, lenet_kernel
-from infwidth.scaling import compare_power_laws, fit_power_law, width_sweep
+from infwidth.studies.width_power_law.gd import kernel_gd_predict, kernel_regression, train_gd
+from infwidth.studies.width_power_law.lenet import LeNet, conservation_law, conservation_ratio, count_params, lenet_kernel
+from infwidth.studies.width_power_law.scaling import compare_power_laws, fit_power_law, width_sweep
 
 
 # ------------------------------------------------------------------------------ LeNet
@@ -96,7 +96,7 @@ def test_train_gd_approaches_its_kernel_limit_with_width():
     limit, _ = kernel_gd_predict(k, kt, y, steps=40, learning_rate=eta, momentum=0.9)
     gaps = []
     for width in (64, 1024):
-        g = [np.linalg.norm(train_gd(iw.with_width(arch, width), x, y, xt, yt, steps=40,
+        g = [np.linalg.norm(train_gd(iw.learning.with_width(arch, width), x, y, xt, yt, steps=40,
                                      learning_rate=eta, seed=s, dtype="float64").test_pred
                             - limit) for s in range(3)]
         gaps.append(np.mean(g) / np.linalg.norm(limit))

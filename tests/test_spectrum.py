@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import infwidth as iw
-from infwidth.eigentypes import type_system
-from infwidth.hypercube import cube_points, walsh_eigenvalues
-from infwidth.spectrum_mc import subset_keys
-from infwidth.tree_recursion import RecursionOptions
+from infwidth.eigenspaces.eigentypes import type_system
+from infwidth.eigenspaces.hypercube import cube_points, walsh_eigenvalues
+from infwidth.eigenspaces.monte_carlo import subset_keys
+from infwidth.eigenspaces.tree_recursion import RecursionOptions
 
 EPS = np.finfo(float).eps
 
@@ -30,12 +30,12 @@ CASES = [  # (arch, dim, kind, brute-force kernel)
     (iw.DCNN(patch_dim=2, filter_sizes=(2, 2), activation="erf"), 8, "ntk", iw.kernel),
     (iw.SCNN(patch_dim=3, activation="erf"), 12, "ntk", iw.kernel),
     (iw.MLP(depth=2, b_std=0.2), 10, "nngp", iw.kernel),
-    (iw.DCNN(patch_dim=2, filter_sizes=(2, 2), b_std=0.5), 8, "nngp", iw.tree_kernel),
+    (iw.DCNN(patch_dim=2, filter_sizes=(2, 2), b_std=0.5), 8, "nngp", iw.kernels.tree_kernel),
     (iw.DCNN(patch_dim=4, filter_sizes=(3,), activation="erf", b_std=0.3), 12, "nngp",
-     iw.tree_kernel),
-    (iw.DCNN(patch_dim=2, filter_sizes=(2, 3)), 12, "ntk", iw.tree_kernel),
-    (iw.DCNN(patch_dim=4, filter_sizes=(2,), b_std=0.3), 16, "ntk", iw.tree_kernel),
-    (iw.MLP(depth=3), 10, "ntk", iw.tree_kernel),
+     iw.kernels.tree_kernel),
+    (iw.DCNN(patch_dim=2, filter_sizes=(2, 3)), 12, "ntk", iw.kernels.tree_kernel),
+    (iw.DCNN(patch_dim=4, filter_sizes=(2,), b_std=0.3), 16, "ntk", iw.kernels.tree_kernel),
+    (iw.MLP(depth=3), 10, "ntk", iw.kernels.tree_kernel),
 ]
 
 
@@ -44,7 +44,7 @@ def test_recursion_equals_fwht(arch, dim, kind, kfn):
     """(b) = (a): every eigenspace, relative 1e-9 plus the FWHT's own round-off bound.
 
     (a) uses neural-tangents (``iw.kernel``) or the package's independent numpy recursion
-    (``iw.tree_kernel``, checked against neural-tangents in test_fwht_kernels_agree).
+    (``iw.kernels.tree_kernel``, checked against neural-tangents in test_fwht_kernels_agree).
     neural-tangents' ReLU NTK is off by ~2e-8 at pairs of correlation exactly 1 (arccos of
     1 − ulp), which would shift every λ_S by that/2^D, so ReLU NTK cases use tree_kernel."""
     brute, roundoff = _fwht_by_type(arch, dim, kind, kfn)
@@ -58,7 +58,7 @@ def test_recursion_equals_fwht(arch, dim, kind, kfn):
     # trace identity: Σ multiplicity·λ over all types = E[K(x, x)] = K(1, 1) on the cube
     total = sum(t.multiplicity * t.eigenvalue for t in spec.types)
     assert total == pytest.approx(spec.trace(), rel=1e-9, abs=0)
-    diag = iw.tree_kernel(arch, np.ones((1, dim)), kind=kind)[0, 0]
+    diag = iw.kernels.tree_kernel(arch, np.ones((1, dim)), kind=kind)[0, 0]
     assert spec.trace() == pytest.approx(diag, rel=1e-12)
 
 
@@ -68,7 +68,7 @@ def test_fwht_kernels_agree():
     z = cube_points(8)
     one = np.ones((1, 8))
     a = iw.kernel(arch, z, one, kind="ntk")[:, 0]
-    b = iw.tree_kernel(arch, z, one, kind="ntk")[:, 0]
+    b = iw.kernels.tree_kernel(arch, z, one, kind="ntk")[:, 0]
     aligned = np.all(z == 1, axis=1)
     assert np.max(np.abs(a - b)[~aligned]) < 1e-13
     assert abs(a - b)[aligned].max() < 1e-7
@@ -76,7 +76,7 @@ def test_fwht_kernels_agree():
 
 def test_mlp_eigenvalues_depend_on_frequency_only():
     arch, dim = iw.MLP(depth=2, activation="erf", b_std=0.4), 10
-    lam, gabs = walsh_eigenvalues(arch, dim, "ntk", iw.tree_kernel)
+    lam, gabs = walsh_eigenvalues(arch, dim, "ntk", iw.kernels.tree_kernel)
     deg = np.array([bin(m).count("1") for m in range(2 ** dim)])
     for k in range(dim + 1):
         assert np.ptp(lam[deg == k]) <= 4 * dim * EPS * gabs
@@ -93,7 +93,7 @@ def test_scnn_cross_patch_eigenvalues_are_exactly_zero():
     cross = [t for t in spec.types if len(t.support) > 1]
     assert cross and all(t.eigenvalue == 0.0 and t.learning_index == math.inf for t in cross)
     assert all(t.eigenvalue > 0 for t in spec.types if len(t.support) <= 1)
-    brute, roundoff = _fwht_by_type(arch, dim, "ntk", iw.tree_kernel)
+    brute, roundoff = _fwht_by_type(arch, dim, "ntk", iw.kernels.tree_kernel)
     for t in cross:
         assert np.max(np.abs(brute[t.label])) <= roundoff
 
@@ -171,7 +171,7 @@ def test_eigenfunctions_are_eigenvectors_on_the_cube():
     arch, dim = iw.DCNN(patch_dim=2, filter_sizes=(2,), activation="erf", b_std=0.5), 8
     spec = iw.spectrum(arch, dim, kind="ntk", max_degree=dim)
     z = cube_points(dim)
-    gram = iw.tree_kernel(arch, z, kind="ntk") / len(z)
+    gram = iw.kernels.tree_kernel(arch, z, kind="ntk") / len(z)
     rng = np.random.default_rng(0)
     for i, t in enumerate(spec.types):
         psi = spec.eigenfunction(i, rng)(z)

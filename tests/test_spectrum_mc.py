@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import t as student_t
 
 import infwidth as iw
-from infwidth.tree_types import sphere_harmonics_count
+from infwidth.eigenspaces.tree_types import sphere_harmonics_count
 
 N_BATCHES = 8
 # two-sided 99.9% quantile of Student's t with B−1 dof: the batch standard error is itself
@@ -18,7 +18,7 @@ def blocked_tree_kernel(arch, x1, x2=None, kind="ntk"):
     x2 = x1 if x2 is None else x2
     out = np.empty((x1.shape[0], x2.shape[0]))
     for i in range(0, x1.shape[0], 100):
-        out[i:i + 100] = iw.tree_kernel(arch, x1[i:i + 100], x2, kind=kind)
+        out[i:i + 100] = iw.kernels.tree_kernel(arch, x1[i:i + 100], x2, kind=kind)
     return out
 
 
@@ -84,9 +84,9 @@ def test_sphere_exact_against_monte_carlo(arch, dim):
 def test_gram_equals_fwht_for_a_flatten_convnet():
     arch, dim = iw.ConvNet(filter_size=3, depth=2, activation="erf"), 8
     fw = iw.spectrum(arch, dim, kind="ntk", max_degree=8, method="fwht",
-                     kernel_fn=iw.tree_kernel)
+                     kernel_fn=iw.kernels.tree_kernel)
     gr = iw.spectrum(arch, dim, kind="ntk", max_degree=8, method="gram",
-                     kernel_fn=iw.tree_kernel)
+                     kernel_fn=iw.kernels.tree_kernel)
     by = {t.label: t for t in gr.types}
     assert len(fw.types) == len(gr.types)
     for t in fw.types:
@@ -107,7 +107,7 @@ def test_gap_readout_spectrum():
     gap = iw.ConvNet(filter_size=3, depth=1, activation="erf", readout="gap")
     dim = 7
     fw = iw.spectrum(flat, dim, kind="nngp", max_degree=3, method="fwht",
-                     kernel_fn=iw.tree_kernel)
+                     kernel_fn=iw.kernels.tree_kernel)
     gr = iw.spectrum(gap, dim, kind="nngp", max_degree=3)
     assert gr.method == "gram"
     by = {t.label: t for t in fw.types}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import infwidth as iw
-from infwidth.targets import canonical_type, gegenbauer, harmonic_count, leaf_coordinates
+from infwidth.learning.targets import canonical_type, gegenbauer, harmonic_count
 
 
 def _cube(dim):
@@ -87,10 +87,15 @@ def test_types_match_the_spectrum_table():
     spec = iw.spectrum(arch, 64, "hypercube", "ntk", max_degree=2, include_zero=False)
     keys = [canonical_type(arch, 64, d) for d in spec.table()["degrees"]]
     assert len(set(keys)) == len(keys)
-    from infwidth.tree_types import patch_index
-    assert np.array_equal(leaf_coordinates(arch, 64), patch_index(arch, 64))
-    a2 = iw.DCNN(patch_dim=2, filter_sizes=(2,), ndim=2)
-    assert np.array_equal(leaf_coordinates(a2, 16), patch_index(a2, 16))
+    assert np.array_equal(arch.leaf_coordinates(64), np.arange(64).reshape(16, 4))
+
+
+def test_leaf_coordinates_are_square_patches_in_2d():
+    a2 = iw.DCNN(patch_dim=2, filter_sizes=(2,), ndim=2)  # a 4×4 image: four 2×2 patches
+    assert a2.leaf_coordinates(16).tolist() == [[0, 1, 4, 5], [2, 3, 6, 7],
+                                                [8, 9, 12, 13], [10, 11, 14, 15]]
+    assert iw.MLP().leaf_coordinates(5).tolist() == [[0, 1, 2, 3, 4]]
+    assert iw.ConvNet(filter_size=3, depth=1).leaf_coordinates(6).tolist() == [[i] for i in range(6)]
 
 
 @pytest.mark.parametrize("kwargs, msg", [

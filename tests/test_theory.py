@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import infwidth as iw
-from infwidth.theory import MAX_STEINER_TERMINALS, steiner_space, tree_space
+from infwidth.eigenspaces.steiner import MAX_STEINER_TERMINALS, steiner_space, tree_space
 
 D = 4096  # α0 = 1/2 with two tree levels of fan-in d^{1/4}: n0 = 64, f = 8
 WORKED = {  # row of theory.md's table: (degree profile, L_MLP, L_SCNN, L_DCNN)

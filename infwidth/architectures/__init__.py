@@ -1,0 +1,15 @@
+"""Architectures: the topologies infwidth analyses and their activations.
+
+``networks``: MLP, SCNN, DCNN and ConvNet, each with its neural-tangents ``stax``
+triple, its DAG and its leaf geometry. ``activations``: the normalised activations
+and their Gaussian duals (docs/theory.md §2).
+"""
+
+from infwidth.architectures.activations import (ACTIVATIONS, default_w_std, dual, dual_derivative,
+                                                gaussian_dual)
+from infwidth.architectures.networks import DAG, MLP, SCNN, DCNN, ConvNet, Architecture
+
+__all__ = [
+    "ACTIVATIONS", "default_w_std", "dual", "dual_derivative", "gaussian_dual", "DAG", "MLP",
+    "SCNN", "DCNN", "ConvNet", "Architecture"
+]

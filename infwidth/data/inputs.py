@@ -1,0 +1,74 @@
+"""Synthetic inputs: the hypercube and the sphere product (``theory.md`` §1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from infwidth.validation import check_pos_int
+
+__all__ = ["sample_inputs", "check_inputs", "check_targets", "DOMAINS"]
+
+DOMAINS = ("hypercube", "sphere")
+
+
+
+def sample_inputs(domain: str, n: int, dim: int, patch_dim: int | None = None,
+                  seed: int = 0) -> np.ndarray:
+    """Draw ``n`` inputs of ``dim`` coordinates, float64, shape (n, dim).
+
+    - "hypercube": x uniform on {±1}^dim.
+    - "sphere": each consecutive block of ``patch_dim`` coordinates uniform on the sphere of
+      radius √patch_dim (independently); ``patch_dim=None`` means one sphere of radius √dim.
+
+    Example:
+        >>> x = sample_inputs("sphere", n=3, dim=8, patch_dim=4, seed=0)
+        >>> x.shape, bool(np.allclose((x[:, :4] ** 2).sum(1), 4.0))
+        ((3, 8), True)
+    """
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    n, dim = check_pos_int("n", n), check_pos_int("dim", dim)
+    patch_dim = dim if patch_dim is None else check_pos_int("patch_dim", patch_dim)
+    if dim % patch_dim:
+        raise ValueError(f"dim={dim} is not divisible by patch_dim={patch_dim}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    rng = np.random.default_rng(seed)
+    if domain == "hypercube":
+        return rng.choice(np.array([-1.0, 1.0]), size=(n, dim))
+    g = rng.standard_normal((n, dim // patch_dim, patch_dim))
+    g *= np.sqrt(patch_dim) / np.linalg.norm(g, axis=-1, keepdims=True)
+    return g.reshape(n, dim)
+
+
+def check_inputs(x: Any, name: str = "x1", dim: int | None = None) -> np.ndarray:
+    """Validate a flat input batch: a finite real array of shape (n, dim) with n ≥ 1."""
+    if not hasattr(x, "shape"):
+        raise TypeError(f"{name} must be an array of shape (n, dim), got {type(x).__name__}")
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must have 2 dimensions (n, dim), got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise TypeError(f"{name} must be a real numeric array, got dtype {x.dtype}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {x.shape}")
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(f"{name} has {x.shape[1]} coordinates per example, expected {dim}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def check_targets(y: Any, n: int | None, name: str = "y") -> np.ndarray:
+    """Validate regression targets: finite, shape (n,) or (n, k) (any n when ``n`` is None);
+    returned as a float64 (n, k) array."""
+    y = np.asarray(y, dtype=np.float64)
+    y = y[:, None] if y.ndim == 1 else y
+    if y.ndim != 2 or (n is not None and y.shape[0] != n):
+        want = f"({n},) or ({n}, k)" if n is not None else "(n,) or (n, k)"
+        raise ValueError(f"{name} must have shape {want}, got {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return y

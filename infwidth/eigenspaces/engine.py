@@ -1,0 +1,422 @@
+"""Eigenspaces of NNGP/NTK kernels by type: :func:`spectrum` and :class:`Spectrum`.
+
+``iw.spectrum(arch, dim, domain, kind, max_degree, method)`` returns one row per eigenspace
+type (``theory.md`` §3) with its per-eigenfunction eigenvalue, exact multiplicity, frequency,
+space and learning index. Methods:
+
+- "exact" (trees: MLP, S-CNN, D-CNN; both domains): the type-level recursion of
+  :mod:`infwidth.eigenspaces.tree_recursion`, at any dim. Its ``error_bound`` column is an *estimate*:
+  round-off of the signed sums, the last Taylor terms kept, the mass of atoms too close to a
+  singularity to expand, and (when grids, moments or quadrature were used) the difference
+  with a run at half the resolution.
+- "fwht" (dim ≤ 20, kernels of x ⊙ x' only, hypercube): brute force by one fast
+  Walsh–Hadamard transform of K(z, 1).
+- "gram" (dim ≤ 13, hypercube): eigendecomposition of the Gram matrix on the whole cube.
+- "monte-carlo" (any architecture and domain): projections on sampled eigenfunctions.
+
+Mapping a type to a concrete eigenfunction: ``degrees`` is the canonical degree profile (one
+entry per patch of ``arch.dag_for(dim)``, patches ordered as in
+:func:`infwidth.architectures.networks.Architecture.leaf_coordinates`); :meth:`Spectrum.eigenfunction` draws a normalised
+eigenfunction of a row's type (a Walsh monomial or a product of zonal harmonics, see
+:mod:`infwidth.eigenspaces.eigenfunctions`), at a random place of the orbit by default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from infwidth.architectures.networks import Architecture, ConvNet
+from infwidth.data.inputs import DOMAINS
+from infwidth.eigenspaces.eigenfunctions import Eigenfunction, sample_eigenfunction
+from infwidth.eigenspaces.eigentypes import TypeSystem, type_system
+from infwidth.eigenspaces.hypercube import MAX_FWHT_DIM, hypercube_leaf
+from infwidth.eigenspaces.monte_carlo import MAX_GRAM_DIM, fwht_types, gram_types, monte_carlo_types
+from infwidth.eigenspaces.sphere import sphere_leaf
+from infwidth.eigenspaces.steiner import degree_profile, learning_index
+from infwidth.eigenspaces.tree_recursion import RecursionOptions, tree_eigenvalues
+from infwidth.eigenspaces.tree_types import enumerate_types
+from infwidth.io.outputs import write_png
+
+__all__ = ["spectrum", "Spectrum", "EigenType", "METHODS", "eigenfunction", "learning_index",
+           "Eigenfunction", "RecursionOptions"]
+
+METHODS = ("exact", "fwht", "monte-carlo", "gram")
+KINDS = ("ntk", "nngp")
+
+
+@dataclass(frozen=True)
+class EigenType:
+    """One eigenspace type. ``key`` is the canonical type (nested tree pattern, or the
+    smallest shifted tuple of (position, degree) for ConvNets); ``label`` its text form."""
+
+    key: Any
+    label: str
+    degrees: tuple[int, ...]
+    support: tuple[int, ...]
+    frequency: int
+    space: float
+    learning_index: float
+    eigenvalue: float
+    multiplicity: int
+    method: str
+    error_bound: float
+    representation: str = ""
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """Eigenvalues of ``arch``'s ``kind`` kernel on ``domain`` at ``dim``, by type.
+
+    Attributes: arch, dim, domain, kind, max_degree, method, types (tuple of
+    :class:`EigenType`, the table's rows in order; ``key`` and ``support`` give each type's
+    canonical pattern and patches), n_patches, patch_dim (n0), alpha0 = log_d n0,
+    diagonal = E[K(x, x)], options (read-only: the Monte-Carlo settings).
+    """
+
+    arch: Architecture
+    dim: int
+    domain: str
+    kind: str
+    max_degree: int
+    method: str
+    types: tuple[EigenType, ...]
+    n_patches: int
+    patch_dim: int
+    alpha0: float
+    diagonal: float
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}),
+                                       compare=False)
+
+    # ------------------------------------------------------------------ tables
+    def table(self) -> pd.DataFrame:
+        """One row per type: degrees, frequency, space, learning_index, eigenvalue
+        (per eigenfunction), multiplicity, method, error_bound, plus label, support,
+        n_support, representation and mass = multiplicity·eigenvalue."""
+        rows = [{"label": t.label, "degrees": t.degrees, "support": t.support,
+                 "n_support": len(t.support), "frequency": t.frequency, "space": t.space,
+                 "learning_index": t.learning_index, "eigenvalue": t.eigenvalue,
+                 "multiplicity": t.multiplicity, "method": t.method,
+                 "error_bound": t.error_bound, "representation": t.representation,
+                 "mass": t.multiplicity * t.eigenvalue} for t in self.types]
+        df = pd.DataFrame(rows)
+        if len(df) and max(t.multiplicity for t in self.types) < 2 ** 63:
+            df["multiplicity"] = df["multiplicity"].astype(np.int64)
+        return df
+
+    def trace(self) -> float:
+        """E[K(x, x)] = Σ over all eigenfunctions of λ (Parseval, no degree cap)."""
+        return self.diagonal
+
+    def captured(self) -> float:
+        """Σ multiplicity·λ over the types in the table (degree ≤ max_degree)."""
+        return float(sum(t.multiplicity * t.eigenvalue for t in self.types))
+
+    def captured_fraction(self) -> float:
+        """captured() / trace()."""
+        return self.captured() / self.diagonal
+
+    def roundoff_zeroed(self, factor: float = 2.0) -> "Spectrum":
+        """The same spectrum with every eigenvalue |λ| ≤ ``factor``·error_bound set to exactly
+        0: types that are zero up to round-off (e.g. the odd degrees ≥ 3 of a one-layer ReLU
+        NTK, λ ~ 1e-19) become the exact zeros they are. The learning-curve predictor uses
+        the same rule; :meth:`plot` draws this version by default."""
+        if not factor >= 0:
+            raise ValueError(f"factor must be non-negative, got {factor!r}")
+        types = tuple(dataclasses.replace(t, eigenvalue=0.0)
+                      if abs(t.eigenvalue) <= factor * t.error_bound else t
+                      for t in self.types)
+        return dataclasses.replace(self, types=types)
+
+    # ------------------------------------------------------------------ eigenfunctions
+    def _row(self, row: Any) -> EigenType:
+        if isinstance(row, EigenType):
+            return row
+        if isinstance(row, pd.Series):
+            row = row["label"]
+        if isinstance(row, str):
+            for t in self.types:
+                if t.label == row:
+                    return t
+            raise ValueError(f"row: no type labelled {row!r}")
+        if isinstance(row, (int, np.integer)) and not isinstance(row, bool):
+            if not -len(self.types) <= row < len(self.types):
+                raise ValueError(f"row must index the {len(self.types)} types, got {row}")
+            return self.types[int(row)]
+        raise TypeError(f"row must be an int, a label, a table row or an EigenType, "
+                        f"got {type(row).__name__}")
+
+    def eigenfunction(self, row: Any, rng: np.random.Generator | int | None = None,
+                      placement: str = "random") -> Eigenfunction:
+        """A random normalised eigenfunction of a type (``row``: table index, label, table
+        row or :class:`EigenType`). ``placement="random"`` draws a uniform member of the
+        type's orbit (random sibling permutations / shifts), "canonical" keeps ``degrees``."""
+        if placement not in ("random", "canonical"):
+            raise ValueError(f"placement must be 'random' or 'canonical', got {placement!r}")
+        t = self._row(row)
+        return type_system(self.arch, self.dim).eigenfunction(
+            t.key, self.domain, np.random.default_rng(rng), placement)
+
+    # ------------------------------------------------------------------ plot
+    def plot(self, path: str | os.PathLike | None = None,
+             levels: Sequence[float] | None = None, m_exponent: float | None = None,
+             ax: Any = None, title: str | None = None, roundoff_as_zero: bool = True):
+        """Space–frequency diagram: each type at (space, frequency), coloured by log10 λ;
+        dashed level lines α0·|k| + space = r for r in ``levels``; with ``m_exponent`` = r the
+        region L < r (learned with m = d^r samples) is shaded and its types drawn filled.
+        Types with λ = 0 are crosses (grey at the right edge for L = ∞, red at their place
+        for exact zeros at finite L, e.g. odd degrees of one ReLU layer); with
+        ``roundoff_as_zero`` (default) eigenvalues within round-off of 0 count as zeros
+        (:meth:`roundoff_zeroed`). Writes a PNG to ``path`` (atomically) when given; returns
+        the matplotlib Figure."""
+        import matplotlib
+        if path is not None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+        from matplotlib.colors import Normalize
+
+        df = (self.roundoff_zeroed() if roundoff_as_zero else self).table()
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(8, 5.4))
+        else:
+            fig = ax.figure
+        a0 = self.alpha0
+        ok = np.isfinite(df["learning_index"]) & (df["eigenvalue"] > 0)
+        finite, zero = df[ok], df[~ok]
+        fmax = int(df["frequency"].max()) if len(df) else 1
+        smax = float(finite["space"].max()) if len(finite) else 1.0
+        xlim = (-0.1, smax + 0.45)
+        ylim = (-0.5, fmax + 0.6)
+        xs = np.linspace(xlim[0], xlim[1], 200)
+        if levels is None:
+            levels = sorted({round(v, 2) for v in finite["learning_index"]})[:8]
+        for r in levels:
+            ax.plot(xs, (r - xs) / a0, ls="--", lw=0.8, color="0.55", zorder=1)
+            # label where the line leaves the plotting box (top edge or right edge)
+            x_top = r - a0 * (ylim[1] - 0.15)
+            if xlim[0] + 0.1 <= x_top <= xlim[1]:
+                xy = (x_top, ylim[1] - 0.15)
+            else:
+                xy = (xlim[0] + 0.12, (r - xlim[0] - 0.12) / a0)
+            if ylim[0] < xy[1] < ylim[1]:
+                ax.annotate(f"L={r:g}", xy, fontsize=7, color="0.35", ha="right",
+                            va="top", zorder=5)
+        if m_exponent is not None:
+            ax.fill_between(xs, ylim[0], (m_exponent - xs) / a0, color="tab:green",
+                            alpha=0.13, zorder=0,
+                            label=f"learned with m = d^{m_exponent:g} samples (L < {m_exponent:g})")
+        if len(finite):
+            logl = np.log10(finite["eigenvalue"].to_numpy())
+            norm = Normalize(vmin=logl.min(), vmax=logl.max())
+            # spread types sharing a cell horizontally so each stays visible
+            cell = finite.groupby(["space", "frequency"])
+            off = cell.cumcount().to_numpy()
+            cnt = cell["frequency"].transform("size").to_numpy()
+            x = finite["space"].to_numpy() + 0.03 * (off - (cnt - 1) / 2)
+            y = finite["frequency"].to_numpy()
+            learned = (finite["learning_index"] < m_exponent).to_numpy() \
+                if m_exponent is not None else np.ones(len(finite), bool)
+            ax.scatter(x[learned], y[learned], c=logl[learned], cmap="viridis",
+                       norm=norm, s=70, edgecolors="k", linewidths=1.2, zorder=3,
+                       label="type (learned)" if m_exponent is not None else "type")
+            if (~learned).any():
+                ax.scatter(x[~learned], y[~learned], c=logl[~learned], cmap="viridis",
+                           norm=norm, s=45, edgecolors="0.6", linewidths=0.5, marker="s",
+                           zorder=3, label="type (not learned: L ≥ r)")
+            fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax,
+                         label="log10 eigenvalue (per eigenfunction)")
+        inf = zero[~np.isfinite(zero["learning_index"])]
+        exact0 = zero[np.isfinite(zero["learning_index"])]
+        if len(inf):
+            ax.scatter(np.full(len(inf), xlim[1] - 0.12), inf["frequency"], marker="x",
+                       color="0.5", zorder=2,
+                       label="L = ∞, λ = 0: patches joined only by the linear readout")
+        if len(exact0):
+            ax.scatter(exact0["space"], exact0["frequency"], marker="x", color="tab:red",
+                       zorder=2, label="λ = 0 exactly at finite L (e.g. odd degrees, one ReLU)")
+        ax.set_xlabel("space S(k)  [Steiner-tree length, units of log_d]")
+        ax.set_ylabel("frequency |k|  [total degree]")
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
+        arch = type(self.arch).__name__
+        ax.set_title(title or f"{arch} {self.kind.upper()} eigenspaces on the {self.domain}, "
+                     f"d = {self.dim}, α0 = {a0:.3g}\n(dashed: level lines α0·|k| + S = L)",
+                     fontsize=10)
+        handles, _ = ax.get_legend_handles_labels()
+        if handles:
+            ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2,
+                      frameon=False)
+        fig.tight_layout()
+        if path is not None:
+            write_png(fig, path, tight=False, close=False)
+        return fig
+
+
+# --------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------
+def _validate(arch: Any, dim: Any, domain: Any, kind: Any, max_degree: Any, method: Any
+              ) -> tuple[TypeSystem, str]:
+    if not isinstance(arch, Architecture):
+        raise TypeError(f"arch must be an infwidth architecture (MLP, SCNN, DCNN, ConvNet), "
+                        f"got {type(arch).__name__}")
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim <= 0:
+        raise ValueError(f"dim must be a positive integer, got {dim!r}")
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if isinstance(max_degree, bool) or not isinstance(max_degree, (int, np.integer)):
+        raise TypeError(f"max_degree must be a non-negative integer, got {max_degree!r}")
+    if max_degree < 0:
+        raise ValueError(f"max_degree must be ≥ 0, got {max_degree}")
+    if method is not None and method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS} or None, got {method!r}")
+    ts = type_system(arch, int(dim))  # raises when dim does not fit the topology
+    tree = not isinstance(arch, ConvNet)
+    if method is None:
+        if tree:
+            method = "exact"
+        elif domain == "hypercube" and dim <= 10:
+            method = "gram"
+        else:
+            method = "monte-carlo"
+    if method == "exact" and not tree:
+        raise ValueError(f"method='exact' needs a tree architecture (MLP, SCNN, DCNN); "
+                         f"{type(arch).__name__} is a general DAG: use 'monte-carlo', 'gram' "
+                         f"or 'fwht'")
+    if method in ("fwht", "gram") and domain != "hypercube":
+        raise ValueError(f"method={method!r} works on the hypercube only, got domain={domain!r}")
+    if method == "fwht" and dim > MAX_FWHT_DIM:
+        raise ValueError(f"method='fwht' supports dim ≤ {MAX_FWHT_DIM}, got dim={dim}")
+    if method == "gram" and dim > MAX_GRAM_DIM:
+        raise ValueError(f"method='gram' supports dim ≤ {MAX_GRAM_DIM}, got dim={dim}")
+    if domain == "sphere" and ts.n0 < 2:
+        raise ValueError(f"domain='sphere' needs patches of at least 2 coordinates; "
+                         f"{type(arch).__name__} has n0={ts.n0}")
+    if ts.symmetrised and domain != "hypercube":
+        raise ValueError("GAP readouts are supported on the hypercube only")
+    return ts, method
+
+
+def spectrum(arch: Architecture, dim: int, domain: str = "hypercube", kind: str = "ntk",
+             max_degree: int = 4, method: str | None = None, *,
+             kernel_fn: Callable | None = None, n_samples: int = 1000, n_batches: int = 4,
+             n_functions: int = 16, seed: int = 0, estimator: str | None = None,
+             include_zero: bool = True,
+             error_estimate: bool = True, options: RecursionOptions | None = None) -> Spectrum:
+    """Eigenvalues by eigenspace type, up to total degree ``max_degree``.
+
+    method: None (trees: "exact"; ConvNets: "gram" for dim ≤ 10 on the hypercube, else
+    "monte-carlo"), "exact", "fwht", "gram" or "monte-carlo". ``kernel_fn`` (default
+    :func:`infwidth.kernel`) evaluates Gram matrices for the sampling routes; ``n_samples``,
+    ``n_batches``, ``n_functions`` and ``seed`` set the Monte-Carlo estimate.
+    ``include_zero`` keeps tree types that reach the linear readout through several top nodes
+    (eigenvalue exactly 0). ``error_estimate`` adds the half-resolution comparison of the
+    exact recursion. ``options`` tunes the recursion (:class:`RecursionOptions`).
+
+    Example:
+        >>> import infwidth as iw
+        >>> spec = iw.spectrum(iw.DCNN(patch_dim=4, filter_sizes=(4,)), dim=64, max_degree=2)
+        >>> df = spec.table()
+        >>> bool((df["eigenvalue"] >= 0).all()), round(spec.captured_fraction(), 3) < 1
+        (True, True)
+    """
+    ts, method = _validate(arch, dim, domain, kind, max_degree, method)
+    dim, max_degree = int(dim), int(max_degree)
+    opts = options or RecursionOptions()
+    if not isinstance(opts, RecursionOptions):
+        raise TypeError(f"options must be a RecursionOptions, got {type(opts).__name__}")
+    if method == "monte-carlo":
+        for name, v in (("n_samples", n_samples), ("n_batches", n_batches),
+                        ("n_functions", n_functions)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if n_samples < 2 or n_batches < 2:
+            raise ValueError("monte-carlo needs n_samples ≥ 2 and n_batches ≥ 2 (error bars)")
+    results: dict[Any, tuple[float, float, str]] = {}
+    if method == "exact":
+        spec = ts.spec
+        max_leaf = ts.n0 if domain == "hypercube" else max_degree
+        pats, roots = enumerate_types(spec, max_degree, max_leaf, include_zero)
+        leaf = hypercube_leaf if domain == "hypercube" else sphere_leaf
+        res = tree_eigenvalues(spec, kind, domain, pats, roots, opts, leaf)
+        approx = domain == "sphere" or any(v[2] in ("grid", "moments") for v in res.values())
+        if error_estimate and approx:
+            coarse = tree_eigenvalues(spec, kind, domain, pats, roots, opts.coarse(), leaf)
+            res = {k: (v[0], v[1] + abs(v[0] - coarse[k][0]), v[2]) for k, v in res.items()}
+        results = res
+        keys = roots
+        diagonal = spec.diagonal(kind)
+    else:
+        keys = ts.types(max_degree, domain, include_zero)
+        if method == "fwht":
+            got = fwht_types(ts, kind, max_degree, kernel_fn)
+            results = {k: (got[k][0], got[k][1], "fwht") if k in got else (0.0, 0.0, "fwht")
+                       for k in keys}
+        elif method == "gram":
+            got = gram_types(ts, kind, max_degree, kernel_fn)
+            results = {k: (got[k][0], got[k][1], "gram") if k in got else (0.0, 0.0, "gram")
+                       for k in keys}
+        else:
+            got = monte_carlo_types(ts, keys, kind, domain, kernel_fn, n_samples, n_batches,
+                                    n_functions, seed, estimator=estimator)
+            results = {k: (got[k][0], got[k][1], "monte-carlo") for k in keys}
+        diagonal = _diagonal(ts, kind, domain, kernel_fn, seed)
+    types = []
+    for k in keys:
+        lam, err, rep = results[k]
+        freq = ts.frequency(k)
+        space = ts.space(k)
+        li = round(ts.dag.alpha0 * freq + space, 12) if math.isfinite(space) else math.inf
+        types.append(EigenType(k, ts.label(k), ts.degrees(k), ts.support(k), freq, space, li,
+                               float(lam), ts.multiplicity(k, domain), method, float(err), rep))
+    types.sort(key=lambda t: (t.frequency, t.learning_index, -t.eigenvalue, t.label))
+    mc = {"n_samples": n_samples, "n_batches": n_batches, "n_functions": n_functions,
+          "seed": seed, "estimator": estimator} if method == "monte-carlo" else {}
+    return Spectrum(arch, dim, domain, kind, max_degree, method, tuple(types),
+                    ts.patch_index.shape[0], ts.n0, ts.dag.alpha0, float(diagonal),
+                    MappingProxyType(mc))
+
+
+def _diagonal(ts: TypeSystem, kind: str, domain: str, kernel_fn: Callable | None,
+              seed: int) -> float:
+    """E[K(x, x)]: exact for trees; for ConvNets the mean diagonal of a few sampled points
+    (constant in x for Flatten readouts on these domains)."""
+    if ts.is_tree:
+        return ts.spec.diagonal(kind)
+    if kernel_fn is None:
+        from infwidth.kernels.engine import kernel as kernel_fn
+    from infwidth.eigenspaces.eigenfunctions import sample_domain
+    x = sample_domain(domain, 64 if ts.symmetrised else 2, ts.patch_index, seed)
+    return float(np.mean(np.diag(np.asarray(kernel_fn(ts.arch, x, kind=kind)))))
+
+
+def eigenfunction(arch: Architecture, dim: int, degrees: Any, domain: str = "hypercube",
+                  rng: np.random.Generator | int | None = None) -> Eigenfunction:
+    """A random normalised eigenfunction with the degree profile ``degrees`` (a tuple with one
+    degree per patch of ``arch.dag_for(dim)``, or a dict {patch: degree}): a Walsh monomial
+    (hypercube) or a product of zonal harmonics (sphere), see :mod:`infwidth.eigenspaces.eigenfunctions`.
+    For a GAP ConvNet use :meth:`Spectrum.eigenfunction` (symmetrised eigenfunctions).
+
+    Example:
+        >>> import infwidth as iw
+        >>> psi = iw.eigenfunction(iw.SCNN(patch_dim=4), 16, {0: 2, 3: 1}, rng=0)
+        >>> x = iw.sample_inputs("hypercube", n=3, dim=16, seed=0)
+        >>> psi(x).shape
+        (3,)
+    """
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    ts = type_system(arch, dim)
+    degs = degree_profile(degrees, ts.patch_index.shape[0])
+    if domain == "sphere" and ts.n0 < 2:
+        raise ValueError("domain='sphere' needs patches of at least 2 coordinates")
+    return sample_eigenfunction(ts.patch_index, degs, domain, rng)

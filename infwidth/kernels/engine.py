@@ -1,0 +1,251 @@
+"""Kernels: blocked NNGP/NTK Gram matrices from neural-tangents, under a memory budget.
+
+:func:`kernel` is the public entry point. :func:`tree_kernel` is an independent numpy
+implementation of the layer recursion of ``theory.md`` §2, used to check neural-tangents.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache, partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from infwidth.architectures.activations import gaussian_dual
+from infwidth.architectures.networks import DCNN, MLP, Architecture, ConvNet
+from infwidth.data.inputs import check_inputs
+
+__all__ = ["kernel", "estimate_block_memory", "plan_blocks", "tree_kernel", "parse_bytes",
+           "DEFAULT_MEMORY_BUDGET"]
+
+KINDS = ("ntk", "nngp")
+DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
+DEFAULT_MEMORY_BUDGET = 4 * 2**30  # bytes
+# Peak working memory of neural-tangents' kernel_fn per tracked kernel (NNGP, NTK), in units
+# of one (n1, n2, S) array, S the largest per-pair spatial footprint. benchmarks/kernel_speed.py
+# measured at most 5.3 (GAP ConvNet, n=64, P=64: 1428 MiB of peak RSS for NTK), rounded up.
+_WORKSPACE_FACTOR = 6
+
+
+def parse_bytes(value: Any, name: str = "memory_budget") -> int:
+    """Bytes from an int or a string such as "512MB", "4GiB", "2.5GB"."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a number of bytes or a string like '4GB', got {value!r}")
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        b = float(value)
+    elif isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)(i?)[bB]?\s*", value)
+        if not m:
+            raise ValueError(f"{name} must look like '512MB' or '4GB', got {value!r}")
+        power = " KMGT".index(m.group(2).upper() or " ")
+        b = float(m.group(1)) * (1024 if m.group(3) else 1000) ** power
+    else:
+        raise TypeError(f"{name} must be a number of bytes or a string like '4GB', got {value!r}")
+    if not math.isfinite(b) or b <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return int(b)
+
+
+def _spatial_footprint(arch: Architecture, dim: int) -> int:
+    """Per-pair entries neural-tangents keeps for one layer's covariance, at its largest.
+
+    Without pooling the kernel stays diagonal in space: one entry per position (the raw
+    input has dim/channels positions). A GAP readout needs the full spatial covariance:
+    P² entries per pair.
+    """
+    shape = arch.input_shape(dim)
+    positions = math.prod(shape[:-1])
+    if getattr(arch, "full_spatial_covariance", False) or (
+            isinstance(arch, ConvNet) and arch.readout == "gap"):
+        return positions ** 2  # pooling: the full spatial covariance is tracked
+    return max(positions, 1)
+
+
+def estimate_block_memory(arch: Architecture, n1: int, n2: int, dim: int,
+                          kind: str = "ntk", dtype: str = "float64") -> int:
+    """Estimated peak bytes of one (n1, n2) kernel block (O(n1·n2·P²) for GAP)."""
+    item = 8 if dtype == "float64" else 4
+    arrays = 2 if kind == "ntk" else 1
+    return int(_WORKSPACE_FACTOR * arrays * n1 * n2 * _spatial_footprint(arch, dim) * item)
+
+
+def plan_blocks(arch: Architecture, n1: int, n2: int, dim: int, kind: str, dtype: str,
+                batch_size: int | None, memory_budget: int) -> int:
+    """Choose (or check) the block size so one block plus the output fits the budget."""
+    out_bytes = n1 * n2 * (8 if dtype == "float64" else 4)
+    room = memory_budget - out_bytes
+    one = estimate_block_memory(arch, 1, 1, dim, kind, dtype)
+    if room < one:
+        raise ValueError(
+            f"memory_budget={memory_budget / 2**20:.1f} MiB cannot be met: the ({n1}, {n2}) "
+            f"output needs {out_bytes / 2**20:.1f} MiB and even a 1×1 block needs "
+            f"{one / 2**20:.3f} MiB more. Raise memory_budget or use fewer inputs.")
+    if batch_size is not None:
+        need = estimate_block_memory(arch, min(batch_size, n1), min(batch_size, n2), dim,
+                                     kind, dtype)
+        if need > room:
+            raise ValueError(
+                f"batch_size={batch_size} needs about {need / 2**20:.1f} MiB per block, over "
+                f"the {room / 2**20:.1f} MiB left in memory_budget after the output; use a "
+                f"batch_size of at most {int(math.sqrt(room / one))} or raise memory_budget.")
+        return batch_size
+    b = int(math.sqrt(room / one))
+    return max(1, min(b, max(n1, n2), 1024))
+
+
+@lru_cache(maxsize=64)
+def _jitted(arch: Architecture, kind: str):
+    kernel_fn = arch.stax[2]
+    return jax.jit(partial(kernel_fn, get=kind))
+
+
+def _blocks(n: int, b: int) -> list[slice]:
+    return [slice(i, min(i + b, n)) for i in range(0, n, b)]
+
+
+def _pad(x: np.ndarray, b: int) -> np.ndarray:
+    """Pad a block to ``b`` rows by repeating its last row, so every block has one shape
+    and XLA compiles once."""
+    if x.shape[0] == b:
+        return x
+    return np.concatenate([x, np.repeat(x[-1:], b - x.shape[0], axis=0)])
+
+
+def kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str = "ntk",
+           batch_size: int | None = None, dtype: str = "float64",
+           memory_budget: int | str = DEFAULT_MEMORY_BUDGET,
+           progress: bool | None = None) -> np.ndarray:
+    """Gram matrix K[i, j] = k(x1_i, x2_j) of ``arch``'s infinite-width NNGP or NTK.
+
+    ``x1`` and ``x2`` are flat (n, dim) arrays, reshaped with ``arch.input_shape(dim)``.
+    neural-tangents computes the blocks; the block size is the largest square block whose
+    estimated working memory, plus the output, fits ``memory_budget`` (a budget that cannot
+    be met is refused before any work). With ``x2=None`` only blocks on and above the
+    diagonal are computed and the matrix is symmetrised.
+
+    Example:
+        >>> import infwidth as iw
+        >>> x = iw.sample_inputs("hypercube", n=4, dim=16, seed=0)
+        >>> iw.kernel(iw.SCNN(patch_dim=4), x, kind="nngp").shape
+        (4, 4)
+    """
+    if not isinstance(arch, Architecture):
+        raise TypeError(f"arch must be an infwidth architecture (MLP, SCNN, DCNN, ConvNet), "
+                        f"got {type(arch).__name__}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+    if batch_size is not None and (isinstance(batch_size, bool)
+                                   or not isinstance(batch_size, (int, np.integer))
+                                   or batch_size <= 0):
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    budget = parse_bytes(memory_budget)
+    x1 = check_inputs(x1, "x1")
+    dim = x1.shape[1]
+    shape = arch.input_shape(dim)
+    symmetric = x2 is None
+    x2 = x1 if symmetric else check_inputs(x2, "x2", dim)
+    n1, n2 = x1.shape[0], x2.shape[0]
+    b = plan_blocks(arch, n1, n2, dim, kind, dtype, batch_size, budget)
+
+    jdt = DTYPES[dtype]
+    fn = _jitted(arch, kind)
+    out = np.empty((n1, n2), dtype=np.float64 if dtype == "float64" else np.float32)
+    rows, cols = _blocks(n1, b), _blocks(n2, b)
+    todo = [(r, c) for i, r in enumerate(rows) for j, c in enumerate(cols)
+            if not symmetric or j >= i]
+    show = (len(todo) > 4) if progress is None else progress
+    bb1, bb2 = min(b, n1), min(b, n2)
+    for r, c in tqdm(todo, desc=f"{kind} blocks", disable=not show, leave=False):
+        a = jnp.asarray(_pad(x1[r], bb1).reshape((bb1,) + shape), dtype=jdt)
+        z = jnp.asarray(_pad(x2[c], bb2).reshape((bb2,) + shape), dtype=jdt)
+        k = np.asarray(fn(a, z))[: r.stop - r.start, : c.stop - c.start]
+        out[r, c] = k
+        if symmetric and r != c:
+            out[c, r] = k.T
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Reference recursion (independent of neural-tangents)
+# --------------------------------------------------------------------------------------
+def _pool_matrix(children: tuple[tuple[int, ...], ...], n_below: int,
+                 divisor: int | None = None) -> np.ndarray:
+    a = np.zeros((len(children), n_below))
+    for j, c in enumerate(children):
+        a[j, list(c)] = 1.0 / (divisor or len(c))
+    return a
+
+
+def tree_kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str = "ntk") -> np.ndarray:
+    """The layer recursion of ``theory.md`` §2 in numpy, for MLP, SCNN, DCNN and Flatten
+    ConvNets (no pooling, so only the spatial diagonal is needed):
+
+        Σ_v = W²·mean_{u ∈ C(v)} K_u + b²,   K_v = E[φ(u)φ(v)] under Σ_v,
+        Θ_v = Σ_v + W²·mean_{u ∈ C(v)} E[φ'φ'](Σ_u)·Θ_u,
+
+    leaves Σ = ⟨x_i, x'_i⟩/n0 (first-layer W = 1), readout = mean over the top positions.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if isinstance(arch, ConvNet) and arch.readout != "flatten":
+        raise ValueError("tree_kernel handles Flatten readouts only (GAP needs the full "
+                         "spatial covariance); use kernel()")
+    x1 = check_inputs(x1, "x1")
+    dim = x1.shape[1]
+    x2 = x1 if x2 is None else check_inputs(x2, "x2", dim)
+    w2, b2 = arch.w ** 2, arch.b_std ** 2
+    dag = arch.dag_for(dim)
+    shape = arch.input_shape(dim)
+
+    def patches(a):
+        """(n, positions, coordinates) view: patches for trees, positions otherwise."""
+        if isinstance(arch, MLP):
+            return a[:, None, :]
+        r = a.reshape((a.shape[0],) + shape)
+        if isinstance(arch, DCNN):
+            p, side = arch.patch_dim, shape[0] // arch.patch_dim
+            if arch.ndim == 1:
+                return r.reshape(a.shape[0], side, p * shape[-1])
+            r = r.reshape(a.shape[0], side, p, side, p, shape[-1])
+            return r.transpose(0, 1, 3, 2, 4, 5).reshape(a.shape[0], side * side, -1)
+        return r.reshape(a.shape[0], -1, shape[-1])
+
+    p1, p2 = patches(x1), patches(x2)
+    n0 = p1.shape[-1]
+    s12 = np.einsum("apk,cpk->acp", p1, p2) / n0
+    s11 = np.einsum("apk,apk->ap", p1, p1) / n0
+    s22 = np.einsum("apk,apk->ap", p2, p2) / n0
+
+    pools = [_pool_matrix(ch, dag.layer_sizes[i]) for i, ch in enumerate(dag.children)]
+    if isinstance(arch, ConvNet):
+        div = arch.filter_size ** arch.ndim if arch.padding == "same" else None
+        conv = _pool_matrix(dag.children[0], dag.layer_sizes[0], div)
+        pools = [conv] * arch.depth + [pools[-1]]
+        first_pool = pools.pop(0)
+    elif isinstance(arch, MLP):
+        pools = [np.ones((1, 1))] * (arch.depth - 1) + [np.ones((1, 1))]
+        first_pool = None
+    else:
+        first_pool = None
+
+    if first_pool is not None:
+        s12, s11, s22 = s12 @ first_pool.T, s11 @ first_pool.T, s22 @ first_pool.T
+    s12, s11, s22 = s12 + b2, s11 + b2, s22 + b2
+    theta = s12.copy()
+    for pool in pools:
+        k12, kd12 = gaussian_dual(arch.activation, s11[:, None, :], s12, s22[None, :, :])
+        k11, _ = gaussian_dual(arch.activation, s11, s11, s11)
+        k22, _ = gaussian_dual(arch.activation, s22, s22, s22)
+        s12 = w2 * (k12 @ pool.T) + b2
+        s11 = w2 * (k11 @ pool.T) + b2
+        s22 = w2 * (k22 @ pool.T) + b2
+        theta = s12 + w2 * ((kd12 * theta) @ pool.T)
+    out = s12 if kind == "nngp" else theta
+    return out[..., 0]

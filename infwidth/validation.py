@@ -1,0 +1,89 @@
+"""Argument checks shared by every public entry point.
+
+Each check names the argument and the expected value in its message: ``TypeError`` for a
+value of the wrong type (bools are not integers here), ``ValueError`` for a value of the
+right type outside its range.
+
+Example:
+    >>> check_pos_int("width", 64)
+    64
+    >>> check_pos_int("width", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: width must be a positive integer, got 0
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["check_int", "check_pos_int", "check_nonneg", "check_finite", "check_seed",
+           "check_choice", "check_sample_sizes"]
+
+
+def check_int(name: str, v: Any, lo: int) -> int:
+    """An integer ≥ ``lo`` (numpy integers accepted, bools refused)."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= {lo}, got {v!r}")
+    if v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def check_pos_int(name: str, v: Any) -> int:
+    """An integer ≥ 1."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive integer, got {v!r}")
+    if v <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def check_seed(name: str, v: Any) -> int:
+    """A seed: an integer ≥ 0 (what numpy's and JAX's generators accept)."""
+    return check_int(name, v, 0)
+
+
+def check_nonneg(name: str, v: Any) -> float:
+    """A finite real number ≥ 0."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a non-negative finite number, got {v!r}")
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a non-negative finite number, got {v!r}")
+    return float(v)
+
+
+def check_finite(name: str, a: Any) -> None:
+    """Every entry of the array is finite."""
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def check_choice(name: str, v: Any, choices: Sequence[Any]) -> Any:
+    """One of ``choices``."""
+    if v not in tuple(choices):
+        raise ValueError(f"{name} must be one of {list(choices)}, got {v!r}")
+    return v
+
+
+def check_sample_sizes(sample_sizes: Any, name: str = "sample_sizes") -> np.ndarray:
+    """Sorted unique positive integers (one integer is taken as a list of one)."""
+    if isinstance(sample_sizes, (int, np.integer)) and not isinstance(sample_sizes, bool):
+        sample_sizes = [sample_sizes]
+    try:
+        arr = np.asarray(sample_sizes)
+    except Exception as e:  # pragma: no cover
+        raise TypeError(f"{name} must be a sequence of positive integers: {e}") from e
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of positive integers, "
+                         f"got {sample_sizes!r}")
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        if not (np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr))
+                and np.all(arr == np.round(arr))):
+            raise ValueError(f"{name} must be positive integers, got {sample_sizes!r}")
+    if np.any(arr <= 0):
+        raise ValueError(f"{name} must be positive integers, got {sample_sizes!r}")
+    return np.unique(arr.astype(np.int64))
