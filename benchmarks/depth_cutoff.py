@@ -32,18 +32,18 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.ticker  # noqa: E402
-import jax  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import jax
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
 
-import infwidth as iw  # noqa: E402
-from infwidth.studies.depth_cutoff import deep_limit as DL  # noqa: E402
-from infwidth.studies.depth_cutoff import maps as D  # noqa: E402
-from infwidth.studies.depth_cutoff import profiles as DP  # noqa: E402
-from infwidth.io.outputs import write_csv, write_json, write_png  # noqa: E402
+import infwidth as iw
+from infwidth.io.outputs import write_csv, write_json, write_png
+from infwidth.studies.depth_cutoff import deep_limit as DL
+from infwidth.studies.depth_cutoff import maps as D
+from infwidth.studies.depth_cutoff import profiles as DP
 
 # Cut-off rules: level is an absolute value (1/2); the window is 10–90 % of the way from the
 # first layer's value to 1 (both quantities tend to 1 when the inputs collapse).

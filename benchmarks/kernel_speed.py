@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import infwidth as iw  # noqa: E402
-from infwidth.io.outputs import write_csv, write_json  # noqa: E402
-from infwidth.kernels.engine import DTYPES, estimate_block_memory  # noqa: E402
+import infwidth as iw
+from infwidth.io.outputs import write_csv, write_json
+from infwidth.kernels.engine import DTYPES, estimate_block_memory
 
 
 def _rss_kib(field: str) -> int:

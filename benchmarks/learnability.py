@@ -38,26 +38,26 @@ import time
 
 T_START = time.perf_counter()  # wall time includes the imports (JAX, neural-tangents)
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import sys  # noqa: E402
-from dataclasses import asdict, dataclass, field, replace  # noqa: E402
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass, field, replace
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
 
-import infwidth as iw  # noqa: E402
-from infwidth.io.outputs import write_csv, write_json, write_png, write_text  # noqa: E402
-from infwidth.learning.finite import aggregate_widths  # noqa: E402
-from infwidth.learning import nested_regression, regression_dataset  # noqa: E402
-from infwidth.kernels.hypercube_gram import tree_gram  # noqa: E402
+import infwidth as iw
+from infwidth.io.outputs import write_csv, write_json, write_png, write_text
+from infwidth.kernels.hypercube_gram import tree_gram
+from infwidth.learning import nested_regression, regression_dataset
+from infwidth.learning.finite import aggregate_widths
 
 DIM, N0, FILTERS = 64, 4, (2, 8)
 THRESHOLD = 0.5  # "learned": measured test MSE < THRESHOLD × target power

@@ -24,8 +24,6 @@ eigenvalues.csv.
 from __future__ import annotations
 
 import argparse
-import math
-import sys
 import time
 from pathlib import Path
 
@@ -33,30 +31,16 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import infwidth as iw  # noqa: E402
-from infwidth.io.outputs import write_csv, write_json, write_png  # noqa: E402
+import infwidth as iw
+from infwidth.eigenspaces.scaling import (
+    SCALING_CONFIGS,
+    SLOPE_TOL,
+    fit_slopes,
+    scaling_architecture,
+)
+from infwidth.io.outputs import write_csv, write_json, write_png
 
-CONFIGS = ("MLP", "SCNN", "DCNN-2", "DCNN-3")
-TOL = 0.1
-
-
-def make_arch(name: str, m: int, activation: str, b_std: float):
-    """Architecture ``name`` at d = m^4."""
-    kw = dict(activation=activation, b_std=b_std)
-    if name == "MLP":
-        return iw.MLP(depth=2, **kw)
-    if name == "SCNN":
-        return iw.SCNN(patch_dim=m * m, **kw)
-    if name == "DCNN-2":
-        return iw.DCNN(patch_dim=m * m, filter_sizes=(m, m), **kw)
-    if name == "DCNN-3":
-        return iw.DCNN(patch_dim=m, filter_sizes=(m, m, m), **kw)
-    raise ValueError(name)
-
-
-
-
+CONFIGS, TOL = SCALING_CONFIGS, SLOPE_TOL
 
 
 def compute(args, out: Path) -> pd.DataFrame:
@@ -73,7 +57,7 @@ def compute(args, out: Path) -> pd.DataFrame:
     rows = [done] if len(done) else []
     for cfg, m in tqdm(todo, desc="spectra", disable=not todo):
         d = m ** 4
-        arch = make_arch(cfg, m, args.activation, args.b_std)
+        arch = scaling_architecture(cfg, m, args.activation, args.b_std)
         t0 = time.perf_counter()
         spec = iw.spectrum(arch, d, kind=args.kind, max_degree=args.max_degree)
         dt = time.perf_counter() - t0
@@ -89,37 +73,6 @@ def compute(args, out: Path) -> pd.DataFrame:
         rows.append(df)
         write_csv(pd.concat(rows, ignore_index=True), path)
     return pd.concat(rows, ignore_index=True)
-
-
-def slopes(ev: pd.DataFrame) -> pd.DataFrame:
-    out = []
-    for (cfg, label), g in ev.groupby(["config", "label"], sort=False):
-        g = g.sort_values("d")
-        L = float(g["learning_index"].iloc[-1])
-        ok = (g["eigenvalue"] > 10 * g["error_bound"]) & (g["eigenvalue"] > 0)
-        row = dict(config=cfg, label=label, frequency=int(g["frequency"].iloc[0]),
-                   space=float(g["space"].iloc[-1]), predicted=-L + 0.0, n_d=int(ok.sum()),
-                   d_max=int(g["d"].max()), eigenvalue_at_d_max=float(g["eigenvalue"].iloc[-1]))
-        if not math.isfinite(L) or (g["eigenvalue"].abs() <= 10 * g["error_bound"]).all():
-            row.update(fit_slope=np.nan, local_slope=np.nan, gap=np.nan,
-                       verdict="exactly 0" if (g["eigenvalue"] == 0).all() or not math.isfinite(L)
-                       else "zero within error")
-        elif ok.sum() < 2 or not ok.iloc[-2:].all():
-            row.update(fit_slope=np.nan, local_slope=np.nan, gap=np.nan, verdict="too few d")
-        else:
-            x, y = np.log(g["d"][ok]), np.log(g["eigenvalue"][ok])
-            fit = float(np.polyfit(x, y, 1)[0])
-            loc = float((y.iloc[-1] - y.iloc[-2]) / (x.iloc[-1] - x.iloc[-2]))
-            gap = loc + L
-            row.update(fit_slope=fit, local_slope=loc, gap=gap,
-                       verdict="agrees" if abs(gap) <= TOL else "DISAGREES")
-        out.append(row)
-    df = pd.DataFrame(out)
-    order = {c: i for i, c in enumerate(CONFIGS)}
-    df["_o"] = df["config"].map(order)
-    df = df.sort_values(["_o", "frequency", "predicted", "label"],
-                        ascending=[True, True, False, True])
-    return df.drop(columns="_o").reset_index(drop=True)
 
 
 def plot(ev: pd.DataFrame, sl: pd.DataFrame, path: Path, kind: str) -> None:
@@ -188,7 +141,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     ev = compute(args, out)
     ev = ev[ev.config.isin(args.configs) & ev.m.le(args.max_m)]
-    sl = slopes(ev)
+    sl = fit_slopes(ev)
     write_csv(sl, out / "slopes.csv")
     plot(ev, sl, out / "scaling.png", args.kind)
     n_bad = int((sl.verdict == "DISAGREES").sum())

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -30,10 +29,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import infwidth as iw  # noqa: E402
-from infwidth.io.outputs import write_csv, write_json, write_png  # noqa: E402
-from infwidth.eigenspaces.monte_carlo import MAX_GRAM_DIM  # noqa: E402
+import infwidth as iw
+from infwidth.eigenspaces.monte_carlo import MAX_GRAM_DIM
+from infwidth.io.outputs import write_csv, write_json, write_png
 
 TARGET_S = 2.0
 

@@ -13,16 +13,12 @@ fan-in d^{1/4} (d = q^4: n0 = q², filters (q, q)).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import infwidth as iw  # noqa: E402
-from paper_figures import _common as C  # noqa: E402
-from paper_figures._dag import draw_dag  # noqa: E402
+import infwidth as iw
+from infwidth.architectures.plot import draw_dag
+from infwidth.io import scripts as C
 
 NAME = "fig1_topologies"
 SIZES = {"tiny": dict(q=2, max_degree=3), "quick": dict(q=4, max_degree=4),

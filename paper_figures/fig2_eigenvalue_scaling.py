@@ -13,15 +13,16 @@ largest d. Last panel: the local slope between the two largest d against −L fo
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import infwidth as iw  # noqa: E402
-from paper_figures import _common as C  # noqa: E402
+import infwidth as iw
+from infwidth.eigenspaces.scaling import (
+    SCALING_CONFIGS,
+    SLOPE_TOL,
+    fit_slopes,
+    scaling_architecture,
+)
+from infwidth.io import scripts as C
 
 NAME = "fig2_eigenvalue_scaling"
 SIZES = {"tiny": dict(q_max=3, max_degree=2), "quick": dict(q_max=6, max_degree=3),
@@ -30,28 +31,19 @@ KIND, ACTIVATION = "ntk", "relu"
 N_SHOW = 6
 
 
-def _benchmark():
-    path = C.ROOT / "benchmarks" / "spectrum_scaling.py"
-    spec = importlib.util.spec_from_file_location("spectrum_scaling", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def main(argv=None) -> dict:
     args = C.parse_args(argv, __doc__)
     cfg = SIZES[args.size]
     C.style()
     timer = C.Timer()
-    sc = _benchmark()
     part = C.Partial(args.out / f"{NAME}.partial.csv", ("config", "q"), args.size, args.fresh)
-    todo = [(c, q) for c in sc.CONFIGS for q in range(2, cfg["q_max"] + 1)]
+    todo = [(c, q) for c in SCALING_CONFIGS for q in range(2, cfg["q_max"] + 1)]
     from tqdm.auto import tqdm
     for c, q in tqdm(todo, desc=NAME, disable=args.size == "tiny"):
         if part.done(config=c, q=q):
             continue
         d = q ** 4
-        arch = sc.make_arch(c, q, ACTIVATION, 0.0)
+        arch = scaling_architecture(c, q, ACTIVATION, 0.0)
         t = C.Timer()
         spec = iw.spectrum(arch, d, "hypercube", KIND, max_degree=cfg["max_degree"])
         df = spec.table()
@@ -62,9 +54,9 @@ def main(argv=None) -> dict:
                           multiplicity=float(r.multiplicity), seconds=t()))
     ev = part.frame()
     ev = ev[ev.q <= cfg["q_max"]]
-    sl = sc.slopes(ev)
+    sl = fit_slopes(ev)
 
-    configs = list(sc.CONFIGS)
+    configs = list(SCALING_CONFIGS)
     fig, axes = C.plt.subplots(1, len(configs) + 1, figsize=(4.3 * (len(configs) + 1), 4.6))
     shown = []
     for ax, c in zip(axes, configs):
@@ -95,7 +87,7 @@ def main(argv=None) -> dict:
     lim = [min(s.predicted.min(), s.local_slope.min()) - 0.2, 0.1] if len(s) else [-4, 0]
     ax.plot(lim, lim, "k--", lw=0.8, label="measured = −L")
     ax.scatter([], [], marker="o", facecolors="none", edgecolors="tab:red",
-               label=f"|gap| > {sc.TOL} (red ring)")
+               label=f"|gap| > {SLOPE_TOL} (red ring)")
     ax.set_xlabel("predicted slope −L")
     ax.set_ylabel(f"local slope between d = {int(ev.d.max()) if len(ev) else 0} and the "
                   "previous d")
@@ -114,7 +106,7 @@ def main(argv=None) -> dict:
     C.write_csv(ev, args.out / f"{NAME}_eigenvalues.csv")
     counts = sl.verdict.value_counts().to_dict()
     summary = {"size": args.size, **cfg, "kind": KIND, "activation": ACTIVATION,
-               "tolerance": sc.TOL, "verdicts": counts,
+               "tolerance": SLOPE_TOL, "verdicts": counts,
                "disagreements": sl[sl.verdict == "DISAGREES"][
                    ["config", "label", "predicted", "local_slope", "gap"]].to_dict("records"),
                "note": ("local slope more than the tolerance away from −L is reported as "

@@ -20,15 +20,12 @@ r at which the predicted error of each component falls below 1/2, minus L(k), as
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import infwidth as iw  # noqa: E402
-from paper_figures import _common as C  # noqa: E402
+import infwidth as iw
+from infwidth.io import scripts as C
 
 NAME = "fig3_staircase"
 SIZES = {

@@ -23,15 +23,12 @@ prediction.
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import infwidth as iw  # noqa: E402
-from paper_figures import _common as C  # noqa: E402
+import infwidth as iw
+from infwidth.io import scripts as C
 
 NAME = "fig4_depth_resolution"
 SIZES = {"tiny": dict(q_large=3, q_small=2, seeds=1, n_test=200),

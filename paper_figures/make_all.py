@@ -19,8 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-from paper_figures._common import DEFAULT_OUT, write_csv  # noqa: E402
+from infwidth.io.scripts import DEFAULT_OUT, write_csv
 
 SCRIPTS = sorted(HERE.glob("fig[0-9]_*.py"))
 
@@ -35,7 +34,7 @@ def main(argv=None) -> int:
     p.add_argument("--fresh", action="store_true")
     args = p.parse_args(argv)
     flags = ["--quick"] if args.quick else ["--tiny"] if args.tiny else []
-    flags += ["--out", str(args.out)] + (["--fresh"] if args.fresh else [])
+    flags += ["--out", str(args.out.resolve())] + (["--fresh"] if args.fresh else [])
     args.out.mkdir(parents=True, exist_ok=True)
     rows, t_all, failed = [], time.perf_counter(), []
     for script in SCRIPTS:

@@ -118,27 +118,6 @@ def _tree_children_2d(side_below: int, k: int) -> tuple[tuple[int, ...], ...]:
     return tuple(out)
 
 
-# --------------------------------------------------------------------------------------
-# Validation helpers
-# --------------------------------------------------------------------------------------
-
-def _check_common(arch: Any) -> None:
-    if arch.activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
-                         f"got {arch.activation!r}")
-    check_pos_int("width", arch.width)
-    check_pos_int("out_dim", arch.out_dim)
-    if arch.W_std is not None and not (isinstance(arch.W_std, (int, float))
-                                       and math.isfinite(arch.W_std) and arch.W_std > 0):
-        raise ValueError(f"W_std must be a positive finite number or None, got {arch.W_std!r}")
-    if not (isinstance(arch.b_std, (int, float)) and math.isfinite(arch.b_std)
-            and arch.b_std >= 0):
-        raise ValueError(f"b_std must be a non-negative finite number, got {arch.b_std!r}")
-    if arch.ndim not in (1, 2):
-        raise ValueError(f"ndim must be 1 (sequences) or 2 (square images), got {arch.ndim!r}")
-    check_pos_int("channels", arch.channels)
-
-
 class Architecture:
     """Shared behaviour of the architectures (not instantiated directly)."""
 
@@ -149,6 +128,26 @@ class Architecture:
     out_dim: int
     ndim: int
     channels: int
+
+    def check_fields(self) -> None:
+        """Validate the fields every architecture has (activation, width, out_dim, W_std,
+        b_std, ndim, channels); subclasses call it from ``__post_init__``."""
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
+                             f"got {self.activation!r}")
+        check_pos_int("width", self.width)
+        check_pos_int("out_dim", self.out_dim)
+        if self.W_std is not None and not (isinstance(self.W_std, (int, float))
+                                           and math.isfinite(self.W_std) and self.W_std > 0):
+            raise ValueError(f"W_std must be a positive finite number or None, "
+                             f"got {self.W_std!r}")
+        if not (isinstance(self.b_std, (int, float)) and math.isfinite(self.b_std)
+                and self.b_std >= 0):
+            raise ValueError(f"b_std must be a non-negative finite number, got {self.b_std!r}")
+        if self.ndim not in (1, 2):
+            raise ValueError(f"ndim must be 1 (sequences) or 2 (square images), "
+                             f"got {self.ndim!r}")
+        check_pos_int("channels", self.channels)
 
     @property
     def w(self) -> float:
@@ -228,7 +227,7 @@ class MLP(Architecture):
 
     def __post_init__(self) -> None:
         check_pos_int("depth", self.depth)
-        _check_common(self)
+        self.check_fields()
 
     _unit = 1
     min_dim = 1
@@ -290,7 +289,7 @@ class DCNN(Architecture):
         object.__setattr__(self, "filter_sizes", tuple(self.filter_sizes))
         for k in self.filter_sizes:
             check_pos_int("filter_sizes", k)
-        _check_common(self)
+        self.check_fields()
 
     @property
     def _unit(self) -> int:
@@ -405,7 +404,7 @@ class ConvNet(Architecture):
             raise ValueError(f"padding must be one of {sorted(_PADDINGS)}, got {self.padding!r}")
         if self.readout not in _READOUTS:
             raise ValueError(f"readout must be one of {_READOUTS}, got {self.readout!r}")
-        _check_common(self)
+        self.check_fields()
 
     _unit = 1
 

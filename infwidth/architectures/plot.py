@@ -1,4 +1,4 @@
-"""Drawing a network topology (:class:`infwidth.DAG`) as a layered graph (figure 1)."""
+"""Drawing a network topology (:class:`~infwidth.architectures.DAG`) as a layered graph."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 
-import infwidth as iw
+from infwidth.architectures.networks import DAG
 
 
-def draw_dag(ax, dag: iw.architectures.DAG, title: str = "", max_nodes: int = 64) -> None:
+def draw_dag(ax, dag: DAG, title: str = "", max_nodes: int = 64) -> None:
     """Leaves (input patches, n0 coordinates each) at the bottom as squares, one row per
     hidden layer (one circle per spatial position), the linear readout at the top as a star.
     Edges join each node to its receptive field; the right margin gives every layer's

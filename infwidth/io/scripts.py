@@ -1,4 +1,5 @@
-"""Shared plumbing of the paper-figure scripts: arguments, atomic output, resume, style."""
+"""Shared plumbing of the command-line scripts (paper figures, benchmarks): arguments,
+atomic output, resume, progress, figure style."""
 
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from infwidth.io.outputs import write_csv, write_json, write_png  # noqa: E402,F401
+from infwidth.io.outputs import write_csv, write_json, write_png  # noqa: E402,F401 (re-exported)
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "results" / "paper_figures"
+DEFAULT_OUT = Path("results") / "paper_figures"  # relative to the working directory
 SIZES = ("tiny", "quick", "full")
 
 

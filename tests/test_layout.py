@@ -1,0 +1,106 @@
+"""The house rules, checked on the source: the core never imports a study, a study uses only
+the core's public names, scripts load nothing by path, and ruff is clean."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "infwidth"
+
+
+def _imports(path: Path) -> list[tuple[str, tuple[str, ...], int]]:
+    """(module, imported names, line) for every import in ``path``, relative ones resolved."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    here = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name, (), node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level:
+                base = here.split(".")[: -node.level]
+                mod = ".".join(base + ([mod] if mod else []))
+            out.append((mod, tuple(a.name for a in node.names), node.lineno))
+    return out
+
+
+def _core_modules() -> list[Path]:
+    return [p for p in PKG.rglob("*.py") if "studies" not in p.relative_to(PKG).parts]
+
+
+def test_the_core_never_imports_a_study():
+    bad = [f"{p.relative_to(ROOT)}:{line} imports {mod}"
+           for p in _core_modules() for mod, names, line in _imports(p)
+           if mod.startswith("infwidth.studies")
+           or (mod == "infwidth" and "studies" in names)]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_check_sees_a_core_module_that_imports_a_study(tmp_path):
+    p = PKG / "kernels" / "_probe_for_layout_test.py"
+    try:
+        p.write_text("from infwidth.studies.depth_cutoff import maps\n")
+        with pytest.raises(AssertionError, match="_probe_for_layout_test"):
+            test_the_core_never_imports_a_study()
+    finally:
+        p.unlink()
+
+
+def test_studies_use_only_public_core_names():
+    studies = PKG / "studies"
+    bad = []
+    for p in studies.rglob("*.py"):
+        study = p.relative_to(studies).parts[0].removesuffix(".py")
+        for mod, names, line in _imports(p):
+            if not mod.startswith("infwidth") or mod.startswith(f"infwidth.studies.{study}"):
+                continue
+            private = [n for n in names if n.startswith("_")]
+            if private or mod.startswith("infwidth.studies."):
+                bad.append(f"{p.relative_to(ROOT)}:{line} from {mod} import {private or names}")
+    assert not bad, "\n".join(bad)
+
+
+def test_every_study_is_importable_by_name():
+    import importlib
+
+    for p in sorted((PKG / "studies").iterdir()):
+        if p.name.startswith("_"):
+            continue
+        name = p.name.removesuffix(".py")
+        assert importlib.import_module(f"infwidth.studies.{name}").__doc__
+
+
+def test_the_public_api_is_small():
+    import infwidth as iw
+
+    public = [n for n in dir(iw) if not n.startswith("_")]
+    assert len(public) <= 35, public
+    for name in iw.__all__:
+        assert hasattr(iw, name), name
+
+
+def test_no_script_loads_code_by_path_or_edits_sys_path():
+    scripts = [*ROOT.glob("benchmarks/*.py"), *ROOT.glob("paper_figures/*.py"),
+               *PKG.rglob("*.py")]
+    bad = [f"{p.relative_to(ROOT)}" for p in scripts
+           if any(s in p.read_text() for s in ("sys.path.insert", "spec_from_file_location"))]
+    assert not bad, bad
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None and
+                    subprocess.call([sys.executable, "-m", "ruff", "--version"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) != 0,
+                    reason="ruff is not installed (pip install -e '.[test]' installs it)")
+def test_ruff_is_clean():
+    """pyflakes, import order and line length 100 (the configuration in pyproject.toml)."""
+    r = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
