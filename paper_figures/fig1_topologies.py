@@ -40,13 +40,16 @@ def main(argv=None) -> dict:
     C.style()
     timer = C.Timer()
     archs = architectures(q)
+    store = C.open_store(args, NAME, q=q, max_degree=cfg["max_degree"], kind=KIND,
+                         domain=DOMAIN)
     fig, axes = C.plt.subplots(3, 3, figsize=(18, 15),
                                gridspec_kw=dict(width_ratios=[1.0, 1.25, 1.25]))
     tables, notes = [], {}
     for row, (name, arch) in zip(axes, archs.items()):
         dag = arch.dag_for(d)
         draw_dag(row[0], dag, f"{name} topology at d = {d}")
-        spec = iw.spectrum(arch, d, DOMAIN, KIND, max_degree=cfg["max_degree"])
+        spec = C.stored_spectrum(store, {"arch": name}, arch, d, DOMAIN, KIND,
+                                 max_degree=cfg["max_degree"])
         df = spec.table()
         for ax, r in zip(row[1:], R_VALUES):
             spec.plot(ax=ax, m_exponent=r,

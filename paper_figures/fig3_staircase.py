@@ -96,15 +96,18 @@ def main(argv=None) -> dict:
     timer = C.Timer()
     q = cfg["q_large"]
     d = q ** 4
+    store = C.open_store(args, NAME, **cfg, kind=KIND, max_degree=MAX_DEGREE)
     ms_large = np.unique(np.round(d ** np.linspace(0.5, 3.0, 101)).astype(np.int64))
-    large = pd.concat([predicted(dom, q, ms_large) for dom in ("hypercube", "sphere")],
-                      ignore_index=True)
+    large = pd.concat([C.unit(store, {"predicted": dom, "q": q},
+                              lambda dom=dom: predicted(dom, q, ms_large))
+                       for dom in ("hypercube", "sphere")], ignore_index=True)
     sweep_rows = []
     for qq in cfg["q_sweep"]:
         dd = qq ** 4
         r_max = min(3.2, 60 * math.log(2) / math.log(dd))  # m < 2^60 (int64 sample sizes)
         ms = np.unique(np.round(dd ** np.linspace(0.3, r_max, 146)).astype(np.int64))
-        pr = predicted("hypercube", qq, ms)
+        pr = C.unit(store, {"predicted": "hypercube", "q": qq},
+                    lambda: predicted("hypercube", qq, ms))
         for name, g in pr.groupby("component", sort=False):
             sweep_rows.append(dict(d=dd, q=qq, component=name,
                                    learning_index=g.learning_index.iloc[0],
@@ -116,12 +119,13 @@ def main(argv=None) -> dict:
     for dom, qm in cfg["measured"]:
         ms = np.unique(np.round(np.logspace(math.log10(4), math.log10(cfg["m_max"]),
                                             cfg["n_grid"])).astype(int))
-        meas = iw.kernel_regression_curve(arch_for(qm), targets(dom, qm), ms, kind=KIND,
-                                          seeds=cfg["seeds"], n_test=cfg["n_test"])
-        pr = predicted(dom, qm, ms)
-        meas = meas.rename(columns={"target": "component"}).merge(
-            pr, on=["component", "sample_size"])
-        measured.append(meas)
+        def measure() -> pd.DataFrame:
+            meas = iw.kernel_regression_curve(arch_for(qm), targets(dom, qm), ms, kind=KIND,
+                                              seeds=cfg["seeds"], n_test=cfg["n_test"])
+            return meas.rename(columns={"target": "component"}).merge(
+                predicted(dom, qm, ms), on=["component", "sample_size"])
+
+        measured.append(C.unit(store, {"measured": dom, "q": qm}, measure))
     measured = pd.concat(measured, ignore_index=True)
 
     fig, axes = C.plt.subplots(2, 3, figsize=(17, 9.5))
@@ -198,8 +202,8 @@ def main(argv=None) -> dict:
         "seconds": timer()}
     C.write_json(summary, args.out / f"{NAME}.json")
     C.log(sweep.to_string(index=False, float_format="%.3f"))
-    C.log(f"median relative gap measured vs predicted: {summary['median_relative_gap_measured_vs_predicted']:.3f}"
-          f" ({timer():.0f} s)")
+    gap = summary["median_relative_gap_measured_vs_predicted"]
+    C.log(f"median relative gap measured vs predicted: {gap:.3f} ({timer():.0f} s)")
     return summary
 
 

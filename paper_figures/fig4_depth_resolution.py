@@ -77,9 +77,11 @@ def main(argv=None) -> dict:
     rs = np.linspace(0.5, 2.75, 91)
     ms = np.unique(np.round(d ** rs).astype(np.int64))
     m_star = int(round(d ** R_STAR))
+    store = C.open_store(args, NAME, **cfg, kind=KIND, max_degree=MAX_DEGREE)
     specs, curves, at_star, levels, Ls = {}, [], [], [], {}
     for depth, arch in trees(q).items():
-        spec = iw.spectrum(arch, d, DOMAIN, KIND, max_degree=MAX_DEGREE)
+        spec = C.stored_spectrum(store, {"depth": depth, "q": q}, arch, d, DOMAIN, KIND,
+                                 max_degree=MAX_DEGREE)
         specs[depth] = spec
         tab = spec.table()
         ok = tab[np.isfinite(tab.learning_index) & (tab.eigenvalue > 0)]
@@ -105,10 +107,12 @@ def main(argv=None) -> dict:
                for name, deg in components(qs)]
     meas_rows = []
     for depth, arch in trees(qs).items():
-        meas = iw.kernel_regression_curve(arch, singles + [mixed_target(qs)], [m_small],
-                                          kind=KIND, seeds=cfg["seeds"],
-                                          n_test=cfg["n_test"])
-        spec = iw.spectrum(arch, ds, DOMAIN, KIND, max_degree=MAX_DEGREE)
+        meas = C.unit(store, {"measured": depth, "q": qs},
+                      lambda arch=arch: iw.kernel_regression_curve(
+                          arch, singles + [mixed_target(qs)], [m_small], kind=KIND,
+                          seeds=cfg["seeds"], n_test=cfg["n_test"]))
+        spec = C.stored_spectrum(store, {"depth": depth, "q": qs}, arch, ds, DOMAIN, KIND,
+                                 max_degree=MAX_DEGREE)
         pr = predict(spec, qs, [m_small])
         for r in meas.itertuples():
             pred = float(pr.test_mse[0]) if r.target == "mixed" else float(pr[f"err:{r.target}"][0])

@@ -46,6 +46,8 @@ def test_frame_follows_the_requested_order(tmp_path):
     for u in (2, 0, 1):
         s.put({"u": u}, pd.DataFrame({"v": [u, u + 0.5]}))
     assert s.frame().u.tolist() == [2, 2, 0, 0, 1, 1]
+    s.put({"u": 3}, [{"z": 1, "a": 2}])
+    assert list(s.get({"u": 3})[0]) == ["z", "a"]  # rows keep their column order
     assert s.frame([{"u": 0}, {"u": 1}]).v.tolist() == [0, 0.5, 1, 1.5]
     with pytest.raises(KeyError, match="has not been committed"):
         s.frame([{"u": 5}])

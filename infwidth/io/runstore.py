@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import os
+import signal
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -53,6 +54,19 @@ CREATE TABLE IF NOT EXISTS units (
     UNIQUE (run, unit)
 );
 """
+
+
+_COMMITS = 0
+
+
+def _fault_injection() -> None:
+    """Tests of resumption set ``INFWIDTH_KILL_AFTER_UNITS=k``: the process then kills
+    itself with SIGKILL right after its k-th committed unit, as a crash would."""
+    global _COMMITS
+    _COMMITS += 1
+    k = os.environ.get("INFWIDTH_KILL_AFTER_UNITS")
+    if k and _COMMITS >= int(k):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class RunStoreError(RuntimeError):
@@ -198,13 +212,16 @@ class RunStore:
         """Commit all of ``rows`` as the unit ``unit``, in one transaction (replacing it)."""
         if isinstance(rows, pd.DataFrame):
             rows = rows.to_dict("records")
-        text = canonical_json([dict(r) for r in rows])
+        # rows keep their column order (keys and configurations are sorted, rows are not)
+        text = json.dumps(_encode([dict(r) for r in rows]), separators=(",", ":"),
+                          allow_nan=False)
         try:
             with self._tx() as con:
                 con.execute("INSERT OR REPLACE INTO units (run, unit, rows) VALUES (?, ?, ?)",
                             (self.run, canonical_json(dict(unit)), text))
         except sqlite3.Error as e:
             raise self._error(e) from None
+        _fault_injection()
 
     def compute(self, unit: Mapping[str, Any],
                 fn: Callable[[], Iterable[Mapping[str, Any]] | pd.DataFrame]) -> list[dict]:

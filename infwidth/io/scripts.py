@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from infwidth.io.outputs import write_csv, write_json, write_png  # noqa: E402,F401 (re-exported)
+from infwidth.io.runstore import RunStore, RunStoreError  # noqa: E402
 
 DEFAULT_OUT = Path("results") / "paper_figures"  # relative to the working directory
 SIZES = ("tiny", "quick", "full")
@@ -41,6 +42,43 @@ def parse_args(argv: Sequence[str] | None, doc: str,
     args.size = "tiny" if args.tiny else "quick" if args.quick else "full"
     args.out.mkdir(parents=True, exist_ok=True)
     return args
+
+
+def open_store(args: argparse.Namespace, name: str, **config) -> RunStore:
+    """The run store of script ``name``: ``<out>/<name>.runs.sqlite``, keyed by the run size
+    and ``config`` (every option that changes the numbers); ``--fresh`` forgets its units."""
+    try:
+        return RunStore(Path(args.out) / f"{name}.runs.sqlite",
+                        {"script": name, "size": args.size, **config}, fresh=args.fresh)
+    except RunStoreError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def unit(store: RunStore, key: dict, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """One unit of work: its rows from ``store`` when committed, else ``compute()``
+    committed whole first. Both paths read the rows back from the store, so a resumed run
+    and an uninterrupted one end with the same bits."""
+    return pd.DataFrame(store.compute(key, compute))
+
+
+def stored_spectrum(store: RunStore, key: dict, arch, dim: int, domain: str, kind: str,
+                    **options):
+    """``iw.spectrum(arch, dim, domain, kind, **options)`` as one unit of work: the type
+    table is committed whole, and a rerun rebuilds the same :class:`Spectrum` from it."""
+    from dataclasses import fields
+
+    from infwidth.eigenspaces import EigenType, Spectrum, spectrum
+
+    def compute() -> list[dict]:
+        s = spectrum(arch, dim, domain, kind, **options)
+        head = {f.name: getattr(s, f.name) for f in fields(s)
+                if f.name not in ("arch", "types", "options")}
+        return [{"spectrum": head,
+                 "types": [{f.name: getattr(t, f.name) for f in fields(t)} for t in s.types]}]
+
+    rec = store.compute({"spectrum": key}, compute)[0]
+    return Spectrum(arch=arch, types=tuple(EigenType(**t) for t in rec["types"]),
+                    **rec["spectrum"])
 
 
 def savefig(fig: plt.Figure, path: Path, dpi: int = 130, tight: bool = True) -> None:

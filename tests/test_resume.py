@@ -1,0 +1,92 @@
+"""Every figure script and benchmark resumes exactly: killed with SIGKILL right after its
+first committed unit of work and started again, it ends with the same numbers, bit for
+bit, as a run that was never interrupted (timing columns excepted)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMING = ("second", "time", "wall", "timing")
+
+# script, arguments of its smallest run
+SCRIPTS = [
+    ("paper_figures/fig1_topologies.py", ["--tiny"]),
+    ("paper_figures/fig3_staircase.py", ["--tiny"]),
+    ("paper_figures/fig4_depth_resolution.py", ["--tiny"]),
+]
+
+
+def _run(script: str, args: list[str], out: Path, kill_after: int | None = None) -> int:
+    env = {**os.environ, "TQDM_DISABLE": "1", "MPLBACKEND": "Agg"}
+    env.pop("INFWIDTH_KILL_AFTER_UNITS", None)
+    if kill_after is not None:
+        env["INFWIDTH_KILL_AFTER_UNITS"] = str(kill_after)
+    r = subprocess.run([sys.executable, str(ROOT / script), *args, "--out", str(out)],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if kill_after is None:
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.returncode
+
+
+def _is_timing(name: str) -> bool:
+    return any(t in name.lower() for t in TIMING)
+
+
+def _json_without_timing(v):
+    if isinstance(v, dict):
+        return {k: _json_without_timing(x) for k, x in v.items() if not _is_timing(k)}
+    if isinstance(v, list):
+        return [_json_without_timing(x) for x in v]
+    if isinstance(v, float) and math.isnan(v):
+        return "NaN"
+    return v
+
+
+def assert_same_results(a: Path, b: Path) -> None:
+    """Every CSV and JSON in ``a`` equals its namesake in ``b``, timing columns excepted."""
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.suffix in (".csv", ".json"))
+    assert files, f"no results in {a}"
+    for f in files:
+        assert (b / f).exists(), f"{f} missing after the resumed run"
+        if f.suffix == ".csv":
+            x, y = pd.read_csv(a / f), pd.read_csv(b / f)
+            cols = [c for c in x.columns if not _is_timing(c)]
+            assert list(x.columns) == list(y.columns), f
+            pd.testing.assert_frame_equal(x[cols], y[cols], check_exact=True, obj=str(f))
+        else:
+            x = _json_without_timing(json.loads((a / f).read_text()))
+            y = _json_without_timing(json.loads((b / f).read_text()))
+            assert x == y, f
+
+
+@pytest.mark.parametrize("script,args", SCRIPTS, ids=[Path(s).stem for s, _ in SCRIPTS])
+def test_killed_run_resumes_to_the_same_numbers(tmp_path, script, args):
+    clean, resumed = tmp_path / "clean", tmp_path / "resumed"
+    _run(script, args, clean)
+    rc = _run(script, args, resumed, kill_after=1)
+    assert rc == -signal.SIGKILL, f"the run was not killed after its first unit (rc={rc})"
+    _run(script, args, resumed)
+    assert_same_results(clean, resumed)
+
+
+def test_a_damaged_store_is_named_with_the_way_out(tmp_path):
+    script, args = SCRIPTS[0]
+    name = Path(script).stem
+    (tmp_path / f"{name}.runs.sqlite").write_bytes(b"\x00garbage" * 500)
+    r = subprocess.run([sys.executable, str(ROOT / script), *args, "--out", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "TQDM_DISABLE": "1"})
+    assert r.returncode == 1
+    assert f"{name}.runs.sqlite" in r.stderr and "--fresh" in r.stderr
+    assert "Traceback" not in r.stderr
+    _run(script, [*args, "--fresh"], tmp_path)
