@@ -1,14 +1,10 @@
-"""Dot-product kernels on the sphere: harmonics, Funk–Hecke eigenvalues, zonal targets and
-the Marchenko–Pastur law (helpers for figure 6; not part of the infwidth library).
+"""Figure-6 helpers for dot-product kernels on the sphere: kernel profiles g(t), zonal
+targets, peak finding and the Marchenko–Pastur law (not part of the infwidth library).
 
 Conventions: x uniform on the sphere of radius √d in R^d, t = ⟨x, x'⟩/d, and a dot-product
-kernel K(x, x') = g(t). With P_k the degree-k Legendre polynomial of dimension d (the
-Gegenbauer polynomial C_k^{(d−2)/2} normalised so that P_k(1) = 1):
-
-- N(d, k) = C(k+d−3, k−1)·(2k+d−2)/k harmonics of degree k (N(d, 0) = 1);
-- addition theorem: Σ_j Y_kj(x)·Y_kj(x') = N(d, k)·P_k(t) for an orthonormal basis in L²;
-- Funk–Hecke: g(t) = Σ_k λ_k·N(d, k)·P_k(t) with λ_k = E_t[g(t)·P_k(t)], t having the density
-  ∝ (1 − t²)^{(d−3)/2} on [−1, 1] (Gauss–Jacobi quadrature).
+kernel K(x, x') = g(t). The harmonics themselves — P_k (``legendre``, P_k(1) = 1), N(d, k)
+(``harmonic_count``), the addition theorem and Funk–Hecke (``funk_hecke``) — live in
+:mod:`infwidth.eigenspaces.harmonics` (``docs/theory.md`` §3).
 """
 
 from __future__ import annotations
@@ -17,51 +13,11 @@ import math
 from typing import Callable
 
 import numpy as np
-from scipy import special
 
-__all__ = ["n_harmonics", "legendre_d", "legendre_all", "funk_hecke", "zonal_target",
-           "mp_density", "mp_edges", "kernel_profile", "mlp_profile", "find_peaks"]
+from infwidth.eigenspaces.harmonics import harmonic_count, legendre
 
-
-def n_harmonics(d: int, k: int) -> int:
-    """N(d, k) = C(k+d−3, k−1)·(2k+d−2)/k: the number of degree-k harmonics on S^{d−1}."""
-    if d < 2 or k < 0:
-        raise ValueError(f"need d >= 2 and k >= 0, got d={d}, k={k}")
-    if k == 0:
-        return 1
-    return math.comb(k + d - 3, k - 1) * (2 * k + d - 2) // k
-
-
-def legendre_all(max_degree: int, d: int, t) -> list[np.ndarray]:
-    """[P_0(t), …, P_K(t)] of dimension d by the three-term recurrence
-    (k+d−2)·P_{k+1} = (2k+d−2)·t·P_k − k·P_{k−1}, P_0 = 1, P_1 = t (so P_k(1) = 1)."""
-    if d < 2:
-        raise ValueError(f"d must be >= 2, got {d}")
-    t = np.asarray(t, dtype=np.float64)
-    out = [np.ones_like(t), t.copy()]
-    for k in range(1, max_degree):
-        out.append(((2 * k + d - 2) * t * out[k] - k * out[k - 1]) / (k + d - 2))
-    return out[: max_degree + 1]
-
-
-def legendre_d(k: int, d: int, t) -> np.ndarray:
-    """P_k of dimension d, P_k(1) = 1 (Gegenbauer C_k^{(d−2)/2}/C_k^{(d−2)/2}(1))."""
-    return legendre_all(k, d, t)[k]
-
-
-def _t_quadrature(d: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and probability weights of t = ⟨x, x'⟩/d for x, x' uniform on S^{d−1}."""
-    a = (d - 3) / 2
-    t, w = special.roots_jacobi(n, a, a)
-    return t, w / w.sum()
-
-
-def funk_hecke(g: Callable[[np.ndarray], np.ndarray], d: int, max_degree: int,
-               n_quad: int = 200) -> np.ndarray:
-    """λ_k = E_t[g(t)·P_k(t)], k = 0 … max_degree: the per-harmonic eigenvalues of g."""
-    t, w = _t_quadrature(d, n_quad)
-    gt = np.asarray(g(t), dtype=np.float64)
-    return np.array([np.sum(w * gt * legendre_d(k, d, t)) for k in range(max_degree + 1)])
+__all__ = ["zonal_target", "mp_density", "mp_edges", "kernel_profile", "mlp_profile",
+           "find_peaks"]
 
 
 def kernel_profile(kernel_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], d: int
@@ -118,9 +74,9 @@ def zonal_target(degree: int, d: int, n_centres: int, seed: int
     rng = np.random.default_rng(seed)
     u = rng.standard_normal((n_centres, d))
     u *= math.sqrt(d) / np.linalg.norm(u, axis=1, keepdims=True)
-    gram = legendre_d(degree, d, np.clip(u @ u.T / d, -1, 1))
-    c = math.sqrt(n_harmonics(d, degree) / gram.sum())
-    return lambda x: c * legendre_d(degree, d, np.clip(x @ u.T / d, -1, 1)).sum(1)
+    gram = legendre(degree, d, np.clip(u @ u.T / d, -1, 1))
+    c = math.sqrt(harmonic_count(d, degree) / gram.sum())
+    return lambda x: c * legendre(degree, d, np.clip(x @ u.T / d, -1, 1)).sum(1)
 
 
 def mp_edges(gamma: float) -> tuple[float, float]:

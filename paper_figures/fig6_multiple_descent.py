@@ -23,17 +23,20 @@ ratio γ = N(d, r)/m.
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import linalg, stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import infwidth as iw  # noqa: E402
-from paper_figures import _common as C  # noqa: E402
-from paper_figures import _sphere as S  # noqa: E402
+import infwidth as iw
+from infwidth.eigenspaces.harmonics import (
+    funk_hecke,
+    harmonic_count,
+    legendre_all,
+    reproducing_kernel,
+)
+from infwidth.io import scripts as C
+from paper_figures import _sphere as S
 
 NAME = "fig6_multiple_descent"
 SIZES = {  # d, largest m, points on the m grid, seeds, test points, MP degree r
@@ -49,7 +52,7 @@ GAMMAS = (0.25, 0.6, 1.6)
 def kernels(d: int) -> dict:
     """name → (g(t), label)."""
     def synthetic(t):
-        return sum(RHO ** k * p for k, p in enumerate(S.legendre_all(8, d, t)))
+        return sum(RHO ** k * p for k, p in enumerate(legendre_all(8, d, t)))
     erf, relu = iw.MLP(depth=1, activation="erf"), iw.MLP(depth=2, activation="relu")
     return {"synthetic": (synthetic, f"synthetic: power ρ^k in degree k (ρ={RHO})"),
             "erf-ntk": (S.mlp_profile(erf), "MLP NTK, erf, depth 1"),
@@ -81,9 +84,9 @@ def engine_check(d: int, lams: dict) -> dict:
 
 
 def predicted(g, d: int, ms: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-    lam = S.funk_hecke(g, d, MAX_DEGREE, n_quad=400)
+    lam = funk_hecke(g, d, MAX_DEGREE, n_quad=400)
     lam = np.where(np.abs(lam) < 1e-15 * abs(g(np.array([1.0]))[0]), 0.0, lam)
-    mult = np.array([S.n_harmonics(d, k) for k in range(MAX_DEGREE + 1)], dtype=float)
+    mult = np.array([harmonic_count(d, k) for k in range(MAX_DEGREE + 1)], dtype=float)
     tail = max(float(g(np.array([1.0]))[0] - np.sum(lam * mult)), 0.0)
     power = np.array([TARGET_POWER.get(k, 0.0) for k in range(MAX_DEGREE + 1)])
     pred = iw.eigenlearning(lam, mult, ms, power, ridge=RIDGE + tail, noise=math.sqrt(NOISE))
@@ -117,12 +120,12 @@ def measured(g, d: int, ms: np.ndarray, seeds: int, n_test: int, prog) -> pd.Dat
 
 
 def mp_spectra(d: int, r: int, seed: int = 0) -> tuple[pd.DataFrame, dict]:
-    n = S.n_harmonics(d, r)
+    n = harmonic_count(d, r)
     rows, ks = [], {}
     for gamma in GAMMAS:
         m = max(2, int(round(n / gamma)))
         x = iw.sample_inputs("sphere", m, d, seed=seed + m)
-        gram = n / m * S.legendre_d(r, d, np.clip(x @ x.T / d, -1, 1))
+        gram = reproducing_kernel(r, d, np.clip(x @ x.T / d, -1, 1)) / m
         ev = np.sort(np.linalg.eigvalsh(gram))[::-1][: min(n, m)]
         g_eff = n / m
         lo, hi = S.mp_edges(g_eff)
@@ -142,7 +145,7 @@ def main(argv=None) -> dict:
     C.style()
     ms = np.unique(np.round(np.logspace(np.log10(3), np.log10(cfg["m_max"]),
                                         cfg["n_grid"])).astype(int))
-    harm = {k: S.n_harmonics(d, k) for k in (1, 2, 3)}
+    harm = {k: harmonic_count(d, k) for k in (1, 2, 3)}
     ms = np.unique(np.concatenate([ms, [v for v in harm.values() if v <= cfg["m_max"]]]))
     ks = kernels(d)
     from tqdm.auto import tqdm
@@ -160,7 +163,7 @@ def main(argv=None) -> dict:
             "measured_peaks_m": S.find_peaks(df["m"].values, df["mean"].values, sem.values,
                                              k=1.0),
             "predicted_peaks_m": S.find_peaks(df["m"].values, df["predicted"].values),
-            "power_per_degree": {k: float(lam[k] * S.n_harmonics(d, k)) for k in range(6)},
+            "power_per_degree": {k: float(lam[k] * harmonic_count(d, k)) for k in range(6)},
             "max_rel_gap_measured_vs_predicted":
                 float(np.max(np.abs(df["mean"] - df["predicted"]) / df["predicted"])),
         }
@@ -200,7 +203,7 @@ def main(argv=None) -> dict:
     ax.set_xlabel("eigenvalue of ΦᵀΦ/m (non-zero part)")
     ax.set_ylabel("density")
     ax.set_ylim(0, None)
-    ax.set_title(f"degree-{r} harmonic Gram, N(d,{r})={S.n_harmonics(d, r)}: "
+    ax.set_title(f"degree-{r} harmonic Gram, N(d,{r})={harmonic_count(d, r)}: "
                  "histogram vs MP (dotted)", fontsize=9)
     ax.legend()
     fig.suptitle(f"Figure 6 — multiple descent on the sphere S^{d - 1} (d={d}); target "

@@ -1,5 +1,6 @@
 """Eigenlearning predictor, fast tree Gram matrices, measured kernel-regression curves."""
 
+import dataclasses
 import math
 import time
 
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 
 import infwidth as iw
-from infwidth.learning import nested_regression, solve_kappa
 from infwidth.kernels.hypercube_gram import tree_gram
+from infwidth.learning import nested_regression, solve_kappa
 
 GOLDEN = (1 + math.sqrt(5)) / 2
 
@@ -242,3 +243,28 @@ def test_predicted_equals_measured_on_the_sphere_product():
         se = m.test_mse_std.to_numpy() / math.sqrt(seeds)
         gap = np.abs(pred - m.test_mse.to_numpy())
         assert np.all(gap <= 3 * se + 2 * pred / np.array(ms)), (t.name, pred, m.test_mse)
+
+
+def test_predictor_applies_the_roundoff_rule():
+    """predict_learning_curve zeroes |λ| ≤ 2·error_bound and refuses (or, with
+    negative="warn", reports and zeroes) λ < −2·error_bound instead of silently zeroing it."""
+    arch = iw.DCNN(patch_dim=4, filter_sizes=(2, 2))
+    spec = iw.spectrum(arch, 16, "hypercube", "ntk", max_degree=3, include_zero=False)
+    t, ms = iw.Target.pair("hypercube", 16, 4), [16, 64, 256]
+    i = len(spec.types) - 1  # a frequency-3 type, not the target's
+
+    def with_row(lam, err):
+        row = dataclasses.replace(spec.types[i], eigenvalue=lam, error_bound=err)
+        return dataclasses.replace(spec, types=spec.types[:i] + (row,))
+
+    ref = iw.predict_learning_curve(with_row(0.0, 0.0), t, ms)
+    small = iw.predict_learning_curve(with_row(-1e-17, 1e-17), t, ms)
+    np.testing.assert_array_equal(small.test_mse, ref.test_mse)
+    with pytest.raises(ValueError, match="not round-off"):
+        iw.predict_learning_curve(with_row(-1e-3, 1e-6), t, ms)
+    with pytest.warns(RuntimeWarning, match="not round-off"):
+        warned = iw.predict_learning_curve(with_row(-1e-3, 1e-6), t, ms, negative="warn")
+    assert warned.attrs["negative_types"] == [i]
+    np.testing.assert_array_equal(warned.test_mse, ref.test_mse)
+    with pytest.raises(ValueError, match="negative must be"):
+        iw.predict_learning_curve(spec, t, ms, negative="keep")

@@ -1,5 +1,6 @@
 """Exact type-level spectra of tree kernels against brute force (theory.md §3)."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -220,3 +221,32 @@ def test_bad_input_other_routes():
         iw.spectrum(iw.ConvNet(filter_size=3, depth=1), 6, domain="sphere")
     with pytest.raises(TypeError, match="max_degree"):
         iw.spectrum(iw.MLP(), 8, max_degree=2.5)
+
+
+def test_roundoff_rule():
+    """|λ| ≤ 2·error_bound → 0 (a NaN bound counts as 0); λ < −2·error_bound is refused,
+    reported or kept, never zeroed (docs/theory.md §3)."""
+    from infwidth.eigenspaces import ROUNDOFF_FACTOR, roundoff_zeroed
+
+    lam = [1e-19, -1e-19, 0.5, 0.0, 1e-19]
+    err = [1e-19, 1e-19, 1e-3, 0.0, float("nan")]
+    assert ROUNDOFF_FACTOR == 2.0
+    np.testing.assert_array_equal(roundoff_zeroed(lam, err), [0.0, 0.0, 0.5, 0.0, 1e-19])
+    np.testing.assert_array_equal(roundoff_zeroed(lam, err, factor=0.5, negative="keep"),
+                                  [1e-19, -1e-19, 0.5, 0.0, 1e-19])
+    with pytest.raises(ValueError, match="negative beyond 2·error_bound.*index \\[1\\]"):
+        roundoff_zeroed([0.5, -0.3], [0.0, 0.1])
+    with pytest.warns(RuntimeWarning, match="not round-off"):
+        out = roundoff_zeroed([0.5, -0.3], [0.0, 0.1], negative="warn")
+    np.testing.assert_array_equal(out, [0.5, -0.3])
+    np.testing.assert_array_equal(roundoff_zeroed([-0.3], [0.1], negative="keep"), [-0.3])
+    for kwargs in ({"factor": -1.0}, {"negative": "zero"}):
+        with pytest.raises(ValueError):
+            roundoff_zeroed([1.0], [0.0], **kwargs)
+    # the Spectrum method applies the same function and keeps negatives in its table
+    spec = iw.spectrum(iw.MLP(depth=1), 8, kind="ntk", max_degree=3)
+    bad = dataclasses.replace(spec.types[1], eigenvalue=-1.0, error_bound=1e-3)
+    spec = dataclasses.replace(spec, types=(spec.types[0], bad) + spec.types[2:])
+    assert spec.roundoff_zeroed().types[1].eigenvalue == -1.0
+    with pytest.raises(ValueError, match="not round-off"):
+        spec.roundoff_zeroed(negative="raise")

@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import t as student_t
 
 import infwidth as iw
-from infwidth.eigenspaces.tree_types import sphere_harmonics_count
+from infwidth.eigenspaces.harmonics import harmonic_count
 
 N_BATCHES = 8
 # two-sided 99.9% quantile of Student's t with B−1 dof: the batch standard error is itself
@@ -78,7 +78,7 @@ def test_sphere_exact_against_monte_carlo(arch, dim):
     for t in single:
         k = t.frequency
         per_patch = t.multiplicity // exact.n_patches
-        assert per_patch == sphere_harmonics_count(n0, k)
+        assert per_patch == harmonic_count(n0, k)
 
 
 def test_gram_equals_fwht_for_a_flatten_convnet():

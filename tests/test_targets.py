@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import infwidth as iw
-from infwidth.learning.targets import canonical_type, gegenbauer, harmonic_count
+from infwidth.eigenspaces.harmonics import harmonic_count, legendre
+from infwidth.learning.targets import canonical_type, gegenbauer
 
 
 def _cube(dim):
@@ -46,15 +47,22 @@ def test_sphere_components_are_orthogonal():
     assert abs(prod.mean()) < 4 * prod.std() / math.sqrt(len(prod))
 
 
-def test_gegenbauer_normalisation_matches_the_addition_theorem():
+def test_legendre_normalisation_matches_the_addition_theorem():
     """E[P_k(x̂·u)²] = 1/N(n, k) for x̂ uniform on S^{n−1}."""
     rng = np.random.default_rng(0)
     for n, k in [(2, 3), (3, 2), (8, 3)]:
         g = rng.standard_normal((200_000, n))
         cos = g[:, 0] / np.linalg.norm(g, axis=1)
-        v = gegenbauer(n, k, cos) ** 2
+        v = legendre(k, n, cos) ** 2
         assert abs(v.mean() - 1 / harmonic_count(n, k)) < 4 * v.std() / math.sqrt(len(v))
     assert harmonic_count(3, 2) == 5 and harmonic_count(8, 1) == 8
+
+
+def test_deprecated_gegenbauer_is_legendre_with_swapped_arguments():
+    t = np.linspace(-1.0, 1.0, 9)
+    with pytest.warns(DeprecationWarning, match="legendre"):
+        old = gegenbauer(5, 3, t)
+    np.testing.assert_array_equal(old, legendre(3, 5, t))
 
 
 def test_same_seed_same_function():
@@ -95,7 +103,8 @@ def test_leaf_coordinates_are_square_patches_in_2d():
     assert a2.leaf_coordinates(16).tolist() == [[0, 1, 4, 5], [2, 3, 6, 7],
                                                 [8, 9, 12, 13], [10, 11, 14, 15]]
     assert iw.MLP().leaf_coordinates(5).tolist() == [[0, 1, 2, 3, 4]]
-    assert iw.ConvNet(filter_size=3, depth=1).leaf_coordinates(6).tolist() == [[i] for i in range(6)]
+    assert iw.ConvNet(filter_size=3, depth=1).leaf_coordinates(6).tolist() == \
+        [[i] for i in range(6)]
 
 
 @pytest.mark.parametrize("kwargs, msg", [

@@ -112,3 +112,22 @@ def test_learning_index_rejects_bad_input():
         iw.learning_index(arch, {0: 1}, 60)
     with pytest.raises(TypeError):
         iw.learning_index("mlp", {0: 1}, 64)
+
+
+@pytest.mark.parametrize("arch, dim", [(iw.DCNN(patch_dim=4, filter_sizes=(2, 2)), 16),
+                                       (iw.SCNN(patch_dim=4), 16),
+                                       (iw.ConvNet(filter_size=3, depth=2), 8)])
+def test_one_learning_index_formula(arch, dim):
+    """Spectrum rows, TypeSystem and iw.learning_index all give α0·|k| + S(k) by
+    steiner.learning_index_from_space."""
+    from infwidth.eigenspaces.eigentypes import type_system
+    from infwidth.eigenspaces.steiner import learning_index_from_space
+
+    spec = iw.spectrum(arch, dim, max_degree=3, method=None if arch.dag_for(dim).is_tree
+                       else "gram")
+    ts = type_system(arch, dim)
+    for t in spec.types:
+        li = iw.learning_index(arch, t.degrees, dim)
+        assert t.learning_index == li == ts.learning_index(t.key)
+        assert li == learning_index_from_space(spec.alpha0, t.frequency, t.space)
+    assert learning_index_from_space(0.5, 3, math.inf) == math.inf

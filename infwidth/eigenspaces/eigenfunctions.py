@@ -1,12 +1,14 @@
 """Concrete eigenfunctions of an eigenspace type, and inputs drawn from the matching domain.
 
 A degree profile k = (k_1, …, k_p) (one entry per patch/leaf of ``arch.dag_for(dim)``, in the
-order of :func:`~infwidth.architectures.networks.Architecture.leaf_coordinates`) maps to an eigenfunction as follows:
+order of :func:`~infwidth.architectures.networks.Architecture.leaf_coordinates`) maps to an
+eigenfunction as follows:
 
 - hypercube: a Walsh monomial χ_S(x) = Π_{c∈S} x_c, with S drawn uniformly among the sets that
   hold k_i coordinates of patch i (so |S| = |k|);
 - sphere product: Π_i √N(n0, k_i)·P_{k_i}(⟨x_i, v_i⟩/√n0), a product of zonal harmonics around
-  uniform random unit vectors v_i (x_i the patch's coordinates, on the sphere of radius √n0).
+  uniform random unit vectors v_i (x_i the patch's coordinates, on the sphere of radius √n0;
+  :func:`~infwidth.eigenspaces.harmonics.zonal_harmonic`, ``docs/theory.md`` §3).
 
 Both are normalised, E[ψ(x)²] = 1 under the input law, and orthogonal to every other type.
 For architectures whose kernel is translation invariant in x alone (a GAP readout), the
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from infwidth.eigenspaces.sphere import zonal_harmonic
+from infwidth.eigenspaces.harmonics import zonal_harmonic
 
 __all__ = ["Eigenfunction", "sample_eigenfunction", "sample_domain"]
 

@@ -29,6 +29,8 @@ import numpy as np
 
 from infwidth.architectures.networks import Architecture, ConvNet
 from infwidth.eigenspaces.eigenfunctions import Eigenfunction, sample_eigenfunction
+from infwidth.eigenspaces.harmonics import harmonic_count
+from infwidth.eigenspaces.steiner import learning_index_from_space
 from infwidth.eigenspaces.steiner import space as dag_space
 from infwidth.eigenspaces.tree_types import (
     TreeSpec,
@@ -37,7 +39,6 @@ from infwidth.eigenspaces.tree_types import (
     pattern_degree,
     pattern_of_degrees,
     pattern_str,
-    sphere_harmonics_count,
     tree_spec,
     type_multiplicity,
 )
@@ -48,7 +49,7 @@ MAX_TYPES = 50000
 
 
 def _leaf_mult(n0: int, k: int, domain: str) -> int:
-    return math.comb(n0, k) if domain == "hypercube" else sphere_harmonics_count(n0, k)
+    return math.comb(n0, k) if domain == "hypercube" else harmonic_count(n0, k)
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,8 @@ class TypeSystem:
         return dag_space(self.dag, self.support(key))
 
     def learning_index(self, key: Any) -> float:
-        return round(self.dag.alpha0 * self.frequency(key) + self.space(key), 12)
+        """L(k) = α0·|k| + S(k) of a type (``docs/theory.md`` §3)."""
+        return learning_index_from_space(self.dag.alpha0, self.frequency(key), self.space(key))
 
     def orbit_size(self, key: Any) -> int:
         if self.is_tree or key == ():

@@ -5,10 +5,10 @@ type (``theory.md`` §3) with its per-eigenfunction eigenvalue, exact multiplici
 space and learning index. Methods:
 
 - "exact" (trees: MLP, S-CNN, D-CNN; both domains): the type-level recursion of
-  :mod:`infwidth.eigenspaces.tree_recursion`, at any dim. Its ``error_bound`` column is an *estimate*:
-  round-off of the signed sums, the last Taylor terms kept, the mass of atoms too close to a
-  singularity to expand, and (when grids, moments or quadrature were used) the difference
-  with a run at half the resolution.
+  :mod:`infwidth.eigenspaces.tree_recursion`, at any dim. Its ``error_bound`` column is an
+  *estimate*: round-off of the signed sums, the last Taylor terms kept, the mass of atoms too
+  close to a singularity to expand, and (when grids, moments or quadrature were used) the
+  difference with a run at half the resolution.
 - "fwht" (dim ≤ 20, kernels of x ⊙ x' only, hypercube): brute force by one fast
   Walsh–Hadamard transform of K(z, 1).
 - "gram" (dim ≤ 13, hypercube): eigendecomposition of the Gram matrix on the whole cube.
@@ -16,16 +16,21 @@ space and learning index. Methods:
 
 Mapping a type to a concrete eigenfunction: ``degrees`` is the canonical degree profile (one
 entry per patch of ``arch.dag_for(dim)``, patches ordered as in
-:func:`infwidth.architectures.networks.Architecture.leaf_coordinates`); :meth:`Spectrum.eigenfunction` draws a normalised
-eigenfunction of a row's type (a Walsh monomial or a product of zonal harmonics, see
-:mod:`infwidth.eigenspaces.eigenfunctions`), at a random place of the orbit by default.
+:func:`infwidth.architectures.networks.Architecture.leaf_coordinates`);
+:meth:`Spectrum.eigenfunction` draws a normalised eigenfunction of a row's type (a Walsh
+monomial or a product of zonal harmonics, see :mod:`infwidth.eigenspaces.eigenfunctions`), at
+a random place of the orbit by default.
+
+The round-off rule (``docs/theory.md`` §3): :func:`roundoff_zeroed` sets every |λ| ≤
+2·error_bound to exactly 0 and refuses (or reports) λ < −2·error_bound; both
+:meth:`Spectrum.roundoff_zeroed` and the learning-curve predictor use it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence
@@ -40,16 +45,47 @@ from infwidth.eigenspaces.eigentypes import TypeSystem, type_system
 from infwidth.eigenspaces.hypercube import MAX_FWHT_DIM, hypercube_leaf
 from infwidth.eigenspaces.monte_carlo import MAX_GRAM_DIM, fwht_types, gram_types, monte_carlo_types
 from infwidth.eigenspaces.sphere import sphere_leaf
-from infwidth.eigenspaces.steiner import degree_profile, learning_index
+from infwidth.eigenspaces.steiner import degree_profile, learning_index, learning_index_from_space
 from infwidth.eigenspaces.tree_recursion import RecursionOptions, tree_eigenvalues
 from infwidth.eigenspaces.tree_types import enumerate_types
 from infwidth.io.outputs import write_png
 
 __all__ = ["spectrum", "Spectrum", "EigenType", "METHODS", "eigenfunction", "learning_index",
-           "Eigenfunction", "RecursionOptions"]
+           "Eigenfunction", "RecursionOptions", "roundoff_zeroed", "ROUNDOFF_FACTOR"]
 
 METHODS = ("exact", "fwht", "monte-carlo", "gram")
 KINDS = ("ntk", "nngp")
+ROUNDOFF_FACTOR = 2.0
+NEGATIVE_POLICIES = ("raise", "warn", "keep")
+
+
+def roundoff_zeroed(eigenvalues: Any, error_bound: Any, factor: float = ROUNDOFF_FACTOR,
+                    negative: str = "raise") -> np.ndarray:
+    """The round-off rule (``docs/theory.md`` §3): λ with |λ| ≤ factor·error_bound set to
+    exactly 0; a NaN error_bound counts as 0, so only exact zeros are zeroed there.
+
+    An eigenvalue λ < −factor·error_bound is not round-off (a kernel is positive
+    semi-definite): ``negative`` "raise" (ValueError), "warn" (RuntimeWarning, λ kept) or
+    "keep" (λ kept silently, for callers that report it themselves)."""
+    if negative not in NEGATIVE_POLICIES:
+        raise ValueError(f"negative must be one of {NEGATIVE_POLICIES}, got {negative!r}")
+    if not factor >= 0:
+        raise ValueError(f"factor must be non-negative, got {factor!r}")
+    lam = np.array(eigenvalues, dtype=np.float64)
+    err = np.nan_to_num(np.broadcast_to(np.asarray(error_bound, dtype=np.float64), lam.shape),
+                        nan=0.0)
+    bound = factor * err
+    lam[np.abs(lam) <= bound] = 0.0
+    bad = np.flatnonzero(lam < -bound)
+    if len(bad) and negative != "keep":
+        msg = (f"{len(bad)} eigenvalue(s) negative beyond {factor:g}·error_bound (not "
+               f"round-off), at index {bad.tolist()[:8]}: λ = {lam[bad].tolist()[:8]}, "
+               f"error_bound = {err[bad].tolist()[:8]}; a Monte-Carlo estimate needs more "
+               f"samples, an exact one a larger error estimate")
+        if negative == "raise":
+            raise ValueError(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+    return lam
 
 
 @dataclass(frozen=True)
@@ -123,16 +159,18 @@ class Spectrum:
         """captured() / trace()."""
         return self.captured() / self.diagonal
 
-    def roundoff_zeroed(self, factor: float = 2.0) -> "Spectrum":
+    def roundoff_zeroed(self, factor: float = ROUNDOFF_FACTOR,
+                        negative: str = "keep") -> "Spectrum":
         """The same spectrum with every eigenvalue |λ| ≤ ``factor``·error_bound set to exactly
-        0: types that are zero up to round-off (e.g. the odd degrees ≥ 3 of a one-layer ReLU
-        NTK, λ ~ 1e-19) become the exact zeros they are. The learning-curve predictor uses
-        the same rule; :meth:`plot` draws this version by default."""
-        if not factor >= 0:
-            raise ValueError(f"factor must be non-negative, got {factor!r}")
-        types = tuple(dataclasses.replace(t, eigenvalue=0.0)
-                      if abs(t.eigenvalue) <= factor * t.error_bound else t
-                      for t in self.types)
+        0 (:func:`roundoff_zeroed`, ``docs/theory.md`` §3): types that are zero up to round-off
+        (e.g. the odd degrees ≥ 3 of a one-layer ReLU NTK, λ ~ 1e-19) become the exact zeros
+        they are. Eigenvalues negative beyond their bound stay in the table (``negative``:
+        "keep", "warn" or "raise"). The learning-curve predictor uses the same rule;
+        :meth:`plot` draws this version by default."""
+        lam = roundoff_zeroed([t.eigenvalue for t in self.types],
+                              [t.error_bound for t in self.types], factor, negative)
+        types = tuple(dataclasses.replace(t, eigenvalue=0.0) if v == 0.0 and t.eigenvalue != 0.0
+                      else t for t, v in zip(self.types, lam))
         return dataclasses.replace(self, types=types)
 
     # ------------------------------------------------------------------ eigenfunctions
@@ -182,7 +220,7 @@ class Spectrum:
         import matplotlib.pyplot as plt
         from matplotlib.colors import Normalize
 
-        df = (self.roundoff_zeroed() if roundoff_as_zero else self).table()
+        df = (self.roundoff_zeroed(negative="warn") if roundoff_as_zero else self).table()
         if ax is None:
             fig, ax = plt.subplots(figsize=(8, 5.4))
         else:
@@ -375,7 +413,7 @@ def spectrum(arch: Architecture, dim: int, domain: str = "hypercube", kind: str 
         lam, err, rep = results[k]
         freq = ts.frequency(k)
         space = ts.space(k)
-        li = round(ts.dag.alpha0 * freq + space, 12) if math.isfinite(space) else math.inf
+        li = learning_index_from_space(ts.dag.alpha0, freq, space)
         types.append(EigenType(k, ts.label(k), ts.degrees(k), ts.support(k), freq, space, li,
                                float(lam), ts.multiplicity(k, domain), method, float(err), rep))
     types.sort(key=lambda t: (t.frequency, t.learning_index, -t.eigenvalue, t.label))
@@ -403,7 +441,8 @@ def eigenfunction(arch: Architecture, dim: int, degrees: Any, domain: str = "hyp
                   rng: np.random.Generator | int | None = None) -> Eigenfunction:
     """A random normalised eigenfunction with the degree profile ``degrees`` (a tuple with one
     degree per patch of ``arch.dag_for(dim)``, or a dict {patch: degree}): a Walsh monomial
-    (hypercube) or a product of zonal harmonics (sphere), see :mod:`infwidth.eigenspaces.eigenfunctions`.
+    (hypercube) or a product of zonal harmonics (sphere), see
+    :mod:`infwidth.eigenspaces.eigenfunctions`.
     For a GAP ConvNet use :meth:`Spectrum.eigenfunction` (symmetrised eigenfunctions).
 
     Example:

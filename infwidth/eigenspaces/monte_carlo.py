@@ -33,9 +33,9 @@ from tqdm.auto import tqdm
 
 from infwidth.eigenspaces.eigenfunctions import sample_domain
 from infwidth.eigenspaces.eigentypes import TypeSystem
+from infwidth.eigenspaces.harmonics import reproducing_kernel
 from infwidth.eigenspaces.hypercube import cube_points, fwht, walsh_eigenvalues
-from infwidth.eigenspaces.sphere import gegenbauer
-from infwidth.eigenspaces.tree_types import _level_children, sphere_harmonics_count
+from infwidth.eigenspaces.tree_types import _level_children
 
 __all__ = ["fwht_types", "gram_types", "monte_carlo_types", "subset_keys", "MAX_GRAM_DIM"]
 
@@ -134,7 +134,7 @@ def _leaf_tables(ts: TypeSystem, domain: str, x: np.ndarray, jmax: int) -> np.nd
     else:
         t = np.clip(dots / n0, -1.0, 1.0)
         for j in range(jmax + 1):
-            out[j] = sphere_harmonics_count(n0, j) * gegenbauer(j, n0, t)
+            out[j] = reproducing_kernel(j, n0, t)
     return out
 
 

@@ -1,4 +1,4 @@
-"""Learning index L(k) = α0·|k| + S(k) from an architecture's topology (``theory.md`` §3).
+"""Learning index L(k) = α0·|k| + S(k) from an architecture's topology (``docs/theory.md`` §3).
 
 - α0 = log_d n0, with n0 the coordinates per leaf (patch) and d = dim.
 - The *space* S(k) is the weighted length of the minimum Steiner tree of the DAG that joins
@@ -24,8 +24,8 @@ import numpy as np
 
 from infwidth.architectures.networks import DAG, Architecture
 
-__all__ = ["learning_index", "space", "tree_space", "steiner_space", "degree_profile",
-           "MAX_STEINER_TERMINALS", "MAX_STEINER_WORK"]
+__all__ = ["learning_index", "learning_index_from_space", "space", "tree_space",
+           "steiner_space", "degree_profile", "MAX_STEINER_TERMINALS", "MAX_STEINER_WORK"]
 
 MAX_STEINER_TERMINALS = 12
 MAX_STEINER_WORK = 5e7  # 3^t · (edges + nodes) elementary updates
@@ -156,8 +156,16 @@ def space(dag: DAG, support: Sequence[int], **kwargs: Any) -> float:
     return tree_space(dag, support) if dag.is_tree else steiner_space(dag, support, **kwargs)
 
 
+def learning_index_from_space(alpha0: float, frequency: int, space: float) -> float:
+    """L(k) = α0·|k| + S(k) from a precomputed space S(k) (``docs/theory.md`` §3), rounded
+    to 12 decimals so that equal indices compare equal; ∞ when S(k) = ∞."""
+    if not math.isfinite(space):
+        return math.inf
+    return float(round(alpha0 * frequency + space, 12))
+
+
 def learning_index(arch: Architecture, degrees: Any, dim: int) -> float:
-    """L(k) = α0·|k| + S(k), α0 = log_d n0 (``theory.md`` §3); ∞ for interactions that
+    """L(k) = α0·|k| + S(k), α0 = log_d n0 (``docs/theory.md`` §3); ∞ for interactions that
     reach the linear readout through two top-layer nodes (e.g. S-CNN cross-patch terms).
 
     ``degrees`` is a tuple with one degree per patch (leaf of ``arch.dag_for(dim)``) or a dict
@@ -174,5 +182,4 @@ def learning_index(arch: Architecture, degrees: Any, dim: int) -> float:
     dag = arch.dag_for(dim)
     k = degree_profile(degrees, dag.n_patches)
     support = [i for i, d in enumerate(k) if d > 0]
-    s = space(dag, support)
-    return float(round(dag.alpha0 * sum(k) + s, 12))
+    return learning_index_from_space(dag.alpha0, sum(k), space(dag, support))

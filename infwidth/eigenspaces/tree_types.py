@@ -3,8 +3,8 @@
 A tree architecture (MLP, S-CNN, D-CNN) at input dimension ``dim`` becomes a
 :class:`TreeSpec`: nonlinear *levels* ℓ = 0 … H−1 (level 0 = the patches, whose children are
 the n0 input coordinates; level ℓ ≥ 1 = one conv layer with fan-in f_ℓ > 1), each with a
-:class:`~infwidth.eigenspaces.jets.NodeMap` that also absorbs the layers of fan-in 1 above it, then the
-linear readout, which averages the f_R top nodes.
+:class:`~infwidth.eigenspaces.jets.NodeMap` that also absorbs the layers of fan-in 1 above it,
+then the linear readout, which averages the f_R top nodes.
 
 An eigenspace **type** is an orbit of degree profiles under the tree's automorphisms (the
 permutations of siblings). It is encoded by a canonical nested *pattern*:
@@ -31,20 +31,11 @@ from typing import Any, Iterator
 import numpy as np
 
 from infwidth.architectures.networks import DAG, DCNN, MLP, Architecture
+from infwidth.eigenspaces.harmonics import harmonic_count
 from infwidth.eigenspaces.jets import NodeMap
 
-__all__ = ["TreeSpec", "tree_spec", "sphere_harmonics_count", "pattern_degree",
-           "enumerate_types", "type_multiplicity", "canonical_degrees", "pattern_of_degrees",
-           "random_placement", "pattern_str"]
-
-
-def sphere_harmonics_count(n: int, k: int) -> int:
-    """N(n, k) = C(k+n−3, k−1)·(2k+n−2)/k: the number of degree-k harmonics on S^{n−1}."""
-    if k == 0:
-        return 1
-    if n == 1:
-        return 1 if k == 1 else 0
-    return math.comb(k + n - 3, k - 1) * (2 * k + n - 2) // k
+__all__ = ["TreeSpec", "tree_spec", "pattern_degree", "enumerate_types", "type_multiplicity",
+           "canonical_degrees", "pattern_of_degrees", "random_placement", "pattern_str"]
 
 
 @dataclass(frozen=True)
@@ -182,7 +173,7 @@ def type_multiplicity(spec: TreeSpec, root: tuple, domain: str) -> int:
     @lru_cache(maxsize=None)
     def mult(level: int, p: Any) -> int:
         if level == 0:
-            return math.comb(n0, p) if domain == "hypercube" else sphere_harmonics_count(n0, p)
+            return math.comb(n0, p) if domain == "hypercube" else harmonic_count(n0, p)
         out = _placements(spec.fan_in[level], p)
         for c in p:
             out *= mult(level - 1, c)

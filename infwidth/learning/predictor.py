@@ -29,6 +29,7 @@ import pandas as pd
 
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import sample_inputs
+from infwidth.eigenspaces.engine import ROUNDOFF_FACTOR, roundoff_zeroed
 from infwidth.kernels.hypercube_gram import tree_gram
 from infwidth.learning.targets import Target, canonical_type
 from infwidth.validation import check_nonneg, check_sample_sizes
@@ -199,14 +200,20 @@ def component_table(spec: Any, target: Target) -> pd.DataFrame:
 
 
 def predict_learning_curve(spec: Any, target: Target, sample_sizes: Any, ridge: float = 0.0,
-                           noise: float = 0.0, trace: float | None = None) -> pd.DataFrame:
+                           noise: float = 0.0, trace: float | None = None,
+                           negative: str = "raise") -> pd.DataFrame:
     """Predicted test MSE of kernel regression with ``spec``'s kernel on ``target``.
 
     Eigenlearning over every type of ``spec.table()`` with its multiplicity, plus the tail
     τ = trace − Σ M·λ as an effective ridge (module docstring; ``trace`` defaults to
-    E[K(x, x)] of the architecture). Columns: sample_size, test_mse, kappa, E0, tail_trace (τ),
-    staircase_mse (error of the staircase limit: Σ of the powers not learned + ε²), and per
-    component ``learnability:<label>`` and ``learned:<label>`` (staircase: L(k) < log m/log d).
+    E[K(x, x)] of the architecture). The round-off rule of ``docs/theory.md`` §3
+    (:func:`~infwidth.eigenspaces.engine.roundoff_zeroed`: |λ| ≤ 2·error_bound → 0) is
+    applied to the table's ``eigenvalue`` and ``error_bound`` columns first; an eigenvalue
+    negative beyond 2·error_bound raises (``negative="raise"``) or, with ``negative="warn"``,
+    is reported by a RuntimeWarning and ``attrs["negative_types"]`` and set to 0.
+    Columns: sample_size, test_mse, kappa, E0, tail_trace (τ), staircase_mse (error of the
+    staircase limit: Σ of the powers not learned + ε²), and per component
+    ``learnability:<label>`` and ``learned:<label>`` (staircase: L(k) < log m/log d).
 
     Example:
         >>> import infwidth as iw
@@ -218,17 +225,21 @@ def predict_learning_curve(spec: Any, target: Target, sample_sizes: Any, ridge: 
     """
     ms = check_sample_sizes(sample_sizes)
     ridge, noise = check_nonneg("ridge", ridge), check_nonneg("noise", noise)
+    if negative not in ("raise", "warn"):
+        raise ValueError(f"negative must be 'raise' or 'warn', got {negative!r}")
     comp = component_table(spec, target)
     arch, dim, domain, kind, table = _spec_info(spec)
     lam = table["eigenvalue"].to_numpy(np.float64)
     mult = table["multiplicity"].to_numpy(np.float64)
-    # Types whose eigenvalue is within round-off of 0 (|λ| ≤ 2·error_bound, e.g. the odd
-    # degrees ≥ 3 of a one-layer ReLU NTK) are exactly-zero types: a stray 1e-19 would
-    # otherwise count as a learnable mode once m exceeds the kernel's rank.
+    # A stray 1e-19 (odd degrees ≥ 3 of a one-layer ReLU NTK) would otherwise count as a
+    # learnable mode once m exceeds the kernel's rank.
     err = table["error_bound"].to_numpy(np.float64) if "error_bound" in table.columns \
         else np.zeros(len(lam))
-    zero = lam <= 2.0 * np.nan_to_num(err, nan=0.0)
-    lam = np.where(zero, 0.0, lam)
+    lam = roundoff_zeroed(lam, err, ROUNDOFF_FACTOR, negative)
+    zero = lam == 0.0
+    # eigenlearning needs λ ≥ 0: negatives left by negative="warn" (reported) count as zeros
+    negatives = np.flatnonzero(lam < 0)
+    lam = np.where(lam < 0, 0.0, lam)
     captured = float((lam * mult).sum())
     if trace is None:
         tr = getattr(spec, "trace", None)
@@ -259,7 +270,7 @@ def predict_learning_curve(spec: Any, target: Target, sample_sizes: Any, ridge: 
     out["staircase_mse"] = stair
     out.attrs.update(components=comp.to_dict("records"), trace=float(trace),
                      captured_trace=captured, ridge=ridge, noise=noise,
-                     zeroed_types=int(zero.sum()))
+                     zeroed_types=int(zero.sum()), negative_types=negatives.tolist())
     return out
 
 

@@ -12,8 +12,9 @@ with Ψ a unit-power eigenfunction of degree profile k_c:
 - hypercube: a Walsh monomial χ_S(x) = Π_{j∈S} x_j with |S ∩ patch_i| = k_i (coordinates
   drawn at random inside each patch); distinct monomials are orthonormal.
 - sphere: a product over patches of zonal harmonics √N(n0, k_i)·P_{k_i}(⟨x_i, u_i⟩/√n0),
-  u_i a random unit pole and P_k the Gegenbauer polynomial normalised to P_k(1) = 1, so that
-  E[Ψ²] = 1 (addition theorem: E[P_k(x̂·u)·P_k(x̂·w)] = P_k(u·w)/N(n0, k)). Several terms are
+  u_i a random unit pole and P_k the Legendre polynomial of dimension n0 normalised to
+  P_k(1) = 1 (:mod:`infwidth.eigenspaces.harmonics`), so that E[Ψ²] = 1 (addition theorem:
+  E[P_k(x̂·u)·P_k(x̂·w)] = P_k(u·w)/N(n0, k), ``docs/theory.md`` §3). Several terms are
   normalised exactly with their Gram matrix Π_i P_{k_i}(u_{t,i}·u_{s,i}).
 
 Components of different degree profiles are orthogonal, so E[f²] = Σ_c v_c² exactly.
@@ -28,16 +29,16 @@ profile under the tree's symmetries (:func:`canonical_type`).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy.special import eval_chebyt, eval_gegenbauer
 
 from infwidth.architectures.networks import Architecture, ConvNet
 from infwidth.data.inputs import DOMAINS, check_inputs
+from infwidth.eigenspaces.harmonics import harmonic_count, legendre
 from infwidth.eigenspaces.steiner import degree_profile
-from infwidth.eigenspaces.tree_types import sphere_harmonics_count
 from infwidth.validation import check_pos_int
 
 __all__ = ["Component", "Target", "TargetFunction", "canonical_type",
@@ -54,20 +55,13 @@ def _seed(seed: Any) -> int:
     return int(seed)
 
 
-harmonic_count = sphere_harmonics_count  # N(n, k), re-exported under its short name
-
-
 def gegenbauer(n: int, k: int, t: Any) -> np.ndarray:
-    """P_k(t) for S^{n−1}, normalised so P_k(1) = 1 (Legendre for n = 3, Chebyshev for n = 2)."""
-    t = np.clip(np.asarray(t, dtype=np.float64), -1.0, 1.0)
-    if k == 0:
-        return np.ones_like(t)
-    if n == 1:
-        return t
-    if n == 2:
-        return eval_chebyt(k, t)
-    a = (n - 2) / 2.0
-    return eval_gegenbauer(k, a, t) / eval_gegenbauer(k, a, 1.0)
+    """Deprecated: P_k(t) of S^{n−1} = ``harmonics.legendre(k, n, clip(t, −1, 1))``; kept only
+    while ``infwidth.learning`` re-exports the name."""
+    warnings.warn("infwidth.learning.gegenbauer(n, k, t) is deprecated: use "
+                  "infwidth.eigenspaces.harmonics.legendre(k, d, t)", DeprecationWarning,
+                  stacklevel=2)
+    return legendre(k, n, np.clip(np.asarray(t, dtype=np.float64), -1.0, 1.0))
 
 
 def canonical_type(arch: Architecture, dim: int, degrees: Sequence[int]) -> Any:
@@ -366,7 +360,7 @@ def _sphere_part(c: Component, n0: int, rng: np.random.Generator) -> dict:
         poles.append(u / np.linalg.norm(u, axis=1, keepdims=True))
     gram = np.ones((c.terms, c.terms))
     for i, u in zip(c.support, poles):
-        gram *= gegenbauer(n0, c.degrees[i], u @ u.T)
+        gram *= legendre(c.degrees[i], n0, np.clip(u @ u.T, -1.0, 1.0))
     return {"poles": poles, "coef": _normalised(rng, gram, c.power)}
 
 
@@ -390,7 +384,8 @@ class TargetFunction:
                 for i, u in zip(c.support, part["poles"]):
                     k = c.degrees[i]
                     cos = x[:, i * n0:(i + 1) * n0] @ u.T / math.sqrt(n0)
-                    basis *= math.sqrt(harmonic_count(n0, k)) * gegenbauer(n0, k, cos)
+                    basis *= math.sqrt(harmonic_count(n0, k)) * legendre(
+                        k, n0, np.clip(cos, -1.0, 1.0))
             out[:, j] = basis @ part["coef"]
         return out
 
