@@ -14,6 +14,7 @@ largest d. Last panel: the local slope between the two largest d against −L fo
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 import infwidth as iw
 from infwidth.eigenspaces.scaling import (
@@ -36,24 +37,22 @@ def main(argv=None) -> dict:
     cfg = SIZES[args.size]
     C.style()
     timer = C.Timer()
-    part = C.Partial(args.out / f"{NAME}.partial.csv", ("config", "q"), args.size, args.fresh)
+    store = C.open_store(args, NAME, **cfg, kind=KIND, activation=ACTIVATION)
     todo = [(c, q) for c in SCALING_CONFIGS for q in range(2, cfg["q_max"] + 1)]
-    from tqdm.auto import tqdm
-    for c, q in tqdm(todo, desc=NAME, disable=args.size == "tiny"):
-        if part.done(config=c, q=q):
-            continue
+
+    def table(c: str, q: int) -> pd.DataFrame:
         d = q ** 4
-        arch = scaling_architecture(c, q, ACTIVATION, 0.0)
         t = C.Timer()
-        spec = iw.spectrum(arch, d, "hypercube", KIND, max_degree=cfg["max_degree"])
+        spec = iw.spectrum(scaling_architecture(c, q, ACTIVATION, 0.0), d, "hypercube", KIND,
+                           max_degree=cfg["max_degree"])
         df = spec.table()
-        for r in df.itertuples():
-            part.add(dict(config=c, q=q, d=d, label=r.label, frequency=r.frequency,
-                          space=r.space, learning_index=r.learning_index,
-                          eigenvalue=r.eigenvalue, error_bound=r.error_bound,
-                          multiplicity=float(r.multiplicity), seconds=t()))
-    ev = part.frame()
-    ev = ev[ev.q <= cfg["q_max"]]
+        return pd.DataFrame(dict(config=c, q=q, d=d, label=df.label, frequency=df.frequency,
+                                 space=df.space, learning_index=df.learning_index,
+                                 eigenvalue=df.eigenvalue, error_bound=df.error_bound,
+                                 multiplicity=df.multiplicity.astype(float), seconds=t()))
+
+    ev = pd.concat([C.unit(store, {"config": c, "q": q}, lambda c=c, q=q: table(c, q))
+                    for c, q in C.progress(todo, desc=NAME)], ignore_index=True)
     sl = fit_slopes(ev)
 
     configs = list(SCALING_CONFIGS)

@@ -21,6 +21,7 @@ TIMING = ("second", "time", "wall", "timing")
 # script, arguments of its smallest run
 SCRIPTS = [
     ("paper_figures/fig1_topologies.py", ["--tiny"]),
+    ("paper_figures/fig2_eigenvalue_scaling.py", ["--tiny"]),
     ("paper_figures/fig3_staircase.py", ["--tiny"]),
     ("paper_figures/fig4_depth_resolution.py", ["--tiny"]),
 ]

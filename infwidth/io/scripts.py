@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import matplotlib
 
@@ -79,6 +79,13 @@ def stored_spectrum(store: RunStore, key: dict, arch, dim: int, domain: str, kin
     rec = store.compute({"spectrum": key}, compute)[0]
     return Spectrum(arch=arch, types=tuple(EigenType(**t) for t in rec["types"]),
                     **rec["spectrum"])
+
+
+def progress(items: Sequence, desc: str) -> Iterable:
+    """``items`` with a tqdm progress bar on stderr (silenced by TQDM_DISABLE=1)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc)
 
 
 def savefig(fig: plt.Figure, path: Path, dpi: int = 130, tight: bool = True) -> None:
