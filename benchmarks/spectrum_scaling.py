@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 import infwidth as iw
 from infwidth.eigenspaces.scaling import (
@@ -39,23 +38,18 @@ from infwidth.eigenspaces.scaling import (
     scaling_architecture,
 )
 from infwidth.io.outputs import write_csv, write_json, write_png
+from infwidth.io.scripts import open_run_store, progress, unit
 
 CONFIGS, TOL = SCALING_CONFIGS, SLOPE_TOL
 
 
 def compute(args, out: Path) -> pd.DataFrame:
-    path = out / "eigenvalues.csv"
-    done = pd.read_csv(path) if path.exists() else pd.DataFrame()
-    todo = [(c, m) for c in args.configs for m in range(2, args.max_m + 1)]
-    if len(done):
-        have = set(zip(done["config"], done["m"]))
-        same = (done["kind"].eq(args.kind) & done["activation"].eq(args.activation)
-                & done["b_std"].eq(args.b_std) & done["max_degree"].eq(args.max_degree)).all()
-        if not same:
-            raise SystemExit(f"{path} holds results for other settings; use another --out")
-        todo = [t for t in todo if t not in have]
-    rows = [done] if len(done) else []
-    for cfg, m in tqdm(todo, desc="spectra", disable=not todo):
+    """One unit per (configuration, m): the exact type table at d = m⁴, committed whole to
+    out/runs.sqlite under the run's settings, so a rerun resumes with the same numbers."""
+    settings = {k: getattr(args, k) for k in ("kind", "activation", "b_std", "max_degree")}
+    store = open_run_store(out / "runs.sqlite", "spectrum_scaling", settings, args.fresh)
+
+    def table(cfg: str, m: int) -> pd.DataFrame:
         d = m ** 4
         arch = scaling_architecture(cfg, m, args.activation, args.b_std)
         t0 = time.perf_counter()
@@ -67,12 +61,14 @@ def compute(args, out: Path) -> pd.DataFrame:
         df.insert(1, "m", m)
         df.insert(2, "d", d)
         df["seconds"] = dt
-        df["kind"], df["activation"], df["b_std"] = args.kind, args.activation, args.b_std
-        df["max_degree"] = args.max_degree
         df["multiplicity"] = df["multiplicity"].astype(float)
-        rows.append(df)
-        write_csv(pd.concat(rows, ignore_index=True), path)
-    return pd.concat(rows, ignore_index=True)
+        return df.assign(**settings)
+
+    todo = [(c, m) for c in args.configs for m in range(2, args.max_m + 1)]
+    ev = pd.concat([unit(store, {"config": c, "m": m}, lambda c=c, m=m: table(c, m))
+                    for c, m in progress(todo, desc="spectra")], ignore_index=True)
+    write_csv(ev, out / "eigenvalues.csv")
+    return ev
 
 
 def plot(ev: pd.DataFrame, sl: pd.DataFrame, path: Path, kind: str) -> None:
@@ -129,6 +125,7 @@ def main(argv=None):
     ap.add_argument("--activation", default="relu", choices=("relu", "erf"))
     ap.add_argument("--b-std", type=float, default=0.0)
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    ap.add_argument("--fresh", action="store_true", help="forget stored units, start over")
     args = ap.parse_args(argv)
     if args.quick:
         args.max_m, args.max_degree = min(args.max_m, 5), min(args.max_degree, 3)

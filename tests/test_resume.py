@@ -24,6 +24,7 @@ SCRIPTS = [
     ("paper_figures/fig2_eigenvalue_scaling.py", ["--tiny"]),
     ("paper_figures/fig3_staircase.py", ["--tiny"]),
     ("paper_figures/fig4_depth_resolution.py", ["--tiny"]),
+    ("benchmarks/spectrum_scaling.py", ["--quick", "--max-m", "4"]),
 ]
 
 
@@ -44,8 +45,9 @@ def _is_timing(name: str) -> bool:
 
 
 def _json_without_timing(v):
-    if isinstance(v, dict):
-        return {k: _json_without_timing(x) for k, x in v.items() if not _is_timing(k)}
+    if isinstance(v, dict):  # timings, and the output folder itself, differ between runs
+        return {k: _json_without_timing(x) for k, x in v.items()
+                if not _is_timing(k) and k != "out"}
     if isinstance(v, list):
         return [_json_without_timing(x) for x in v]
     if isinstance(v, float) and math.isnan(v):

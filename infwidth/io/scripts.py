@@ -44,14 +44,21 @@ def parse_args(argv: Sequence[str] | None, doc: str,
     return args
 
 
-def open_store(args: argparse.Namespace, name: str, **config) -> RunStore:
-    """The run store of script ``name``: ``<out>/<name>.runs.sqlite``, keyed by the run size
-    and ``config`` (every option that changes the numbers); ``--fresh`` forgets its units."""
+def open_run_store(path: Path | str, name: str, config: dict, fresh: bool) -> RunStore:
+    """The run store at ``path`` for script ``name``, keyed by ``config`` (every option that
+    changes the numbers); ``fresh`` forgets its units. An unreadable store ends the script
+    with a one-line message that names the file and ``--fresh``."""
     try:
-        return RunStore(Path(args.out) / f"{name}.runs.sqlite",
-                        {"script": name, "size": args.size, **config}, fresh=args.fresh)
+        return RunStore(path, {"script": name, **config}, fresh=fresh)
     except RunStoreError as e:
         raise SystemExit(f"error: {e}") from None
+
+
+def open_store(args: argparse.Namespace, name: str, **config) -> RunStore:
+    """A figure's run store: ``<out>/<name>.runs.sqlite``, keyed by the run size and
+    ``config``; ``--fresh`` forgets its units."""
+    return open_run_store(Path(args.out) / f"{name}.runs.sqlite", name,
+                          {"size": args.size, **config}, args.fresh)
 
 
 def unit(store: RunStore, key: dict, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
