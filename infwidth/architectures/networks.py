@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import jax
 import numpy as np
 
 from infwidth._nt_compat import load
@@ -192,6 +193,21 @@ class Architecture:
         """Per-example array shape for a flat input of ``dim`` coordinates."""
         side = self._side(dim, self._unit)
         return (side,) * self.ndim + (self.channels,)
+
+    def n_params(self, dim: int) -> int:
+        """Number of trainable scalars of ``self.stax``'s network for a flat input of ``dim``
+        coordinates (shapes only: nothing is initialised).
+
+        Example:
+            >>> iw.MLP(depth=1, width=4).n_params(3)  # 3·4 + 4·1 (b_std = 0: no biases)
+            16
+            >>> iw.MLP(depth=1, width=4, b_std=0.1).n_params(3)  # (3·4 + 4) + (4·1 + 1)
+            21
+        """
+        init_fn = self.stax[0]
+        shape = self.input_shape(dim)
+        params = jax.eval_shape(lambda k: init_fn(k, (-1,) + shape)[1], jax.random.PRNGKey(0))
+        return int(sum(math.prod(a.shape) for a in jax.tree_util.tree_leaves(params)))
 
     def leaf_coordinates(self, dim: int) -> np.ndarray:
         """(p, n0) int array: the flat input coordinates read by each leaf of
