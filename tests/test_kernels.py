@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import infwidth as iw
+from infwidth.architectures.activations import dual, dual_derivative, gaussian_dual
 from infwidth.kernels import engine as kmod
 
 EPS = np.finfo(np.float64).eps
@@ -72,12 +73,160 @@ def test_neural_tangents_matches_tree_recursion(arch, domain):
     x2 = iw.sample_inputs(domain, 5, 64, patch_dim=4, seed=3)
     for kind in ("nngp", "ntk"):
         np.testing.assert_allclose(iw.kernel(arch, x1, x2, kind=kind),
-                                   iw.kernels.tree_kernel(arch, x1, x2, kind=kind), rtol=0, atol=1e-10)
+                                   iw.kernels.tree_kernel(arch, x1, x2, kind=kind),
+                                   rtol=0, atol=1e-10)
         kd, ko = _split_diag(iw.kernel(arch, x1, kind=kind))
         td, to = _split_diag(iw.kernels.tree_kernel(arch, x1, kind=kind))
         np.testing.assert_allclose(ko, to, rtol=0, atol=1e-10)
         layers = len(arch.dag_for(64).layer_sizes)
         np.testing.assert_allclose(kd, td, rtol=0, atol=layers * np.sqrt(EPS) * np.abs(td).max())
+
+
+# ----------------------------------------------------------------- the one Gaussian dual
+def test_normalised_duals_closed_forms():
+    """h(1) = 1, h(0) = 1/π, h(−1) = 0, h'(t) = (π − arccos t)/π (relu); arcsin(2t/3)/arcsin(2/3)
+    and its derivative (erf). |t| ≤ 0.9 keeps the arccos/arcsin forms well conditioned
+    (|d/dt| ≤ 1/√(1 − 0.81) < 2.3), so both sides are a few ulps from the truth: 16ε."""
+    t = np.linspace(-0.9, 0.9, 181)
+    assert (dual("relu", 1.0), dual("relu", -1.0), dual("erf", 1.0)) == (1.0, 0.0, 1.0)
+    assert (dual_derivative("relu", 1.0), dual_derivative("relu", 0.0)) == (1.0, 0.5)
+    assert dual("relu", 0.0) == pytest.approx(1 / np.pi, rel=4 * EPS)
+    relu = (np.sqrt(1 - t * t) + (np.pi - np.arccos(t)) * t) / np.pi
+    np.testing.assert_allclose(dual("relu", t), relu, rtol=0, atol=16 * EPS)
+    np.testing.assert_allclose(dual_derivative("relu", t), 1 - np.arccos(t) / np.pi,
+                               rtol=0, atol=16 * EPS)
+    a = np.arcsin(2 / 3)
+    np.testing.assert_allclose(dual("erf", t), np.arcsin(2 * t / 3) / a, rtol=0, atol=16 * EPS)
+    np.testing.assert_allclose(dual_derivative("erf", t), 2 / 3 / (a * np.sqrt(1 - 4 * t * t / 9)),
+                               rtol=16 * EPS)
+
+
+@pytest.mark.parametrize("activation", ["relu", "erf"])
+def test_gaussian_dual_closed_forms_and_derivative(activation):
+    """General covariance: the textbook arc-cosine / arcsine forms (|t| ≤ 0.9, 64ε: relu's K
+    loses ~15× to cancellation at t = −0.9), the correlation form, numpy = jitted jax.numpy,
+    and K̇ = ∂K/∂s (Price's theorem) by central differences of step η = 1e-5·r: truncation
+    η²·max|∂³K/∂s³|/6 ≤ η²·12/r²/6 and rounding 4ε·|K|/η, both under 1e-9."""
+    rng = np.random.default_rng(0)
+    q1, q2 = rng.uniform(0.2, 3.0, 200), rng.uniform(0.2, 3.0, 200)
+    r, t = np.sqrt(q1 * q2), rng.uniform(-0.9, 0.9, 200)
+    s = r * t
+    k, kd = gaussian_dual(activation, q1, q2, s)
+    if activation == "relu":
+        th = np.arccos(s / r)
+        want = r * (np.sin(th) + (np.pi - th) * t) / (2 * np.pi), (np.pi - th) / (2 * np.pi)
+    else:
+        a2 = (1 + 2 * q1) * (1 + 2 * q2)
+        want = 2 / np.pi * np.arcsin(2 * s / np.sqrt(a2)), 4 / np.pi / np.sqrt(a2 - 4 * s * s)
+    for got, w in zip((k, kd), want):
+        np.testing.assert_allclose(got, w, rtol=0, atol=64 * EPS * np.abs(w).max())
+    for got, w in zip(gaussian_dual(activation, q1, q2, t=t), (k, kd)):
+        np.testing.assert_allclose(got, w, rtol=0, atol=8 * EPS * np.abs(w).max())
+    jitted = jax.jit(lambda a, b, c: gaussian_dual(activation, a, b, c, xp=jnp))(q1, q2, s)
+    for got, w in zip(jitted, (k, kd)):
+        np.testing.assert_allclose(np.asarray(got), w, rtol=0, atol=8 * EPS * np.abs(w).max())
+    eta = 1e-5 * r
+    fd = (gaussian_dual(activation, q1, q2, s + eta)[0]
+          - gaussian_dual(activation, q1, q2, s - eta)[0]) / (2 * eta)
+    np.testing.assert_allclose(fd, kd, rtol=0, atol=1e-9)
+    with pytest.raises(TypeError, match="exactly one of s"):
+        gaussian_dual(activation, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("xp", [np, jnp], ids=["numpy", "jax"])
+def test_relu_dual_is_stable_at_correlation_one(xp):
+    """At correlation 1 − 2^−k (k = 1…52) the atan2 form keeps full precision: K and K̇ within
+    8ε of an independent extended-precision value (θ = 2·arcsin√((r − s)/(2r)) in long double,
+    r − s exact), where arccos of a rounded correlation, or √(1 − t²), is ~√ε ≈ 1.5e-8 off;
+    and exact on the diagonal. Equal and unequal variances, numpy and jitted jax.numpy."""
+    ld = np.longdouble
+    assert np.finfo(ld).eps < 1e-18  # x86 80-bit extended or quad
+    fn = (lambda a, b, c: gaussian_dual("relu", a, b, c)) if xp is np else jax.jit(
+        lambda a, b, c: gaussian_dual("relu", a, b, c, xp=jnp))
+    for q1, q2 in ((1.0, 1.0), (3.0, 3.0), (2.0, 0.5), (0.1, 0.1)):
+        r = float(np.sqrt(q1 * q2))  # exactly √(q1·q2) for these pairs
+        s = r * (1.0 - 2.0 ** -np.arange(1, 53))  # rounded, but s ≤ r: used as they are
+        k, kd = (np.asarray(v) for v in fn(np.full_like(s, q1), np.full_like(s, q2), s))
+        rl, sl = ld(r), s.astype(ld)
+        theta = 2 * np.arcsin(np.sqrt((rl - sl) / (2 * rl)))
+        kd_ref = (ld(np.pi) - theta) / (2 * ld(np.pi))
+        k_ref = (np.sqrt((rl - sl) * (rl + sl)) + (ld(np.pi) - theta) * sl) / (2 * ld(np.pi))
+        np.testing.assert_allclose(kd, kd_ref.astype(float), rtol=8 * EPS)
+        np.testing.assert_allclose(k, k_ref.astype(float), rtol=8 * EPS)
+        k1, kd1 = (float(v) for v in fn(np.array(q1), np.array(q2), np.array(r)))
+        assert (k1, kd1) == (r / 2, 0.5)
+
+
+# ----------------------------------------------------------------- fast one-pass tree kernels
+FAST = [
+    (iw.MLP(depth=2), 12),
+    (iw.MLP(depth=3, activation="erf", b_std=0.3), 12),
+    (iw.SCNN(patch_dim=4), 16),
+    (iw.DCNN(patch_dim=2, filter_sizes=(2, 2)), 16),
+    (iw.SCNN(patch_dim=2, ndim=2), 36),
+    (iw.DCNN(patch_dim=2, filter_sizes=(2,), ndim=2, b_std=0.2), 64),
+    (iw.DCNN(patch_dim=1, filter_sizes=(2, 2), ndim=2, channels=2, activation="erf"), 32),
+]
+
+
+def _assert_close(got, want, tol):
+    """max |got − want| ≤ tol·max |want| (normwise: erf kernels have entries near 0)."""
+    np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
+
+
+@pytest.mark.parametrize("arch, dim", FAST, ids=lambda a: getattr(a, "activation", a))
+def test_tree_kernels_match_neural_tangents_and_the_reference(arch, dim):
+    """NNGP and NTK of the one-pass engine against neural-tangents and the numpy reference:
+    1e-12 (measured ≤ 1ε) everywhere, except neural-tangents' relu NTK diagonal, where its
+    √(q² − s²) is pure round-off: ≤ √ε per relu layer, so (relu layers)·√ε."""
+    rng = np.random.default_rng(0)
+    x, z = rng.standard_normal((6, dim)), rng.standard_normal((5, dim))
+    relu_layers = arch.depth if isinstance(arch, iw.MLP) else len(arch.filter_sizes) + 1
+    off = ~np.eye(6, dtype=bool)
+    cross, sym = iw.kernels.tree_kernels(arch, x, z), iw.kernels.tree_kernels(arch, x)
+    for i, kind in enumerate(("nngp", "ntk")):
+        _assert_close(cross[i], iw.kernel(arch, x, z, kind=kind), 1e-12)
+        _assert_close(cross[i], iw.kernels.tree_kernel(arch, x, z, kind=kind), 1e-12)
+        np.testing.assert_array_equal(sym[i], sym[i].T)
+        _assert_close(sym[i], iw.kernels.tree_kernel(arch, x, kind=kind), 1e-12)
+        nt = iw.kernel(arch, x, kind=kind)
+        _assert_close(sym[i][off], nt[off], 1e-12)
+        noisy = kind == "ntk" and arch.activation == "relu"
+        _assert_close(np.diag(sym[i]), np.diag(nt), relu_layers * np.sqrt(EPS) if noisy else 1e-12)
+
+
+def test_tree_kernels_diagonal_is_exact():
+    """relu MLP, b = 0: Σ(x, x) = ‖x‖²/d at every layer and Θ(x, x) = (depth + 1)·‖x‖²/d."""
+    x = np.random.default_rng(2).standard_normal((20, 37)) * np.linspace(0.5, 2, 20)[:, None]
+    q = (x * x).sum(1) / 37
+    for block in (256, 8):
+        nngp, ntk = iw.kernels.tree_kernels(iw.MLP(depth=4), x, block=block)
+        np.testing.assert_allclose(np.diag(nngp), q, rtol=16 * EPS)
+        np.testing.assert_allclose(np.diag(ntk), 5 * q, rtol=16 * EPS)
+
+
+def test_tree_kernels_blocking_is_exact():
+    arch = iw.DCNN(patch_dim=2, filter_sizes=(2,))
+    x = np.random.default_rng(1).standard_normal((21, 8))
+    full = iw.kernels.tree_kernels(arch, x, block=64)
+    small = iw.kernels.tree_kernels(arch, x, block=8)
+    for a, b in zip(full, small):
+        np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-15)
+
+
+def test_kernel_pair_and_refusals():
+    x = iw.sample_inputs("sphere", 4, 8, seed=3)
+    gap = iw.ConvNet(filter_size=3, depth=1, readout="gap")
+    k, t = iw.kernels.kernel_pair(gap, x)
+    np.testing.assert_array_equal(k, iw.kernel(gap, x, kind="nngp"))
+    np.testing.assert_array_equal(t, iw.kernel(gap, x, kind="ntk"))
+    tree = iw.DCNN(patch_dim=2, filter_sizes=(2, 2))
+    for a, b in zip(iw.kernels.kernel_pair(tree, x), iw.kernels.tree_kernels(tree, x)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="MLP, SCNN or DCNN"):
+        iw.kernels.tree_kernels(iw.ConvNet(), np.ones((2, 8)))
+    with pytest.raises(ValueError, match="Flatten readouts only"):
+        iw.kernels.tree_kernel(gap, x)
 
 
 def test_scnn_is_mean_of_patch_dot_product_kernels():
@@ -132,9 +281,10 @@ def test_float32_is_close_to_float64():
 def test_memory_estimate_scales_quadratically_in_space_for_gap():
     gap = iw.ConvNet(readout="gap")
     flat = iw.ConvNet(readout="flatten")
-    r = iw.kernels.estimate_block_memory(gap, 4, 4, 64) / iw.kernels.estimate_block_memory(gap, 4, 4, 32)
+    est = iw.kernels.estimate_block_memory
+    r = est(gap, 4, 4, 64) / est(gap, 4, 4, 32)
     assert r == 4.0
-    r = iw.kernels.estimate_block_memory(flat, 4, 4, 64) / iw.kernels.estimate_block_memory(flat, 4, 4, 32)
+    r = est(flat, 4, 4, 64) / est(flat, 4, 4, 32)
     assert r == 2.0
 
 

@@ -11,85 +11,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import integrate, special
+from scipy import integrate
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import infwidth as iw  # noqa: E402
-from paper_figures import _fastkernels as FK  # noqa: E402
-from paper_figures import _sphere as S  # noqa: E402
 
 
-# ------------------------------------------------------------------ fast tree kernels
-@pytest.mark.parametrize("arch,dim", [
-    (iw.MLP(depth=2), 12),
-    (iw.MLP(depth=3, activation="erf", b_std=0.3), 12),
-    (iw.SCNN(patch_dim=4), 16),
-    (iw.DCNN(patch_dim=2, filter_sizes=(2, 2)), 16),
-    (iw.SCNN(patch_dim=2, ndim=2), 36),
-    (iw.DCNN(patch_dim=2, filter_sizes=(2,), ndim=2, b_std=0.2), 64),
-    (iw.DCNN(patch_dim=1, filter_sizes=(2, 2), ndim=2, channels=2, activation="erf"), 32),
-])
-def test_tree_kernels_match_neural_tangents(arch, dim):
-    rng = np.random.default_rng(0)
-    x, z = rng.standard_normal((6, dim)), rng.standard_normal((5, dim))
-    k, t = FK.tree_kernels(arch, x, z)
-    kr, tr = iw.kernel(arch, x, z, kind="nngp"), iw.kernel(arch, x, z, kind="ntk")
-    np.testing.assert_allclose(k, kr, rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(t, tr, rtol=1e-12, atol=1e-13)
-    ks, ts = FK.tree_kernels(arch, x)
-    np.testing.assert_allclose(ks, ks.T, rtol=0, atol=0)
-    off = ~np.eye(6, dtype=bool)
-    np.testing.assert_allclose(ks[off], iw.kernel(arch, x, kind="nngp")[off], rtol=1e-12)
-    # Diagonal of a ReLU NTK: neural-tangents' arccos at correlation 1 carries ~√ε·(layers)
-    # of round-off (README, "a finding about neural-tangents' relu kernels").
-    np.testing.assert_allclose(ts, iw.kernel(arch, x, kind="ntk"), rtol=1e-7)
-
-
-def test_tree_kernels_blocking_is_exact():
-    arch = iw.DCNN(patch_dim=2, filter_sizes=(2,))
-    x = np.random.default_rng(1).standard_normal((21, 8))
-    full = FK.tree_kernels(arch, x, block=64)
-    small = FK.tree_kernels(arch, x, block=8)
-    for a, b in zip(full, small):
-        np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-15)
-
-
-def test_tree_kernels_refuses_convnets():
-    with pytest.raises(TypeError, match="MLP, SCNN or DCNN"):
-        FK.tree_kernels(iw.ConvNet(), np.ones((2, 8)))
+import infwidth as iw
+from paper_figures import _sphere as S
 
 
 # ------------------------------------------------------------------ sphere helpers
-def test_n_harmonics_closed_forms():
-    for d in (3, 5, 12, 20):
-        assert S.n_harmonics(d, 0) == 1
-        assert S.n_harmonics(d, 1) == d
-        assert S.n_harmonics(d, 2) == (d + 2) * (d - 1) // 2
-    assert [S.n_harmonics(3, k) for k in range(5)] == [1, 3, 5, 7, 9]
-    # homogeneous polynomials of degree K restrict to H_K ⊕ H_{K−2} ⊕ …, so
-    # N(d, K) = C(K+d−1, d−1) − C(K+d−3, d−1)
-    for d, K in ((4, 3), (7, 4), (20, 5)):
-        assert S.n_harmonics(d, K) == math.comb(K + d - 1, d - 1) - math.comb(K + d - 3, d - 1)
-
-
-def test_legendre_recurrence_matches_gegenbauer():
-    t = np.linspace(-1, 1, 11)
-    for d in (3, 6, 20):
-        for k in range(7):
-            ref = special.eval_gegenbauer(k, (d - 2) / 2, t) / \
-                special.eval_gegenbauer(k, (d - 2) / 2, 1.0)
-            np.testing.assert_allclose(S.legendre_d(k, d, t), ref, atol=1e-12)
-
-
-def test_funk_hecke_recovers_a_known_spectrum():
-    d = 7
-    lam = np.array([0.5, 0.2, 0.05, 0.01, 0.003])
-
-    def g(t):
-        return sum(l * S.n_harmonics(d, k) * S.legendre_d(k, d, t) for k, l in enumerate(lam))
-    np.testing.assert_allclose(S.funk_hecke(g, d, 6), np.r_[lam, 0, 0], atol=1e-14)
+# P_k, N(d, k) and Funk–Hecke live in infwidth.eigenspaces.harmonics: tests/test_harmonics.py
 
 
 def test_mlp_profile_matches_neural_tangents():

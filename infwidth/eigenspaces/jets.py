@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from infwidth.architectures.activations import ACTIVATIONS
+from infwidth.architectures.activations import ACTIVATIONS, dual, gaussian_dual
 
 __all__ = ["series_mul", "toeplitz", "series_compose", "series_powers", "arcsin_jet", "dual_values",
            "dual_jet", "NodeMap"]
@@ -86,20 +86,15 @@ def arcsin_jet(t: np.ndarray, T: int) -> np.ndarray:
     return out
 
 
-def _relu_h(t):
-    t = np.clip(t, -1.0, 1.0)
-    return (np.sqrt(np.maximum(1.0 - t * t, 0.0)) + (np.pi - np.arccos(t)) * t) / np.pi
-
-
 def dual_values(activation: str, w2: float, q: float, s: np.ndarray):
-    """(F(s), F'(s)) of one layer: F(s) = w²·E[φ(u)φ(v)] with Var u = Var v = q, Cov = s."""
+    """(F(s), F'(s)) of one layer: F(s) = w²·E[φ(u)φ(v)], F'(s) = w²·E[φ'(u)φ'(v)] with
+    Var u = Var v = q, Cov = s (relu: s/q clipped to [−1, 1]); docs/theory.md §2."""
     s = np.asarray(s, dtype=np.float64)
     if activation == "relu":
-        t = np.clip(s / q, -1.0, 1.0)
-        return 0.5 * w2 * q * _relu_h(t), 0.5 * w2 * (0.5 + np.arcsin(t) / np.pi)
-    a = 0.5 + q
-    c = 2.0 * w2 / np.pi
-    return c * np.arcsin(s / a), c / a / np.sqrt(1.0 - (s / a) ** 2)
+        k, kd = gaussian_dual(activation, q, q, t=np.clip(s / q, -1.0, 1.0))
+    else:
+        k, kd = gaussian_dual(activation, q, q, s)
+    return w2 * k, w2 * kd
 
 
 def dual_jet(activation: str, w2: float, q: float, s: np.ndarray, T: int):
@@ -112,7 +107,7 @@ def dual_jet(activation: str, w2: float, q: float, s: np.ndarray, T: int):
         hp = asj / np.pi
         hp[..., 0] += 0.5
         h = np.zeros(t.shape + (T + 1,))
-        h[..., 0] = _relu_h(t)
+        h[..., 0] = dual("relu", t)
         h[..., 1:] = hp[..., :T] / np.arange(1, T + 1)
         scale = q ** (-k[:T + 1].astype(float))
         return 0.5 * w2 * q * h * scale, 0.5 * w2 * hp * scale

@@ -1,7 +1,9 @@
 """Kernels: blocked NNGP/NTK Gram matrices from neural-tangents, under a memory budget.
 
-:func:`kernel` is the public entry point. :func:`tree_kernel` is an independent numpy
-implementation of the layer recursion of ``theory.md`` §2, used to check neural-tangents.
+:func:`kernel` is the public entry point. The tree kernels (the fast one-pass
+:func:`~infwidth.kernels.tree.tree_kernels` and the numpy reference recursion
+:func:`~infwidth.kernels.tree.tree_kernel` that checks neural-tangents) are in
+:mod:`infwidth.kernels.tree`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from infwidth.architectures.activations import gaussian_dual
-from infwidth.architectures.networks import DCNN, MLP, Architecture, ConvNet
+from infwidth.architectures.networks import Architecture, ConvNet
 from infwidth.data.inputs import check_inputs
 
-__all__ = ["kernel", "estimate_block_memory", "plan_blocks", "tree_kernel", "parse_bytes",
+__all__ = ["kernel", "estimate_block_memory", "plan_blocks", "parse_bytes",
            "DEFAULT_MEMORY_BUDGET"]
 
 KINDS = ("ntk", "nngp")
@@ -170,82 +171,3 @@ def kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str = "ntk",
         if symmetric and r != c:
             out[c, r] = k.T
     return out
-
-
-# --------------------------------------------------------------------------------------
-# Reference recursion (independent of neural-tangents)
-# --------------------------------------------------------------------------------------
-def _pool_matrix(children: tuple[tuple[int, ...], ...], n_below: int,
-                 divisor: int | None = None) -> np.ndarray:
-    a = np.zeros((len(children), n_below))
-    for j, c in enumerate(children):
-        a[j, list(c)] = 1.0 / (divisor or len(c))
-    return a
-
-
-def tree_kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str = "ntk") -> np.ndarray:
-    """The layer recursion of ``theory.md`` §2 in numpy, for MLP, SCNN, DCNN and Flatten
-    ConvNets (no pooling, so only the spatial diagonal is needed):
-
-        Σ_v = W²·mean_{u ∈ C(v)} K_u + b²,   K_v = E[φ(u)φ(v)] under Σ_v,
-        Θ_v = Σ_v + W²·mean_{u ∈ C(v)} E[φ'φ'](Σ_u)·Θ_u,
-
-    leaves Σ = ⟨x_i, x'_i⟩/n0 (first-layer W = 1), readout = mean over the top positions.
-    """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if isinstance(arch, ConvNet) and arch.readout != "flatten":
-        raise ValueError("tree_kernel handles Flatten readouts only (GAP needs the full "
-                         "spatial covariance); use kernel()")
-    x1 = check_inputs(x1, "x1")
-    dim = x1.shape[1]
-    x2 = x1 if x2 is None else check_inputs(x2, "x2", dim)
-    w2, b2 = arch.w ** 2, arch.b_std ** 2
-    dag = arch.dag_for(dim)
-    shape = arch.input_shape(dim)
-
-    def patches(a):
-        """(n, positions, coordinates) view: patches for trees, positions otherwise."""
-        if isinstance(arch, MLP):
-            return a[:, None, :]
-        r = a.reshape((a.shape[0],) + shape)
-        if isinstance(arch, DCNN):
-            p, side = arch.patch_dim, shape[0] // arch.patch_dim
-            if arch.ndim == 1:
-                return r.reshape(a.shape[0], side, p * shape[-1])
-            r = r.reshape(a.shape[0], side, p, side, p, shape[-1])
-            return r.transpose(0, 1, 3, 2, 4, 5).reshape(a.shape[0], side * side, -1)
-        return r.reshape(a.shape[0], -1, shape[-1])
-
-    p1, p2 = patches(x1), patches(x2)
-    n0 = p1.shape[-1]
-    s12 = np.einsum("apk,cpk->acp", p1, p2) / n0
-    s11 = np.einsum("apk,apk->ap", p1, p1) / n0
-    s22 = np.einsum("apk,apk->ap", p2, p2) / n0
-
-    pools = [_pool_matrix(ch, dag.layer_sizes[i]) for i, ch in enumerate(dag.children)]
-    if isinstance(arch, ConvNet):
-        div = arch.filter_size ** arch.ndim if arch.padding == "same" else None
-        conv = _pool_matrix(dag.children[0], dag.layer_sizes[0], div)
-        pools = [conv] * arch.depth + [pools[-1]]
-        first_pool = pools.pop(0)
-    elif isinstance(arch, MLP):
-        pools = [np.ones((1, 1))] * (arch.depth - 1) + [np.ones((1, 1))]
-        first_pool = None
-    else:
-        first_pool = None
-
-    if first_pool is not None:
-        s12, s11, s22 = s12 @ first_pool.T, s11 @ first_pool.T, s22 @ first_pool.T
-    s12, s11, s22 = s12 + b2, s11 + b2, s22 + b2
-    theta = s12.copy()
-    for pool in pools:
-        k12, kd12 = gaussian_dual(arch.activation, s11[:, None, :], s12, s22[None, :, :])
-        k11, _ = gaussian_dual(arch.activation, s11, s11, s11)
-        k22, _ = gaussian_dual(arch.activation, s22, s22, s22)
-        s12 = w2 * (k12 @ pool.T) + b2
-        s11 = w2 * (k11 @ pool.T) + b2
-        s22 = w2 * (k22 @ pool.T) + b2
-        theta = s12 + w2 * ((kd12 * theta) @ pool.T)
-    out = s12 if kind == "nngp" else theta
-    return out[..., 0]

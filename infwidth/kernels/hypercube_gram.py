@@ -1,11 +1,11 @@
 """Fast exact Gram matrices of tree kernels (MLP, S-CNN, D-CNN) on normalised inputs.
 
-:func:`tree_gram` computes the same numbers as :func:`infwidth.kernels.engine.tree_kernel` (the recursion of
-``theory.md`` §2) and as neural-tangents (to its ~1e-8 arccos round-off near correlation 1),
-much faster on the hypercube: there a node's output depends on z = x ⊙ x' restricted to its
-coordinates only, so node outputs are tabulated per multiset of child codes and the first
-level computed elementwise reads its inputs from tables indexed by the sign pattern of z on
-up to 16 coordinates. Measured on 2 shared (loaded) CPU cores at d = 64: n = 5096 points
+:func:`tree_gram` computes the same numbers as :func:`infwidth.kernels.tree.tree_kernel` (the
+recursion of docs/theory.md §2) and as neural-tangents (to its ~1e-8 round-off on the relu
+NTK's diagonal), much faster on the hypercube: there a node's output depends on z = x ⊙ x'
+restricted to its coordinates only, so node outputs are tabulated per multiset of child codes
+and the first level computed elementwise reads its inputs from tables indexed by the sign
+pattern of z on up to 16 coordinates. Measured on 2 shared (loaded) CPU cores at d = 64: n = 5096 points
 take 2 s (MLP), 5 s (S-CNN, 16 patches), 8 s (D-CNN, filters (2, 8)); neural-tangents'
 kernel_fn took 18 s (S-CNN) and 31 s (D-CNN) for n = 3000.
 """
@@ -62,7 +62,7 @@ def _tree_plan(arch: Architecture, fans: list[int], n0: int, coded: bool) -> dic
     tabs = [(sig, th)]
     for f in fans:
         if coded and sig.size ** f <= _MAX_TABLE:
-            k, kd = gaussian_dual(act, q, sig, q)
+            k, kd = gaussian_dual(act, q, q, sig)
             t = kd * th
             r = sig.size
             cols = list(np.unravel_index(np.arange(r ** f), (r,) * f))
@@ -130,7 +130,7 @@ def _chunk_tables(plan: dict, level: int, n0: int, lpc: int, g: int, act: str
     codes = _chain(leaf, plan["steps"][:level])
     sig, th = plan["tabs"][level]
     q = plan["qs"][level]
-    k, kd = gaussian_dual(act, q, sig, q)
+    k, kd = gaussian_dual(act, q, q, sig)
     t = kd * th
     return sum(k[c] for c in codes), sum(t[c] for c in codes)
 
@@ -147,9 +147,9 @@ def tree_gram(arch: Architecture, x1: Any, x2: Any = None, kind: str = "ntk",
     D-CNN) on normalised inputs (every leaf of every input has ‖x_i‖² = n0, as on the
     hypercube and the sphere product), falling back to :func:`infwidth.kernel` otherwise.
 
-    It runs the recursion of :func:`infwidth.kernels.engine.tree_kernel`. On ±1 inputs a node's output
-    depends on z = x ⊙ x' restricted to its coordinates only: node outputs are tabulated per
-    multiset of child codes, and the first level computed elementwise reads its inputs from
+    It runs the recursion of :func:`infwidth.kernels.tree.tree_kernel`. On ±1 inputs a node's
+    output depends on z = x ⊙ x' restricted to its coordinates only: node outputs are tabulated
+    per multiset of child codes, and the first level computed elementwise reads its inputs from
     tables indexed by the sign pattern of z on up to 16 coordinates (exact; the data are only
     gathered into tables). Elsewhere the recursion runs elementwise, in blocks of rows.
 
@@ -234,7 +234,7 @@ def tree_gram(arch: Architecture, x1: Any, x2: Any = None, kind: str = "ntk",
             f, q = fans[step], plan["qs"][step]
             kt = []
             for sg, tt in zip(sig, th):
-                k, kd = gaussian_dual(act, q, sg, q)
+                k, kd = gaussian_dual(act, q, q, sg)
                 kt.append((k, kd * tt))
             sig, th = [], []
             for j in range(0, len(kt), f):

@@ -33,7 +33,7 @@ import pandas as pd
 
 from infwidth._nt_compat import load
 from infwidth.architectures.activations import gaussian_dual
-from infwidth.architectures.networks import DAG, Architecture, ConvNet, _check_common
+from infwidth.architectures.networks import DAG, Architecture, ConvNet
 from infwidth.data.inputs import check_inputs
 from infwidth.kernels.engine import kernel
 from infwidth.validation import check_pos_int
@@ -139,7 +139,7 @@ class ResidualNet(Architecture):
         check_pos_int("filter_size", self.filter_size)
         object.__setattr__(self, "alpha", _check_alpha(self.alpha))
         object.__setattr__(self, "ndim", 1 if self.branch == "dense" else 2)
-        _check_common(self)
+        self.check_fields()
 
     _unit = 1
 
@@ -204,7 +204,7 @@ def _branch_map(arch: ResidualNet, k12, k11, k22, alpha2: float = 1.0):
     """T on (cross, diag₁, diag₂): w²·E[φφ] under N(0, K + b²) + b², times ``alpha2``;
     also E[φ'φ'] on the cross entries (for the NTK)."""
     b2, w2 = arch.b_std ** 2, arch.w ** 2
-    t12, d12 = gaussian_dual(arch.activation, k11[:, None] + b2, k12 + b2, k22[None, :] + b2)
+    t12, d12 = gaussian_dual(arch.activation, k11[:, None] + b2, k22[None, :] + b2, k12 + b2)
     t11, _ = gaussian_dual(arch.activation, k11 + b2, k11 + b2, k11 + b2)
     t22, _ = gaussian_dual(arch.activation, k22 + b2, k22 + b2, k22 + b2)
     return (alpha2 * (w2 * t12 + b2), alpha2 * (w2 * t11 + b2), alpha2 * (w2 * t22 + b2),

@@ -51,6 +51,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from infwidth.architectures.activations import ACTIVATIONS as _CLOSED_FORM
+from infwidth.architectures.activations import gaussian_dual
 from infwidth.validation import check_int
 
 __all__ = [
@@ -154,12 +156,8 @@ def _mehler(f: Callable, q1, q2, c, xp, n_terms: int = _HERMITE_TERMS):
 def _e_phiphi(activation, q1, q2, c, method="auto", deg=_QUAD_DEG, xp=np):
     """E[φ(u_1)φ(u_2)] for Var u_i = q_i, Corr = c."""
     c = xp.clip(c, -1.0, 1.0)
-    if method == "auto" and activation == "relu":
-        th = xp.arccos(c)
-        return xp.sqrt(q1 * q2) / (2 * math.pi) * (xp.sin(th) + (math.pi - th) * c)
-    if method == "auto" and activation == "erf":
-        arg = 2 * c * xp.sqrt(q1 * q2) / xp.sqrt((1 + 2 * q1) * (1 + 2 * q2))
-        return 2 / math.pi * xp.arcsin(xp.clip(arg, -1.0, 1.0))
+    if method == "auto" and activation in _CLOSED_FORM:
+        return gaussian_dual(activation, q1, q2, t=c, xp=xp)[0]
     if method == "auto":
         return _mehler(_phis(activation, xp)[0], q1, q2, c, xp)
     return _quad_pair(_phis(activation, xp)[0], q1, q2, c, deg, xp)
@@ -168,10 +166,8 @@ def _e_phiphi(activation, q1, q2, c, method="auto", deg=_QUAD_DEG, xp=np):
 def _e_dphidphi(activation, q1, q2, c, method="auto", deg=_QUAD_DEG, xp=np):
     """E[φ'(u_1)φ'(u_2)]."""
     c = xp.clip(c, -1.0, 1.0)
-    if method == "auto" and activation == "relu":
-        return (math.pi - xp.arccos(c)) / (2 * math.pi) + 0.0 * q1 * q2
-    if method == "auto" and activation == "erf":
-        return 4 / math.pi / xp.sqrt((1 + 2 * q1) * (1 + 2 * q2) - 4 * q1 * q2 * c * c)
+    if method == "auto" and activation in _CLOSED_FORM:
+        return gaussian_dual(activation, q1, q2, t=c, xp=xp)[1]
     if method == "auto":
         return _mehler(_phis(activation, xp)[1], q1, q2, c, xp)
     return _quad_pair(_phis(activation, xp)[1], q1, q2, c, deg, xp)
@@ -180,10 +176,8 @@ def _e_dphidphi(activation, q1, q2, c, method="auto", deg=_QUAD_DEG, xp=np):
 def _e_phi2(activation, q, method="auto", deg=_QUAD_DEG):
     """E[φ(√q z)²]."""
     q = np.asarray(q, dtype=np.float64)
-    if method == "auto" and activation == "relu":
-        return q / 2
-    if method == "auto" and activation == "erf":
-        return 2 / np.pi * np.arcsin(2 * q / (1 + 2 * q))
+    if method == "auto" and activation in _CLOSED_FORM:
+        return gaussian_dual(activation, q, q, t=1.0)[0]
     phi = _phis(activation, np)[0]
     return _quad_one(lambda u: phi(u) ** 2, q, deg, np)
 
@@ -191,10 +185,8 @@ def _e_phi2(activation, q, method="auto", deg=_QUAD_DEG):
 def _e_dphi2(activation, q, method="auto", deg=_QUAD_DEG):
     """E[φ'(√q z)²]."""
     q = np.asarray(q, dtype=np.float64)
-    if method == "auto" and activation == "relu":
-        return 0.5 + 0.0 * q
-    if method == "auto" and activation == "erf":
-        return 4 / np.pi / np.sqrt(1 + 4 * q)
+    if method == "auto" and activation in _CLOSED_FORM:
+        return gaussian_dual(activation, q, q, t=1.0)[1]
     dphi = _phis(activation, np)[1]
     return _quad_one(lambda u: dphi(u) ** 2, q, deg, np)
 

@@ -24,7 +24,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from infwidth._nt_compat import load
-from infwidth.architectures.networks import DAG, Architecture, _check_common
+from infwidth.architectures.activations import gaussian_dual
+from infwidth.architectures.networks import DAG, Architecture
 from infwidth.data.inputs import check_inputs
 from infwidth.kernels.engine import parse_bytes
 from infwidth.validation import check_pos_int
@@ -89,7 +90,7 @@ class LeNet(Architecture):
             raise ValueError(f"dense_factors must be a tuple of positive numbers, "
                              f"got {self.dense_factors!r}")
         object.__setattr__(self, "dense_factors", tuple(float(f) for f in self.dense_factors))
-        _check_common(self)
+        self.check_fields()
 
     @property
     def d2(self) -> int:
@@ -226,20 +227,6 @@ def conservation_ratio(image_side: int, filter_size: int = 5, padding: str = "va
 # --------------------------------------------------------------------------------------
 # Infinite-width kernel of the LeNet (full spatial covariance)
 # --------------------------------------------------------------------------------------
-def _dual(activation: str, s11, s12, s22):
-    """(E[φ(u)φ(v)], E[φ'(u)φ'(v)]) under N(0, [[s11, s12], [s12, s22]]) (jnp)."""
-    if activation == "relu":
-        # θ = atan2(√(s11·s22 − s12²), s12): exact 0 on the diagonal, where arccos of the
-        # normalised correlation loses half the digits.
-        sin_norm = jnp.sqrt(jnp.maximum(s11 * s22 - s12 * s12, 0.0))
-        theta = jnp.arctan2(sin_norm, s12)
-        return ((sin_norm + (jnp.pi - theta) * s12) / (2 * jnp.pi),
-                (jnp.pi - theta) / (2 * jnp.pi))
-    a = jnp.sqrt((1.0 + 2.0 * s11) * (1.0 + 2.0 * s22))
-    return (2.0 / jnp.pi * jnp.arcsin(2.0 * s12 / a),
-            4.0 / jnp.pi / jnp.sqrt(a * a - 4.0 * s12 * s12))
-
-
 # Banded covariances. A spatial covariance is stored as C[..., i, j, u, v] =
 # Σ((i, j), (i + u − R, j + v − R)) for offsets |u − R|, |v − R| ≤ R: convolutions keep the
 # offset p − q, a pool of window p maps coarse offset O to fine offsets p·O + b − a, and the
@@ -316,7 +303,7 @@ def _lenet_forward(arch: LeNet, sig, var_fn):
         r = (sig.shape[-1] - 1) // 2
         va, vb = var_fn(i, sig, r)
         variances.append(va)
-        kk, kd = _dual(arch.activation, va, sig, vb)
+        kk, kd = gaussian_dual(arch.activation, va, vb, sig, xp=jnp)
         kk = kk * _band_mask(sig.shape[-3], r)
         kk, theta = _pool_band(kk, p, r_next), _pool_band(kd * theta, p, r_next)
         if i == 0:
@@ -328,7 +315,7 @@ def _lenet_forward(arch: LeNet, sig, var_fn):
     for i in range(2, 2 + len(arch.dense_widths)):
         va, vb = var_fn(i, sig, None)
         variances.append(va)
-        kk, kd = _dual(arch.activation, va, sig, vb)
+        kk, kd = gaussian_dual(arch.activation, va, vb, sig, xp=jnp)
         sig = w2 * kk + b2
         theta = w2 * kd * theta + sig
     return sig, theta, variances
