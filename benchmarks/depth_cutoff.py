@@ -4,7 +4,7 @@ Measures, on digits (rows on the sphere ‖x‖² = 64), the claims of Avelin & 
 (JMLR 2022) as reconstructed in theory.md §5:
 
 1. phase diagram: ξ_c = −1/log χ_c over the (σ_w², σ_b²) plane for tanh and erf, with the
-   edge-of-chaos curve χ1 = 1 (mean field, infwidth.studies.depth_cutoff.maps.mean_field / edge_of_chaos);
+   edge-of-chaos curve χ1 = 1 (mean field: infwidth.studies.depth_cutoff.maps);
 2. cut-off depth of random finite networks against (σ_w², σ_b²): the depth where the mean
    pairwise cosine of the pre-activations crosses 1/2, and where the share of inputs that a
    random 10-class readout puts in its most common class crosses 1/2, with the 10–90 %
@@ -15,8 +15,10 @@ Measures, on digits (rows on the sphere ‖x‖² = 64), the claims of Avelin & 
 
 Outputs in --out (default results/depth_cutoff/): phase_diagram.csv, edge_of_chaos.csv,
 profiles.csv, cutoffs.csv, deep_limit.csv, summary.json and phase_diagram.png,
-cutoff_vs_init.png, cutoff_vs_width.png, profiles.png, deep_limit.png. A rerun with the same
-arguments resumes from the saved rows (configurations already in profiles.csv are skipped).
+cutoff_vs_init.png, cutoff_vs_width.png, profiles.png, deep_limit.png. Every unit (the phase
+diagram, one network configuration, one drift of the deep limit) is committed whole to
+runs.sqlite; a rerun with the same arguments resumes with the same numbers (--fresh: start
+over).
 
     python benchmarks/depth_cutoff.py            # ~5-8 min on 2 cores
     python benchmarks/depth_cutoff.py --quick    # < 2 min
@@ -41,6 +43,8 @@ from tqdm import tqdm
 
 import infwidth as iw
 from infwidth.io.outputs import write_csv, write_json, write_png
+from infwidth.io.runstore import RunStore
+from infwidth.io.scripts import open_run_store, progress, unit
 from infwidth.studies.depth_cutoff import deep_limit as DL
 from infwidth.studies.depth_cutoff import maps as D
 from infwidth.studies.depth_cutoff import profiles as DP
@@ -60,12 +64,13 @@ def save_png(fig, path: Path) -> None:
     write_png(fig, path, dpi=110)
 
 
-def load_csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.exists() else None
-
-
 # --------------------------------------------------------------------------- settings
-def settings(quick: bool) -> dict:
+def settings(quick: bool, tiny: bool = False) -> dict:
+    if tiny:  # smoke-test size (seconds): the resume tests
+        return dict(n_inputs=16, depth=30, seeds=1, width=32, widths=[32, 64],
+                    w_grid=np.linspace(0.5, 3.0, 4), b_grid=np.linspace(0.0, 0.4, 3),
+                    tanh_w=[1.0, 2.0], tanh_b=[0.1], relu_w=[1.5],
+                    width_configs=[("relu", 2.0, 0.0)], deep_layers=200)
     if quick:
         return dict(n_inputs=32, depth=100, seeds=2, width=128, widths=[32, 128, 512],
                     w_grid=np.linspace(0.3, 4.0, 16), b_grid=np.linspace(0.0, 0.5, 6),
@@ -87,19 +92,22 @@ def init_configs(s: dict) -> list[tuple[str, float, float]]:
 
 
 # --------------------------------------------------------------------------- part 1
-def run_phase(out: Path, s: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    pd_path, eoc_path = out / "phase_diagram.csv", out / "edge_of_chaos.csv"
-    if pd_path.exists() and eoc_path.exists():
-        return pd.read_csv(pd_path), pd.read_csv(eoc_path)
-    frames, eoc = [], []
-    for act in tqdm(["tanh", "erf"], desc="phase diagram"):
-        frames.append(D.phase_diagram(act, s["w_grid"], s["b_grid"]))
-        sb = np.unique(np.r_[0.0, np.geomspace(1e-5, s["b_grid"].max(), 60)])
-        eoc.append(pd.DataFrame({"activation": act, "sigma_b2": sb,
-                                 "sigma_w2": D.edge_of_chaos(act, sb)}))
-    phase, eoc = pd.concat(frames, ignore_index=True), pd.concat(eoc, ignore_index=True)
-    save_csv(phase, pd_path)
-    save_csv(eoc, eoc_path)
+def run_phase(store: RunStore, out: Path, s: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The mean-field phase diagram and edge-of-chaos curves: one unit."""
+    def compute() -> list[dict]:
+        frames, eoc = [], []
+        for act in tqdm(["tanh", "erf"], desc="phase diagram"):
+            frames.append(D.phase_diagram(act, s["w_grid"], s["b_grid"]))
+            sb = np.unique(np.r_[0.0, np.geomspace(1e-5, s["b_grid"].max(), 60)])
+            eoc.append(pd.DataFrame({"activation": act, "sigma_b2": sb,
+                                     "sigma_w2": D.edge_of_chaos(act, sb)}))
+        return [{"phase": pd.concat(frames, ignore_index=True).to_dict("records"),
+                 "eoc": pd.concat(eoc, ignore_index=True).to_dict("records")}]
+
+    rec = store.compute({"part": "phase"}, compute)[0]
+    phase, eoc = pd.DataFrame(rec["phase"]), pd.DataFrame(rec["eoc"])
+    save_csv(phase, out / "phase_diagram.csv")
+    save_csv(eoc, out / "edge_of_chaos.csv")
     return phase, eoc
 
 
@@ -135,15 +143,12 @@ def profile_rows(x, act, sw, sb, width, s, key) -> pd.DataFrame:
     return df
 
 
-def run_profiles(out: Path, x, configs, s, key) -> pd.DataFrame:
-    path = out / "profiles.csv"
-    prof = load_csv(path)
-    done = set() if prof is None else set(map(tuple, prof[KEY].drop_duplicates().to_numpy()))
-    todo = [c for c in configs if c not in done]
-    for act, sw, sb, width in tqdm(todo, desc="random networks"):
-        rows = profile_rows(x, act, sw, sb, width, s, key)
-        prof = rows if prof is None else pd.concat([prof, rows], ignore_index=True)
-        save_csv(prof, path)
+def run_profiles(store: RunStore, out: Path, x, configs, s, key) -> pd.DataFrame:
+    """One unit per (activation, σ_w², σ_b², width): network and mean-field profiles."""
+    prof = pd.concat([unit(store, {"part": "profile", "config": list(c)},
+                           lambda c=c: profile_rows(x, *c, s, key))
+                      for c in progress(configs, desc="random networks")], ignore_index=True)
+    save_csv(prof, out / "profiles.csv")
     return prof
 
 
@@ -209,7 +214,8 @@ def plot_width(cut: pd.DataFrame, s: dict, out: Path) -> None:
             line = ax.errorbar(net.width, net.cutoff, yerr=net.cutoff_seed_sd, fmt="o-",
                                capsize=3, label=f"{act} ({sw}, {sb}) network")
             mfv = k[k.source == "mean_field"].cutoff.mean()
-            ax.axhline(mfv, ls="--", color=line[0].get_color(), label=f"{act} ({sw}, {sb}) mean field")
+            ax.axhline(mfv, ls="--", color=line[0].get_color(),
+                       label=f"{act} ({sw}, {sb}) mean field")
         ax.set(xscale="log", yscale="log", xlabel="width", ylabel="cut-off depth",
                title=f"{q} crosses 1/2: against width (bars: sd over seeds)")
         ax.set_xticks(s["widths"], [str(v) for v in s["widths"]])
@@ -240,20 +246,22 @@ def plot_profiles(prof: pd.DataFrame, s: dict, out: Path) -> None:
 
 
 # --------------------------------------------------------------------------- part 4
-def run_deep(out: Path, s: dict, key) -> pd.DataFrame:
-    path = out / "deep_limit.csv"
-    if path.exists():
-        return pd.read_csv(path)
+def run_deep(store: RunStore, out: Path, s: dict, key) -> pd.DataFrame:
+    """The gradient-layer deep limit: one unit per drift."""
     x0 = np.random.default_rng(0).normal(size=(6, 8)) * 5
-    frames = []
-    for drift in tqdm([2.0, 0.3], desc="gradient layers"):
+
+    def orbits(drift: float) -> pd.DataFrame:
         o = DL.gradient_layer_orbits(x0, s["deep_layers"], key, n_seeds=8, drift=drift,
                                     n_points=40)
         df = o.to_frame()
         df["drift"], df["limit_norm"] = drift, np.linalg.norm(o.limit)
-        frames.append(df)
-    deep = pd.concat(frames, ignore_index=True)
-    save_csv(deep, path)
+        return df
+
+    deep = pd.concat([unit(store, {"part": "deep", "drift": drift},
+                           lambda drift=drift: orbits(drift))
+                      for drift in progress([2.0, 0.3], desc="gradient layers")],
+                     ignore_index=True)
+    save_csv(deep, out / "deep_limit.csv")
     return deep
 
 
@@ -281,13 +289,20 @@ def plot_deep(deep: pd.DataFrame, out: Path) -> None:
 # --------------------------------------------------------------------------- main
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes, < 2 min")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes, < 2 min")
+    size.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds)")
     ap.add_argument("--out", default="results/depth_cutoff/", help="output directory")
     ap.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    ap.add_argument("--fresh", action="store_true", help="forget stored units, start over")
     args = ap.parse_args(argv)
+    if args.seed < 0:
+        ap.error(f"--seed must be >= 0, got {args.seed}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    s = settings(args.quick)
+    s = settings(args.quick, args.tiny)
+    store = open_run_store(out / "runs.sqlite", "depth_cutoff", {**s, "seed": args.seed},
+                           args.fresh)
     # Reruns reuse compiled XLA programs (compiling dominates the short runs on CPU).
     jax.config.update("jax_compilation_cache_dir", str(out / ".jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
@@ -295,19 +310,19 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     x = iw.load_digits(n_train=s["n_inputs"], seed=args.seed).x_train
 
-    phase, eoc = run_phase(out, s)
+    phase, eoc = run_phase(store, out, s)
     plot_phase(phase, eoc, out)
     configs = [(a, float(w), float(b), s["width"]) for a, w, b in init_configs(s)]
     configs += [(a, float(w), float(b), width) for a, w, b in s["width_configs"]
                 for width in s["widths"]]
     configs = list(dict.fromkeys(configs))
-    prof = run_profiles(out, x, configs, s, key)
+    prof = run_profiles(store, out, x, configs, s, key)
     cut = cutoffs(prof)
     save_csv(cut, out / "cutoffs.csv")
     plot_init(cut, s, eoc, out)
     plot_width(cut, s, out)
     plot_profiles(prof, s, out)
-    deep = run_deep(out, s, jax.random.fold_in(key, 7))
+    deep = run_deep(store, out, s, jax.random.fold_in(key, 7))
     plot_deep(deep, out)
 
     pd.set_option("display.width", 200)
@@ -348,7 +363,8 @@ def main(argv=None) -> None:
             a: float(D.edge_of_chaos(a, [0.05])[0]) for a in ("tanh", "erf", "relu")},
         deep_limit_final=last.reset_index().to_dict(orient="records"))
     save_json(summary, out / "summary.json")
-    print(f"\nordered phase, network cosine cut-off / ξ_c: {summary['ordered_ratio_cutoff_to_xi_c']}"
+    ratio = summary["ordered_ratio_cutoff_to_xi_c"]
+    print(f"\nordered phase, network cosine cut-off / ξ_c: {ratio}"
           f" (ln 2 = {math.log(2):.2f} if 1 − c̄_ℓ ≈ e^(−ℓ/ξ_c) from c̄ ≈ 0)")
     print(f"wrote {out} in {summary['wall_s']:.0f} s")
 

@@ -25,6 +25,7 @@ SCRIPTS = [
     ("paper_figures/fig3_staircase.py", ["--tiny"]),
     ("paper_figures/fig4_depth_resolution.py", ["--tiny"]),
     ("benchmarks/spectrum_scaling.py", ["--quick", "--max-m", "4"]),
+    ("benchmarks/depth_cutoff.py", ["--tiny"]),
 ]
 
 
