@@ -32,16 +32,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy import stats
+from tqdm import tqdm
 
-import infwidth as iw  # noqa: E402
-from infwidth.studies.filter_clusters import filters as F  # noqa: E402
-from infwidth.io.outputs import atomic_write, write_csv, write_json, write_png  # noqa: E402
-
+import infwidth as iw
+from infwidth.io.outputs import atomic_write, write_csv, write_json, write_png
+from infwidth.studies.filter_clusters import filters as F
 
 # --------------------------------------------------------------------------- io helpers
 save_csv, save_json = write_csv, write_json

@@ -34,18 +34,22 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+from tqdm.auto import tqdm
 
-import infwidth as iw  # noqa: E402
-from infwidth.io.outputs import write_csv, write_json, write_png  # noqa: E402
-from infwidth.studies.sequential_vs_parallel import (ResidualNet, gap_table, loglog_slope,  # noqa: E402
-                               residual_recursion)
-from infwidth.studies.width_power_law.gd import kernel_gd_predict, train_gd  # noqa: E402
-from infwidth.studies.width_power_law.lenet import count_params  # noqa: E402
+import infwidth as iw
+from infwidth.io.outputs import write_csv, write_json, write_png
+from infwidth.studies.sequential_vs_parallel import (
+    ResidualNet,
+    gap_table,
+    loglog_slope,
+    residual_recursion,
+)
+from infwidth.studies.width_power_law.gd import kernel_gd_predict, train_gd
+from infwidth.studies.width_power_law.lenet import count_params
 
 Q_EDGES = (0.0, 0.03, 0.1, 0.3, 1.0, np.inf)
 KEY = ["dataset", "depth", "width", "alpha", "layout", "seed"]

@@ -31,17 +31,21 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import NullFormatter
 
-import infwidth as iw  # noqa: E402
-from infwidth.io.outputs import write_csv, write_json, write_npz, write_png  # noqa: E402
-from infwidth.studies.width_power_law.gd import kernel_gd_predict, kernel_regression  # noqa: E402
-from infwidth.studies.width_power_law.lenet import (LeNet, conservation_law, conservation_ratio,  # noqa: E402
-                            lenet_kernels)
-from infwidth.studies.width_power_law.scaling import compare_power_laws, width_sweep  # noqa: E402
+import infwidth as iw
+from infwidth.io.outputs import write_csv, write_json, write_npz, write_png
+from infwidth.studies.width_power_law.gd import kernel_gd_predict, kernel_regression
+from infwidth.studies.width_power_law.lenet import (
+    LeNet,
+    conservation_law,
+    conservation_ratio,
+    lenet_kernels,
+)
+from infwidth.studies.width_power_law.scaling import compare_power_laws, width_sweep
 
 METRICS = ("test_error", "test_mse")
 

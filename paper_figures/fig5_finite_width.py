@@ -22,15 +22,11 @@ in the lazy regime).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import infwidth as iw  # noqa: E402
-from paper_figures import _common as C  # noqa: E402
+import infwidth as iw
+from infwidth.io import scripts as C
 
 NAME = "fig5_finite_width"
 D, N0, DOMAIN, KIND = 64, 8, "hypercube", "ntk"

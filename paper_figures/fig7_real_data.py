@@ -8,11 +8,11 @@ architectures (``ndim=2``).
 - Kernel regression: one seeded random order of the training set; the first N points for every
   N on the grid (nested subsets), centred one-hot targets, ridge δ = 1e-6·mean(diag K), test
   accuracy by argmax on a fixed test subset. Tree kernels (MLP, S-CNN, D-CNN) come from
-  ``paper_figures._fastkernels.tree_kernels`` (checked against ``iw.kernel``), the GAP kernel
+  ``iw.kernels.tree_kernels`` (checked against ``iw.kernel``), the GAP kernel
   from ``iw.kernel`` (neural-tangents), whose cost is O(N²·P²) with P the number of pixels:
   its N grid stops earlier (the largest N reached is in the CSV and the title).
 - Finite networks: ``arch.stax`` at a fixed width, trained by minibatch Adam on one-hot MSE
-  (``paper_figures._train``), centred at initialisation, one seed.
+  (``iw.learning.train_classifier``), centred at initialisation, one seed.
 
     python paper_figures/fig7_real_data.py [--quick | --tiny] [--out DIR] [--fresh]
 
@@ -29,18 +29,14 @@ Every kernel row records the JAX backend that computed it (column ``device``).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import linalg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import infwidth as iw  # noqa: E402
-from paper_figures import _common as C  # noqa: E402
-from paper_figures import _fastkernels as FK  # noqa: E402
-from paper_figures import _train as T  # noqa: E402
+import infwidth as iw
+from infwidth.io import scripts as C
 
 NAME = "fig7_real_data"
 RIDGE_REL = 1e-6
@@ -165,8 +161,8 @@ def run_dataset(dataset: str, cfg: dict, part: C.Partial, gap_only: bool = False
         tr, te = order[:n_max], test_order[:n_test]
         timer = C.Timer()
         kw = {} if memory_budget is None or not gap else {"memory_budget": memory_budget}
-        K, Th = FK.kernels(arch, ds.x_train[tr], **kw)
-        Kt, Tht = FK.kernels(arch, ds.x_test[te], ds.x_train[tr], **kw)
+        K, Th = iw.kernels.kernel_pair(arch, ds.x_train[tr], **kw)
+        Kt, Tht = iw.kernels.kernel_pair(arch, ds.x_test[te], ds.x_train[tr], **kw)
         secs = timer()
         C.log(f"  {dataset} {label}: kernels {n_max}+{n_test} in {secs:.0f} s")
         for kind in ("nngp", "ntk"):  # a smaller earlier run of this kernel is superseded
@@ -188,10 +184,10 @@ def run_dataset(dataset: str, cfg: dict, part: C.Partial, gap_only: bool = False
             if part.done(dataset=dataset, arch=label, kind=kind, n_train=n):
                 continue
             tr, te = order[:n], test_order[:cfg["n_test"]]
-            r = T.train_classifier(arch, ds.x_train[tr], ds.y_train[tr], ds.x_test[te],
-                                   ds.y_test[te], ds.n_classes, width=WIDTHS[label],
-                                   epochs=cfg["epochs"], min_steps=cfg["min_steps"],
-                                   learning_rate=LR, seed=0)
+            r = iw.learning.train_classifier(
+                arch, ds.x_train[tr], ds.y_train[tr], ds.x_test[te], ds.y_test[te],
+                ds.n_classes, width=WIDTHS[label], epochs=cfg["epochs"],
+                min_steps=cfg["min_steps"], learning_rate=LR, seed=0)
             C.log(f"  {dataset} {label}: finite width {WIDTHS[label]}, N={n}: "
                   f"acc {r.test_accuracy:.3f} ({r.seconds:.0f} s)")
             part.add(dict(dataset=dataset, arch=label, kind=kind, n_test=cfg["n_test"],

@@ -61,3 +61,18 @@ def test_bad_training_input(kwargs, err, msg):
 def test_with_width_rejects_non_positive():
     with pytest.raises(ValueError, match="width must be a positive integer"):
         iw.learning.with_width(iw.MLP(), 0)
+
+
+def test_train_classifier_is_seeded_and_beats_chance():
+    ds = iw.load_digits(n_train=120, n_test=60, seed=0)
+    kw = dict(width=64, epochs=4, min_steps=30, batch_size=32, learning_rate=1e-2)
+    args = (iw.MLP(depth=1), ds.x_train, ds.y_train, ds.x_test, ds.y_test, 10)
+    r = iw.learning.train_classifier(*args, seed=1, **kw)
+    again = iw.learning.train_classifier(*args, seed=1, **kw)
+    assert r.steps == 30 and r.test_accuracy > 0.3  # chance is 0.1
+    assert (again.test_accuracy, again.test_mse, again.train_loss) == \
+        (r.test_accuracy, r.test_mse, r.train_loss)
+    with pytest.raises(ValueError, match="y_train must lie in"):
+        iw.learning.train_classifier(*args[:2], ds.y_train + 10, *args[3:], **kw)
+    with pytest.raises(ValueError, match="width must be a positive integer"):
+        iw.learning.train_classifier(*args, **(kw | dict(width=0)))

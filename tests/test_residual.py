@@ -8,8 +8,15 @@ import pytest
 
 import infwidth as iw
 from infwidth._nt_compat import load
-from infwidth.studies.sequential_vs_parallel import (ResidualNet, gap_table, loglog_slope, residual_kernels,
-                               residual_nngp, residual_recursion, residual_stax)
+from infwidth.studies.sequential_vs_parallel import (
+    ResidualNet,
+    gap_table,
+    loglog_slope,
+    residual_kernels,
+    residual_nngp,
+    residual_recursion,
+    residual_stax,
+)
 from infwidth.studies.width_power_law.gd import train_gd
 from infwidth.studies.width_power_law.lenet import count_params
 

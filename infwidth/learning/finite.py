@@ -1,4 +1,4 @@
-"""Finite-width networks trained by full-batch gradient descent on the MSE (optax).
+"""Finite-width networks trained by gradient descent with :mod:`infwidth.learning.train`.
 
 The loss is ℓ(θ) = (1/2n)·‖f_θ(X) − Y‖². In the linearised (NTK) regime one GD step maps the
 training residual r ↦ (I − η·Θ/n)·r, which is stable iff η < 2n/λ_max(Θ). The default step
@@ -7,6 +7,9 @@ is ``lr_fraction``·2n/λ_max with the analytic NTK of the architecture on the t
 With ``center=True`` (default) the trained model is f_θ(x) − f_θ₀(x): the network's output at
 initialisation is subtracted, so that as width → ∞ the trained predictor tends to the
 ridgeless NTK regression predictor k(x, X)·Θ⁻¹·Y, the quantity the kernel curves measure.
+
+:func:`train_classifier` trains the same networks by minibatch Adam on one-hot targets (real
+data). Seeds follow :mod:`infwidth.learning.train`: parameters from ``PRNGKey(seed)``.
 """
 
 from __future__ import annotations
@@ -17,8 +20,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
@@ -27,10 +28,11 @@ from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_inputs, check_targets
 from infwidth.kernels.engine import kernel
 from infwidth.kernels.hypercube_gram import tree_gram
+from infwidth.learning import train as T
 from infwidth.validation import check_nonneg, check_pos_int, check_sample_sizes
 
 __all__ = ["TrainResult", "stable_learning_rate", "train_mse", "with_width", "finite_width_curve",
-           "aggregate_widths"]
+           "aggregate_widths", "ClassifierResult", "train_classifier"]
 
 
 @dataclass(frozen=True)
@@ -80,15 +82,18 @@ def train_mse(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None
               y_test: Any = None, *, seed: int = 0, learning_rate: float | None = None,
               lr_fraction: float = 0.5, momentum: float = 0.0, max_steps: int = 20_000,
               tol: float = 1e-4, chunk: int = 250, center: bool = True,
-              dtype: str = "float64") -> TrainResult:
+              dtype: str = "float64", progress: bool | None = None) -> TrainResult:
     """Train ``arch.stax`` (NTK parameterisation) by full-batch GD on (1/2n)‖f − y‖².
 
     Stops when the train loss falls below ``tol`` × the initial loss (converged) or after
     ``max_steps`` (reported as not converged); the loss is checked every ``chunk`` steps.
     ``momentum`` > 0 uses heavy-ball GD, which converges to the same interpolant in the
     linearised regime, in fewer steps. ``dtype="float32"`` trains in single precision (the
-    step size still comes from the float64 NTK): on 2 CPU cores a step measured 5.4x faster
-    than float64 for a width-128 D-CNN and 1.8x for a width-1024 MLP (m = 64, d = 64).
+    step size still comes from the float64 NTK, the initial parameters are the float64 ones
+    rounded): on 2 CPU cores a step measured 5.4x faster than float64 for a width-128 D-CNN
+    and 1.8x for a width-1024 MLP (m = 64, d = 64). Parameters start from
+    ``infwidth.learning.train.init(arch.stax[0], ..., seed)``; ``progress`` as in
+    :func:`infwidth.learning.train.fit`.
 
     Example:
         >>> import infwidth as iw, numpy as np
@@ -126,71 +131,110 @@ def train_mse(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None
     elif not (isinstance(learning_rate, (int, float)) and learning_rate > 0
               and math.isfinite(learning_rate)):
         raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
-
-    if dtype == "float64":
-        return _train(arch, x_train, y_train, x_test, y_test, seed, float(learning_rate),
-                      momentum, max_steps, tol, chunk, center, jnp.float64)
-    # neural-tangents' layers multiply by Python-float scale factors, which under x64 promote
-    # float32 activations (and lax.conv refuses mixed dtypes): float32 runs with x64 off.
-    with jax.enable_x64(False):
-        return _train(arch, x_train, y_train, x_test, y_test, seed, float(learning_rate),
-                      momentum, max_steps, tol, chunk, center, jnp.float32)
-
-
-def _train(arch, x_train, y_train, x_test, y_test, seed, learning_rate, momentum, max_steps,
-           tol, chunk, center, jdt) -> TrainResult:
-    n, dim = x_train.shape
     init_fn, apply_fn, _ = arch.stax
     shape = arch.input_shape(dim)
-    xs = jnp.asarray(x_train.reshape((n,) + shape), jdt)
-    ys = jnp.asarray(y_train, jdt)
-    _, params0 = init_fn(jax.random.PRNGKey(seed), (-1,) + shape)
-
-    # The data, the initial parameters and the centring offset f_θ₀(X) enter the jitted
-    # functions as arguments: captured as closure constants, XLA constant-folds the forward
-    # pass at θ₀ during compilation (minutes at width ≥ 1024). The offset on the training
-    # set is computed once instead of at every step.
-    apply_jit = jax.jit(apply_fn)
-    offset = apply_jit(params0, xs) if center else jnp.zeros_like(ys)
-
-    def loss_fn(params, xs, ys, offset):
-        return 0.5 * jnp.mean(jnp.sum((apply_fn(params, xs) - offset - ys) ** 2, axis=-1))
-
-    opt = optax.sgd(learning_rate, momentum=momentum or None)
-
-    # One jitted step per Python iteration rather than a lax.scan over ``chunk`` steps:
-    # measured 1.3x faster per step for a width-128 D-CNN in float64 on 2 CPU cores, and
-    # within 20% of the scan for a width-1024 MLP.
-    @jax.jit
-    def step(params, state, xs, ys, offset):
-        g = jax.grad(loss_fn)(params, xs, ys, offset)
-        upd, state = opt.update(g, state, params)
-        return optax.apply_updates(params, upd), state
-
-    loss_jit = jax.jit(loss_fn)
-    params, state = params0, opt.init(params0)
-    loss0 = float(loss_jit(params, xs, ys, offset))
-    history, steps, converged, loss = [], 0, False, loss0
-    while steps < max_steps:
-        for _ in range(min(chunk, max_steps - steps)):
-            params, state = step(params, state, xs, ys, offset)
-        steps += min(chunk, max_steps - steps)
-        loss = float(loss_jit(params, xs, ys, offset))
-        history.append(loss)
-        if not math.isfinite(loss):
-            break
-        if loss <= tol * max(loss0, 1e-300):
-            converged = True
-            break
-
+    xs = x_train.reshape((n,) + shape)
+    params0 = T.init(init_fn, shape, seed, dtype)
+    # The offset f_θ₀(X) is computed once, not at every step.
+    offset = (T.predict(apply_fn, params0, xs, dtype=dtype) if center
+              else np.zeros_like(y_train))
+    fit = T.fit(T.centred_mse(apply_fn), params0, (xs, y_train, offset),
+                optax.sgd(learning_rate, momentum=momentum or None), steps=max_steps,
+                eval_every=chunk, tol=tol, dtype=dtype, progress=progress)
     pred, test_mse = None, float("nan")
     if x_test is not None:
-        xt = jnp.asarray(x_test.reshape((x_test.shape[0],) + shape), jdt)
-        out = apply_jit(params, xt)
-        pred = np.asarray(out - apply_jit(params0, xt) if center else out, dtype=np.float64)
+        xt = x_test.reshape((x_test.shape[0],) + shape)
+        pred = T.predict(apply_fn, fit.params, xt, dtype=dtype)
+        if center:
+            pred = pred - T.predict(apply_fn, params0, xt, dtype=dtype)
         test_mse = float(np.mean((pred - y_test) ** 2))
-    return TrainResult(params, loss, test_mse, pred, steps, converged, float(learning_rate),
-                       np.asarray(history))
+    return TrainResult(fit.params, fit.loss, test_mse, pred, fit.steps, fit.converged,
+                       float(learning_rate), fit.history["loss"].to_numpy()[1:])
+
+
+@dataclass(frozen=True)
+class ClassifierResult:
+    """Outcome of :func:`train_classifier`: test accuracy (arg-max) and MSE to the centred
+    one-hot test targets, the last recorded train loss, the steps and the wall seconds."""
+
+    test_accuracy: float
+    test_mse: float
+    train_loss: float
+    steps: int
+    seconds: float
+
+
+def _centred_one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    out = np.full((len(labels), n_classes), -1.0 / n_classes)
+    out[np.arange(len(labels)), labels] += 1.0
+    return out
+
+
+def _check_labels(name: str, labels: Any, n: int, n_classes: int) -> np.ndarray:
+    lab = np.asarray(labels)
+    if lab.shape != (n,) or not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(f"{name} must be {n} integer labels, got shape {lab.shape}, "
+                         f"dtype {lab.dtype}")
+    if n and (lab.min() < 0 or lab.max() >= n_classes):
+        raise ValueError(f"{name} must lie in [0, {n_classes}), got [{lab.min()}, {lab.max()}]")
+    return lab
+
+
+def train_classifier(arch: Architecture, x_train: Any, y_train: Any, x_test: Any, y_test: Any,
+                     n_classes: int, *, width: int, epochs: int = 20, min_steps: int = 400,
+                     batch_size: int = 128, learning_rate: float = 1e-3, seed: int = 0,
+                     dtype: str = "float32", progress: bool | None = None
+                     ) -> ClassifierResult:
+    """Train ``arch.stax`` at ``width`` with ``n_classes`` outputs by minibatch Adam
+    (cosine-decayed step) on centred one-hot targets, centred model:
+    (1/2)·mean_i ‖f(x_i) − f₀(x_i) − y_i‖².
+
+    Steps: max(``min_steps``, ``epochs``·⌊n/batch⌋), batch = min(``batch_size``, n); batches
+    and parameters follow the seed convention of :mod:`infwidth.learning.train`. Labels
+    ``y_train``/``y_test`` are integers in [0, n_classes). ``train_loss`` is the mean
+    minibatch loss of the last epoch (or part of one). float32 measured 7× faster per step
+    than float64 for a width-128 D-CNN on 2 CPU cores.
+
+    Example:
+        >>> import infwidth as iw
+        >>> ds = iw.load_digits(n_train=64, n_test=32)
+        >>> r = iw.learning.train_classifier(iw.MLP(depth=1), ds.x_train, ds.y_train,
+        ...                                  ds.x_test, ds.y_test, 10, width=64, epochs=2,
+        ...                                  min_steps=20, batch_size=32)
+        >>> r.steps
+        20
+    """
+    t0 = time.perf_counter()
+    if not isinstance(arch, Architecture):
+        raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+    n_classes = check_pos_int("n_classes", n_classes)
+    x_train = check_inputs(x_train, "x_train")
+    n, dim = x_train.shape
+    x_test = check_inputs(x_test, "x_test", dim)
+    y_train = _check_labels("y_train", y_train, n, n_classes)
+    y_test = _check_labels("y_test", y_test, x_test.shape[0], n_classes)
+    for name, v in (("epochs", epochs), ("min_steps", min_steps), ("batch_size", batch_size)):
+        check_pos_int(name, v)
+    if not (isinstance(learning_rate, (int, float)) and learning_rate > 0
+            and math.isfinite(learning_rate)):
+        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    net = with_width(dataclasses.replace(arch, out_dim=n_classes), width)
+    init_fn, apply_fn, _ = net.stax
+    shape = net.input_shape(dim)
+    xs, xt = x_train.reshape((n,) + shape), x_test.reshape((x_test.shape[0],) + shape)
+    b = min(batch_size, n)
+    steps = max(min_steps, epochs * (n // b))
+    params0 = T.init(init_fn, shape, seed, dtype)
+    f0_train = T.predict(apply_fn, params0, xs, dtype=dtype, batch_size=1024)
+    opt = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
+    fit = T.fit(T.centred_mse(apply_fn), params0,
+                (xs, _centred_one_hot(y_train, n_classes), f0_train), opt, steps=steps,
+                batch_size=b, seed=seed, dtype=dtype, progress=progress)
+    pred = (T.predict(apply_fn, fit.params, xt, dtype=dtype, batch_size=1024)
+            - T.predict(apply_fn, params0, xt, dtype=dtype, batch_size=1024))
+    return ClassifierResult(float(np.mean(pred.argmax(1) == y_test)),
+                            float(np.mean((pred - _centred_one_hot(y_test, n_classes)) ** 2)),
+                            fit.loss, fit.steps, time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------------------
@@ -272,7 +316,7 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
                     res = train_mse(with_width(arch, int(w)), x[:m], y[:m], x_test,
                                     clean[n_train:], seed=sd, learning_rate=lr,
                                     momentum=momentum, max_steps=max_steps, tol=tol,
-                                    chunk=chunk, dtype=dtype)
+                                    chunk=chunk, dtype=dtype, progress=False)
                     diff = res.test_pred[:, 0] - kr["prediction"][:, 0]
                     rows.append({"target": name, "seed": sd, "width": int(w),
                                  "sample_size": int(m),

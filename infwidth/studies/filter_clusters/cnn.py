@@ -1,14 +1,17 @@
-"""A small VGG-like CNN trained with optax: the network studied by :mod:`infwidth.studies.filter_clusters.filters`.
+"""A small VGG-like CNN trained with optax: the network studied by
+:mod:`infwidth.studies.filter_clusters.filters`.
 
 3×3 SAME convolutions with ReLU, a 2×2 average pool closing each block, then a dense
 readout. Conv layers are numbered from 1; a layer's features are its ReLU output (pooled if
 it closes a block). :func:`random_cnn` is the untrained control, exactly the starting point of
-:func:`train_cnn` with the same seed.
+:func:`train_cnn` with the same seed. Training and initialisation follow
+:mod:`infwidth.learning.train` (its loop and its seed convention).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import jax
 import jax.numpy as jnp
@@ -16,10 +19,11 @@ import numpy as np
 import optax
 import pandas as pd
 
+from infwidth.learning import train as T
 from infwidth.validation import check_finite, check_pos_int
 
-__all__ = ["VGGConfig", "TrainedCNN", "init_cnn_params", "cnn_layer_features", "cnn_logits",
-           "train_cnn", "random_cnn"]
+__all__ = ["VGGConfig", "TrainedCNN", "cnn_init_fn", "init_cnn_params", "cnn_layer_features",
+           "cnn_logits", "train_cnn", "random_cnn"]
 
 
 # --------------------------------------------------------------------------- validation
@@ -88,22 +92,43 @@ class VGGConfig:
         return int(layer)
 
 
-def init_cnn_params(config: VGGConfig, seed: int = 0, dtype=np.float32) -> dict:
-    """He-normal conv kernels W ~ N(0, 2/(9·C_in)), zero biases; dense W ~ N(0, 1/D).
+def cnn_init_fn(config: VGGConfig):
+    """Stax-style ``init_fn(key, input_shape) -> (output_shape, params)`` for flat inputs
+    (n, H·W·C): He-normal conv kernels W ~ N(0, 2/(9·C_in)), zero biases, dense
+    W ~ N(0, 1/D). All weights are the first entries of one ``jax.random.normal`` draw of
+    2^k ≥ their total size, cut in layer order: one compiled sampler per size class, not one
+    per tensor shape (with JAX's partitionable threefry, the default, a prefix of a longer
+    draw equals the shorter draw)."""
+    dim = int(np.prod(config.image_shape))
 
-    Drawn with ``numpy.random.default_rng(seed)``: on XLA:CPU, compiling ``jax.random.normal``
-    for each parameter shape took seconds to minutes, longer than training a small net.
-    """
-    rng = np.random.default_rng(seed)
-    convs, cin = [], config.image_shape[2]
-    for _, _, c in config.layer_shapes():
-        w = rng.standard_normal((3, 3, cin, c)) * np.sqrt(2.0 / (9 * cin))
-        convs.append((jnp.asarray(w, dtype), jnp.zeros((c,), dtype)))
-        cin = c
-    d = int(np.prod(config.layer_shapes()[-1]))
-    dense = (jnp.asarray(rng.standard_normal((d, config.n_classes)) / np.sqrt(d), dtype),
-             jnp.zeros((config.n_classes,), dtype))
-    return {"conv": convs, "dense": dense}
+    def init_fn(key, input_shape):
+        if tuple(input_shape)[1:] != (dim,):
+            raise ValueError(f"input_shape must be (-1, {dim}), got {tuple(input_shape)}")
+        shapes, cin = [], config.image_shape[2]
+        for _, _, c in config.layer_shapes():
+            shapes.append(((3, 3, cin, c), np.sqrt(2.0 / (9 * cin))))
+            cin = c
+        d = int(np.prod(config.layer_shapes()[-1]))
+        shapes.append(((d, config.n_classes), 1.0 / np.sqrt(d)))
+        total = sum(int(np.prod(sh)) for sh, _ in shapes)
+        z = np.asarray(jax.random.normal(key, (1 << (total - 1).bit_length(),)))[:total]
+        ws, i = [], 0
+        for sh, scale in shapes:
+            size = int(np.prod(sh))
+            ws.append(jnp.asarray(z[i:i + size].reshape(sh) * scale))
+            i += size
+        convs = [(w, jnp.zeros((w.shape[-1],), w.dtype)) for w in ws[:-1]]
+        dense = (ws[-1], jnp.zeros((config.n_classes,), ws[-1].dtype))
+        return (-1, config.n_classes), {"conv": convs, "dense": dense}
+
+    return init_fn
+
+
+def init_cnn_params(config: VGGConfig, seed: int = 0, dtype=np.float32) -> dict:
+    """Initial parameters of :func:`cnn_init_fn` by :func:`infwidth.learning.init`
+    (``PRNGKey(seed)``, drawn in float64, cast to ``dtype``)."""
+    return T.init(cnn_init_fn(config), (int(np.prod(config.image_shape)),), seed,
+                  np.dtype(dtype).name)
 
 
 def cnn_layer_features(config: VGGConfig, params: dict, x: jax.Array) -> list[jax.Array]:
@@ -182,43 +207,29 @@ def _features_fn(config: VGGConfig, layer: int):
 
 
 def random_cnn(config: VGGConfig, seed: int = 0) -> TrainedCNN:
-    """The untrained control: exactly the initialisation ``train_cnn(..., seed=seed)`` starts from."""
+    """The untrained control: exactly the initialisation ``train_cnn(..., seed=seed)``
+    starts from."""
     params = init_cnn_params(config, seed)
     return TrainedCNN(config, params, pd.DataFrame(columns=["epoch", "loss"]), False)
 
 
-_STEP_FNS: dict = {}
-
-
-def _train_step(config: VGGConfig, optimizer: str, learning_rate: float, momentum: float):
-    """Jitted (params, opt_state, xb, yb) -> (params, opt_state, loss), cached per setting."""
-    key = (config, optimizer, float(learning_rate), float(momentum))
-    if key not in _STEP_FNS:
-        opt = (optax.adam(learning_rate) if optimizer == "adam"
-               else optax.sgd(learning_rate, momentum=momentum))
-
-        def loss_fn(p, xb, yb):
-            return optax.softmax_cross_entropy_with_integer_labels(
-                cnn_logits(config, p, xb), yb).mean()
-
-        @jax.jit
-        def step(p, s, xb, yb):
-            loss, g = jax.value_and_grad(loss_fn)(p, xb, yb)
-            upd, s = opt.update(g, s, p)
-            return optax.apply_updates(p, upd), s, loss
-
-        _STEP_FNS[key] = (opt, step)
-    return _STEP_FNS[key]
+@lru_cache(maxsize=32)
+def _pieces(config: VGGConfig, optimizer: str, learning_rate: float, momentum: float):
+    """(loss, optax optimizer), the same objects per setting so that ``fit`` reuses its
+    compiled step."""
+    opt = (optax.adam(learning_rate) if optimizer == "adam"
+           else optax.sgd(learning_rate, momentum=momentum))
+    return T.cross_entropy(lambda p, x: cnn_logits(config, p, x)), opt
 
 
 def train_cnn(x: np.ndarray, y: np.ndarray, config: VGGConfig, *, epochs: int = 10,
               batch_size: int = 128, learning_rate: float = 1e-3, optimizer: str = "adam",
               momentum: float = 0.9, seed: int = 0) -> TrainedCNN:
-    """Minimise the mean softmax cross-entropy with optax (Adam or SGD+momentum), float32.
+    """Minimise the mean softmax cross-entropy with optax (Adam or SGD+momentum), float32,
+    by :func:`infwidth.learning.fit` from :func:`init_cnn_params`.
 
-    Each epoch runs ⌊n / batch_size⌋ jitted steps over minibatches of a permutation drawn from
-    ``numpy.random.default_rng(seed)`` after the initialisation (remainder dropped); jitted
-    steps in a Python loop, because a ``lax.scan`` over conv steps ran ~7× slower on XLA:CPU.
+    Each epoch runs ⌊n / batch_size⌋ jitted steps over minibatches of the epoch's seeded
+    permutation (remainder dropped). ``history`` holds each epoch's mean minibatch loss.
     Same seed, same parameters.
     """
     x, y = _check_xy(config, x, y)
@@ -229,15 +240,12 @@ def train_cnn(x: np.ndarray, y: np.ndarray, config: VGGConfig, *, epochs: int = 
         raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    opt, step = _train_step(config, optimizer, learning_rate, momentum)
-    params = init_cnn_params(config, seed)
-    rng = np.random.default_rng([seed, 1])
-    xs, nb = x.astype(np.float32), len(x) // batch_size
-    state, rows = opt.init(params), []
-    for e in range(epochs):
-        losses = []
-        for i in rng.permutation(len(x))[: nb * batch_size].reshape(nb, batch_size):
-            params, state, loss = step(params, state, xs[i], y[i])
-            losses.append(loss)
-        rows.append({"epoch": e + 1, "loss": float(np.mean(jax.device_get(losses)))})
-    return TrainedCNN(config, params, pd.DataFrame(rows), True)
+    loss, opt = _pieces(config, optimizer, float(learning_rate), float(momentum))
+    nb = len(x) // batch_size
+    res = T.fit(loss, init_cnn_params(config, seed), (x.astype(np.float32), y), opt,
+                steps=epochs * nb, batch_size=batch_size, seed=seed, eval_every=nb,
+                dtype="float32")
+    hist = res.history.iloc[1:]
+    history = pd.DataFrame({"epoch": (hist.step // nb).astype(int).to_numpy(),
+                            "loss": hist.loss.to_numpy()})
+    return TrainedCNN(config, res.params, history, True)

@@ -1,7 +1,7 @@
 """Fixed-budget full-batch gradient descent and its exact infinite-width limit.
 
 - :func:`train_gd`: fixed-budget full-batch (heavy-ball) GD on the MSE of the centred model
-  (one output per class), with a per-step history;
+  (one output per class), with a per-step history, run by :func:`infwidth.learning.fit`;
 - :func:`kernel_gd_predict`: the linearised (NTK) limit of the same protocol,
   f_t = Θ(x, X)·Θ⁻¹·(I − (I − ηΘ/n)^t)·Y, and :func:`kernel_regression` (t → ∞).
 """
@@ -11,17 +11,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
 
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_inputs, check_targets
+from infwidth.learning import train as T
 from infwidth.validation import check_pos_int
 
 __all__ = ["GDResult", "init_params", "train_gd", "kernel_gd_predict", "kernel_regression"]
@@ -45,36 +44,19 @@ class GDResult:
 
 
 @lru_cache(maxsize=32)
-def _gd_fns(arch: Architecture, learning_rate: float, momentum: float, x64: bool):
+def _gd_pieces(arch: Architecture, learning_rate: float, momentum: float):
+    """(apply_fn, loss, optimizer), the same objects per setting: ``fit`` then reuses its
+    compiled step across seeds."""
     _, apply_fn, _ = arch.stax
-    opt = optax.sgd(learning_rate, momentum=momentum or None)
-
-    def loss(params, x, y, f0):
-        return 0.5 * jnp.mean(jnp.sum((apply_fn(params, x) - f0 - y) ** 2, axis=-1))
-
-    # A Python loop over a jitted step: XLA:CPU runs convolutions ~10× slower inside a
-    # rolled lax.scan / while loop than as straight-line code (measured, jax 0.10).
-    @partial(jax.jit, donate_argnums=(0, 1))
-    def step(params, state, x, y, f0):
-        g = jax.grad(loss)(params, x, y, f0)
-        upd, state = opt.update(g, state, params)
-        return optax.apply_updates(params, upd), state
-
-    return step, jax.jit(apply_fn), opt
+    return (apply_fn, T.centred_mse(apply_fn),
+            optax.sgd(learning_rate, momentum=momentum or None))
 
 
 def init_params(arch: Architecture, shape: tuple[int, ...], seed: int,
                 dtype: str = "float64") -> Any:
-    """NTK-parameterised initial parameters: every weight and bias i.i.d. N(0, 1), drawn
-    with ``numpy.random.default_rng(seed)`` in the order of the parameter tree.
-
-    Same law as ``arch.stax[0]`` (neural-tangents' NTK init), without its cost: it compiles
-    one threefry kernel per tensor shape, ~1.5 s each on a loaded CPU.
-    """
-    init_fn = arch.stax[0]
-    spec = jax.eval_shape(lambda k: init_fn(k, (-1,) + tuple(shape))[1], jax.random.PRNGKey(0))
-    rng = np.random.default_rng(seed)
-    return jax.tree_util.tree_map(lambda s: rng.standard_normal(s.shape).astype(dtype), spec)
+    """NTK-parameterised initial parameters of ``arch`` for per-example input ``shape``:
+    :func:`infwidth.learning.init` (``arch.stax`` init from ``PRNGKey(seed)``)."""
+    return T.init(arch.stax[0], shape, seed, dtype)
 
 
 def train_gd(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
@@ -89,7 +71,8 @@ def train_gd(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
     ``dtype="float32"`` runs the whole step in float32 (x64 switched off inside), about 2×
     faster than float64 for conv nets on CPU. ``converged``: final loss ≤ ``tol`` × initial
     loss; ``diverged``: final loss NaN or above the initial loss (training stops early once
-    the loss exceeds 100 × its initial value).
+    the loss exceeds 100 × its initial value). The loss and test MSE are recorded every
+    ``eval_every`` steps (default ``steps // 10``).
 
     Example:
         >>> import infwidth as iw
@@ -106,11 +89,9 @@ def train_gd(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
     y_train = check_targets(y_train, n, "y_train")
     if (x_test is None) != (y_test is None):
         raise ValueError("x_test and y_test must be given together")
-    x_all = x_train
     if x_test is not None:
         x_test = check_inputs(x_test, "x_test", dim)
         y_test = check_targets(y_test, x_test.shape[0], "y_test")
-        x_all = np.concatenate([x_train, x_test])
     if y_train.shape[1] != arch.out_dim:
         raise ValueError(f"y_train has {y_train.shape[1]} output(s), arch.out_dim is "
                          f"{arch.out_dim}")
@@ -124,47 +105,31 @@ def train_gd(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     eval_every = max(1, steps // 10) if eval_every is None else check_pos_int(
         "eval_every", eval_every)
-    shape = arch.input_shape(dim)
     t0 = time.perf_counter()
-    params = init_params(arch, shape, seed, dtype)
-    with jax.enable_x64(dtype == "float64"):
-        dt = jnp.float64 if dtype == "float64" else jnp.float32
-        step, predict, opt = _gd_fns(arch, float(learning_rate), float(momentum),
-                                     dtype == "float64")
-        params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, dt), params)
-        xs_all = jnp.asarray(x_all.reshape((-1,) + shape), dt)
-        xs, ys = xs_all[:n], jnp.asarray(y_train, dt)
-        f0_all = (np.asarray(predict(params, xs_all), np.float64) if center
-                  else np.zeros((x_all.shape[0], y_train.shape[1])))
-        f0 = jnp.asarray(f0_all[:n], dt)
+    apply_fn, loss, opt = _gd_pieces(arch, float(learning_rate), float(momentum))
+    shape = arch.input_shape(dim)
+    params0 = init_params(arch, shape, seed, dtype)
+    # Outputs on train and test points together: one compiled forward shape.
+    x_all = x_train if x_test is None else np.concatenate([x_train, x_test])
+    x_all = x_all.reshape((-1,) + shape)
+    f0_all = (T.predict(apply_fn, params0, x_all, dtype=dtype) if center
+              else np.zeros((x_all.shape[0], y_train.shape[1])))
+    last: dict = {"pred": None}
 
-        def evaluate(p, t):
-            out = np.asarray(predict(p, xs_all), np.float64) - f0_all
-            row = {"step": t, "train_loss": 0.5 * float(np.mean(np.sum(
-                (out[:n] - y_train) ** 2, axis=1))), "test_mse": np.nan}
-            if x_test is not None:
-                row["test_mse"] = float(np.mean((out[n:] - y_test) ** 2))
-            return row, out[n:]
+    def on_record(t: int, params: Any) -> dict:
+        """Test MSE of the centred model at a recorded step (its predictions kept)."""
+        if x_test is None:
+            return {"test_mse": np.nan}
+        last["pred"] = (T.predict(apply_fn, params, x_all, dtype=dtype) - f0_all)[n:]
+        return {"test_mse": float(np.mean((last["pred"] - y_test) ** 2))}
 
-        row, pred = evaluate(params, 0)
-        history = [row]
-        state = opt.init(params)
-        t = 0
-        while t < steps:
-            params, state = step(params, state, xs, ys, f0)
-            t += 1
-            if t % eval_every == 0 or t == steps:
-                row, pred = evaluate(params, t)
-                history.append(row)
-                if not row["train_loss"] <= 100 * history[0]["train_loss"]:
-                    break  # NaN or blowing up
-    hist = pd.DataFrame(history)
-    final, first = float(hist.train_loss.iloc[-1]), float(hist.train_loss.iloc[0])
-    diverged = not final <= first
-    return GDResult(final, float(hist.test_mse.iloc[-1]),
-                    pred if x_test is not None else None, t,
-                    bool(final <= tol * first), diverged,
-                    float(learning_rate), hist, time.perf_counter() - t0)
+    res = T.fit(loss, params0, (x_all[:n], y_train, f0_all[:n]), opt, steps=steps,
+                eval_every=eval_every, blowup=100.0, dtype=dtype, on_record=on_record)
+    hist = res.history.rename(columns={"loss": "train_loss"})
+    final, first = res.loss, res.initial_loss
+    return GDResult(final, float(hist.test_mse.iloc[-1]), last["pred"], res.steps,
+                    bool(final <= tol * first), not final <= first, float(learning_rate),
+                    hist, time.perf_counter() - t0)
 
 
 def _check_kernels(k_train: Any, k_test_train: Any, y_train: Any):
