@@ -49,7 +49,6 @@ from infwidth.studies.sequential_vs_parallel import (
     residual_recursion,
 )
 from infwidth.studies.width_power_law.gd import kernel_gd_predict, train_gd
-from infwidth.studies.width_power_law.lenet import count_params
 
 Q_EDGES = (0.0, 0.03, 0.1, 0.3, 1.0, np.inf)
 KEY = ["dataset", "depth", "width", "alpha", "layout", "seed"]
@@ -114,7 +113,7 @@ def run_grid(cfg: dict, out: Path, momentum: float) -> pd.DataFrame:
         y, yt = ds.one_hot(ds.y_train), ds.one_hot(ds.y_test)
         res = train_gd(arch, ds.x_train, y, ds.x_test, yt, steps=cfg["steps"],
                        learning_rate=kern["learning_rate"], momentum=momentum, seed=s)
-        params = count_params(arch, ds.dim)
+        params = arch.n_params(ds.dim)
         row = {"dataset": name, "depth": L, "width": w, "alpha": a, "layout": lay, "seed": s,
                "params": params, "q": len(y) * ds.n_classes / params,
                "train_loss": res.train_loss, "val_loss": half_sq(res.test_pred, yt),

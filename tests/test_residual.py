@@ -18,7 +18,6 @@ from infwidth.studies.sequential_vs_parallel import (
     residual_stax,
 )
 from infwidth.studies.width_power_law.gd import train_gd
-from infwidth.studies.width_power_law.lenet import count_params
 
 X = iw.sample_inputs("sphere", 8, 16, seed=0)
 
@@ -59,8 +58,8 @@ def test_gap_has_order_alpha4_L2():
 def test_layouts_have_equal_parameter_counts(kw, dim):
     seq = ResidualNet(depth=3, width=8, out_dim=3, b_std=0.1, **kw)
     par = dataclasses.replace(seq, layout="parallel")
-    n = count_params(seq, dim)
-    assert n == count_params(par, dim)
+    n = seq.n_params(dim)
+    assert n == par.n_params(dim)
     if not kw:  # stem 16·8+8, 3 branches of 2·(8·8+8), readout 8·3+3
         assert n == 136 + 3 * 144 + 27
 

@@ -11,7 +11,6 @@ from infwidth.studies.width_power_law.lenet import (
     LeNet,
     conservation_law,
     conservation_ratio,
-    count_params,
     lenet_kernel,
 )
 from infwidth.studies.width_power_law.scaling import compare_power_laws, fit_power_law, width_sweep
@@ -55,8 +54,8 @@ def test_params_flops_and_dag_by_hand():
     arch = LeNet(width=2, ratio=1.5, dense_factors=(2, 1))  # d2 = 3, dense 4, 2
     assert (arch.d2, arch.dense_widths) == (3, (4, 2))
     # conv 3·3·1·2 + 3·3·2·3, flatten 2·2·3 = 12 → 4 → 2 → 10; no biases when b_std = 0
-    assert count_params(arch, 64) == 18 + 54 + 48 + 8 + 20
-    assert count_params(LeNet(width=2, ratio=1.5, dense_factors=(2, 1), b_std=0.1),
+    assert arch.n_params(64) == 18 + 54 + 48 + 8 + 20
+    assert LeNet(width=2, ratio=1.5, dense_factors=(2, 1), b_std=0.1).n_params(
                         64) == 148 + 2 + 3 + 4 + 2 + 10
     assert arch.flops(64) == 2 * (64 * 9 * 2 + 16 * 9 * 2 * 3 + 48 + 8 + 20)
     dag = arch.dag_for(64)

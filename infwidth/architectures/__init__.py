@@ -5,11 +5,25 @@ triple, its DAG and its leaf geometry. ``activations``: the normalised activatio
 and their Gaussian duals (docs/theory.md §2).
 """
 
-from infwidth.architectures.activations import (ACTIVATIONS, default_w_std, dual, dual_derivative,
-                                                gaussian_dual)
-from infwidth.architectures.networks import DAG, MLP, SCNN, DCNN, ConvNet, Architecture
+from infwidth.architectures.activations import (
+    ACTIVATIONS,
+    default_w_std,
+    dual,
+    dual_derivative,
+    gaussian_dual,
+)
+from infwidth.architectures.networks import DAG, DCNN, MLP, SCNN, Architecture, ConvNet
 
 __all__ = [
-    "ACTIVATIONS", "default_w_std", "dual", "dual_derivative", "gaussian_dual", "DAG", "MLP",
-    "SCNN", "DCNN", "ConvNet", "Architecture"
+    "ACTIVATIONS",
+    "default_w_std",
+    "dual",
+    "dual_derivative",
+    "gaussian_dual",
+    "DAG",
+    "MLP",
+    "SCNN",
+    "DCNN",
+    "ConvNet",
+    "Architecture",
 ]

@@ -113,7 +113,7 @@ class ResidualNet(Architecture):
         >>> import infwidth as iw
         >>> seq = ResidualNet(layout="sequential", depth=3, alpha=0.3, width=16)
         >>> par = dataclasses.replace(seq, layout="parallel")
-        >>> count_params(seq, 8) == count_params(par, 8)
+        >>> seq.n_params(8) == par.n_params(8)
         True
     """
 

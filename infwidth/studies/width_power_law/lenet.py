@@ -6,7 +6,8 @@
   banded to the offsets that reach the readout (2–6× faster than neural-tangents on CPU;
   tested against it).
 - :func:`conservation_law`: √(feature-map area) × filters per conv layer, and
-  :func:`conservation_ratio`, the r that keeps it constant; :func:`count_params`.
+  :func:`conservation_ratio`, the r that keeps it constant (parameter counts:
+  ``Architecture.n_params``).
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ from infwidth.validation import check_pos_int
 
 _PAD = {"same": "SAME", "valid": "VALID"}
 
-__all__ = ["LeNet", "lenet_kernel", "lenet_kernels", "conservation_law", "conservation_ratio",
-           "count_params"]
+__all__ = ["LeNet", "lenet_kernel", "lenet_kernels", "conservation_law", "conservation_ratio"]
 
 
 
@@ -188,14 +188,6 @@ class LeNet(Architecture):
             macs += fan * h
             fan = h
         return 2 * macs
-
-
-def count_params(arch: Architecture, dim: int) -> int:
-    """Number of trainable scalars of ``arch.stax`` for a flat input of ``dim`` coordinates."""
-    init_fn = arch.stax[0]
-    shape = arch.input_shape(dim)
-    params = jax.eval_shape(lambda k: init_fn(k, (-1,) + shape)[1], jax.random.PRNGKey(0))
-    return int(sum(math.prod(a.shape) for a in jax.tree_util.tree_leaves(params)))
 
 
 def conservation_law(arch: LeNet, dim: int) -> pd.DataFrame:

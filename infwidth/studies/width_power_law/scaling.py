@@ -25,7 +25,6 @@ from tqdm.auto import tqdm
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_inputs
 from infwidth.studies.width_power_law.gd import train_gd
-from infwidth.studies.width_power_law.lenet import count_params
 from infwidth.validation import check_pos_int
 
 __all__ = ["width_sweep", "PowerLawFit", "fit_power_law", "compare_power_laws"]
@@ -81,7 +80,7 @@ def width_sweep(family: Architecture, x_train: Any, labels_train: Any, x_test: A
         row = {"family": name, "width": w, "seed": s, "test_error": err,
                "test_mse": res.test_mse, "train_loss": res.train_loss,
                "converged": res.converged, "diverged": res.diverged,
-               "params": count_params(arch, dim),
+               "params": arch.n_params(dim),
                "flops": arch.flops(dim) if hasattr(arch, "flops") else np.nan,
                "steps": res.steps, "seconds": res.seconds}
         rows.append(row)
