@@ -6,8 +6,8 @@ parameter count, on digits (8×8, flat) and a Fashion-MNIST subset (28×28, flat
 
 1. Kernel gap: relative ‖K_seq − K_par‖_F/‖K_par‖_F (NNGP and NTK) over α × L, its log-log
    slopes in α and L, and the ratio to the leading term α⁴·L(L−1)/2·‖DT[T]‖ (NNGP).
-   Computed with the numpy recursion of ``infwidth.studies.sequential_vs_parallel`` (equal to neural-tangents to
-   round-off; a neural-tangents spot check is printed).
+   Computed with the numpy recursion of ``infwidth.studies.sequential_vs_parallel`` (equal
+   to neural-tangents to round-off; a neural-tangents spot check is printed).
 2. Finite nets: a grid over depth L, width and α, both layouts, trained by the same
    full-batch heavy-ball GD (centred outputs, NTK parameterisation, η = 0.5·2n/λ_max of each
    net's own NTK, fixed number of steps). Train and validation loss (1/2n)·Σ‖f − y‖²,

@@ -8,8 +8,8 @@ architecture, each learned within the sample range:
     D-CNN, filters (2, 4): a sibling pair x_a·x_b (L = 5/3)
 
 For each architecture and seed, ``iw.finite_width_curve`` (one row per run): the same data
-(``iw.learning.regression_dataset``), ridgeless NTK regression on nested training sets, and networks of
-growing width trained by full-batch heavy-ball GD on the centred MSE with step
+(``iw.learning.regression_dataset``), ridgeless NTK regression on nested training sets, and
+networks of growing width trained by full-batch heavy-ball GD on the centred MSE with step
 0.5·2m/λ_max(NTK) until the train loss falls below 1e-5 × its initial value, in float32 (on
 XLA:CPU float64 convolutions are several times slower per step). The eigenlearning
 prediction on the exact spectrum (``iw.predict_learning_curve``) is drawn as well. Last

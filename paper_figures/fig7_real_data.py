@@ -59,7 +59,8 @@ def architectures(dataset: str) -> dict[str, iw.Architecture]:
 
 
 ARCH_TEXT = {
-    "digits": "S-CNN 2×2 patches; D-CNN 2×2 patches→2×2→2×2 (tree to one node); GAP: 3 circular 3×3 convs",
+    "digits": "S-CNN 2×2 patches; D-CNN 2×2 patches→2×2→2×2 (tree to one node); "
+              "GAP: 3 circular 3×3 convs",
     "mnist1d": "S-CNN patches of 4; D-CNN 4→2→5 (tree); GAP: 3 circular convs of 3",
     "fashion": "S-CNN 4×4 patches; D-CNN 4×4 patches→7×7 (tree); GAP: 2 circular 3×3 convs",
 }
@@ -229,7 +230,7 @@ def plot(df: pd.DataFrame, cfg: dict, size: str, path: Path) -> None:
         ax.text(0.01, 0.01, ARCH_TEXT[dsn], transform=ax.transAxes, fontsize=6.5,
                 color="0.3", va="bottom")
     from matplotlib.lines import Line2D
-    handles = [Line2D([], [], color=c, lw=2, label=l) for l, c in C.ARCH_COLORS.items()]
+    handles = [Line2D([], [], color=c, lw=2, label=a) for a, c in C.ARCH_COLORS.items()]
     handles += [Line2D([], [], color="k", ls="-", marker="o", ms=3, label="NTK regression"),
                 Line2D([], [], color="k", ls="--", marker="s", ms=3, label="NNGP regression"),
                 Line2D([], [], color="k", ls=":", marker="D", mfc="none", ms=7,

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
 from infwidth.io.scripts import DEFAULT_OUT, write_csv
+
+HERE = Path(__file__).resolve().parent
 
 SCRIPTS = sorted(HERE.glob("fig[0-9]_*.py"))
 

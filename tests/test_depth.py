@@ -1,4 +1,5 @@
-"""Tests for infwidth.studies.depth_cutoff.maps: mean-field maps, edge of chaos, NT kernels, cut-off, deep limit."""
+"""Tests for infwidth.studies.depth_cutoff: mean-field maps, edge of chaos, NT kernels, cut-off,
+deep limit."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Tests for infwidth.studies.filter_clusters.filters: label clusters, SNR, readout, AFCC, validation."""
+"""Tests for infwidth.studies.filter_clusters: label clusters, SNR, readout, AFCC, validation."""
 
 import numpy as np
 import pytest
@@ -166,7 +166,9 @@ def test_softmax_readout_recovers_planted_rule():
     # max-likelihood linear classifier is O(d/n) ≈ 0.2 %; allow 3 %.
     assert np.mean(F.readout_logits(phi_te, w).argmax(1) == y_te) > 0.97
     # the rule is identified up to a common shift of all labels' weights: compare centred
-    centred = lambda a: (a - a.mean(-1, keepdims=True)).ravel()
+    def centred(a):
+        return (a - a.mean(-1, keepdims=True)).ravel()
+
     cos = centred(w) @ centred(w_star) / np.linalg.norm(centred(w)) / np.linalg.norm(
         centred(w_star))
     assert cos > 0.9

@@ -13,11 +13,10 @@ import pandas as pd
 import pytest
 from scipy import integrate
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 import infwidth as iw
 from paper_figures import _sphere as S
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------ sphere helpers

@@ -8,8 +8,9 @@ the *tilted* laws of its output K_u = G(Σ_u) and NTK contribution T_u = A(Σ_u)
 Θ_v = Σ_v + mean_u T_u follow by convolution. Three representations are used:
 
 **exact atoms** (small subtrees): the tilted laws as signed atoms
-(:class:`~infwidth.eigenspaces.measures.Atoms`), exact Krawtchouk weights (hypercube) or Gauss–Jacobi
-quadrature (sphere) at the patches, exact convolutions above. Only round-off limits them.
+(:class:`~infwidth.eigenspaces.measures.Atoms`), exact Krawtchouk weights (hypercube)
+or Gauss–Jacobi quadrature (sphere) at the patches, exact convolutions above. Only round-off
+limits them.
 A level stays exact while its background law has ≤ ``exact_atoms`` atoms and each type's
 convolution ≤ ``exact_pairs`` pairs.
 

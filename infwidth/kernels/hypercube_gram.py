@@ -5,9 +5,9 @@ recursion of docs/theory.md §2) and as neural-tangents (to its ~1e-8 round-off 
 NTK's diagonal), much faster on the hypercube: there a node's output depends on z = x ⊙ x'
 restricted to its coordinates only, so node outputs are tabulated per multiset of child codes
 and the first level computed elementwise reads its inputs from tables indexed by the sign
-pattern of z on up to 16 coordinates. Measured on 2 shared (loaded) CPU cores at d = 64: n = 5096 points
-take 2 s (MLP), 5 s (S-CNN, 16 patches), 8 s (D-CNN, filters (2, 8)); neural-tangents'
-kernel_fn took 18 s (S-CNN) and 31 s (D-CNN) for n = 3000.
+pattern of z on up to 16 coordinates. Measured on 2 shared (loaded) CPU cores at d = 64:
+n = 5096 points take 2 s (MLP), 5 s (S-CNN, 16 patches), 8 s (D-CNN, filters (2, 8));
+neural-tangents' kernel_fn took 18 s (S-CNN) and 31 s (D-CNN) for n = 3000.
 """
 
 from __future__ import annotations

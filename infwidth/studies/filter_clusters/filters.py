@@ -429,7 +429,7 @@ def layer_analysis(model: TrainedCNN, x_train, y_train, x_test, y_test, *,
     cfg = model.config
     t = _check_threshold(threshold)
     layers = list(range(1, cfg.n_layers + 1)) if layers is None else \
-        [cfg.check_layer(l) for l in layers]
+        [cfg.check_layer(layer) for layer in layers]
     x_train, y_train = _check_xy(cfg, x_train, y_train, "x_train", "y_train")
     x_test, y_test = _check_xy(cfg, x_test, y_test, "x_test", "y_test")
     if not callable(snr_definition) and snr_definition not in SNR_DEFINITIONS:

@@ -5,8 +5,8 @@
 - :func:`fit_power_law` / :func:`compare_power_laws`: A·w^{−ρ} and ε∞ + A·w^{−ρ} with seeded
   bootstrap intervals and a nested-model F-test.
 
-The architecture and its kernels live in :mod:`infwidth.studies.width_power_law.lenet`, the trainer in
-:mod:`infwidth.studies.width_power_law.gd`.
+The architecture and its kernels live in :mod:`infwidth.studies.width_power_law.lenet`, the
+trainer in :mod:`infwidth.studies.width_power_law.gd`.
 """
 
 from __future__ import annotations
