@@ -26,6 +26,8 @@ SCRIPTS = [
     ("paper_figures/fig4_depth_resolution.py", ["--tiny"]),
     ("benchmarks/spectrum_scaling.py", ["--quick", "--max-m", "4"]),
     ("benchmarks/depth_cutoff.py", ["--tiny"]),
+    # figures 5-7
+    # benchmarks of the seed studies and the speed benchmarks
 ]
 
 
@@ -94,3 +96,59 @@ def test_a_damaged_store_is_named_with_the_way_out(tmp_path):
     assert f"{name}.runs.sqlite" in r.stderr and "--fresh" in r.stderr
     assert "Traceback" not in r.stderr
     _run(script, [*args, "--fresh"], tmp_path)
+
+
+TINY_JOB = """
+name = "tiny"
+dim = 16
+sample_sizes = [4, 8, 16]
+seeds = 2
+n_test = 32
+
+[[architectures]]
+name = "MLP"
+type = "MLP"
+depth = 1
+max_degree = 4
+
+[[architectures]]
+name = "D-CNN"
+type = "DCNN"
+patch_dim = 2
+filter_sizes = [2, 4]
+max_degree = 4
+
+[[targets]]
+name = "pair"
+type = "pair"
+patch_dim = 2
+
+[finite]
+arch = "MLP"
+target = "pair"
+sample_sizes = [8]
+widths = [16, 64]
+
+[[checks]]
+type = "median_gap"
+max = 10.0
+"""
+
+
+def test_the_main_job_resumes_to_the_same_numbers(tmp_path):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY_JOB)
+    args = ["--config", str(cfg)]
+    clean, resumed = tmp_path / "clean", tmp_path / "resumed"
+    script = "benchmarks/learnability.py"
+    _run(script, args, clean)
+    assert _run(script, args, resumed, kill_after=3) == -signal.SIGKILL
+    _run(script, args, resumed)
+    assert_same_results(clean, resumed)
+    # another configuration is another run: nothing of the first is reused for it
+    cfg.write_text(TINY_JOB.replace("seeds = 2", "seeds = 1"))
+    r = subprocess.run([sys.executable, str(ROOT / script), *args, "--out", str(resumed)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "TQDM_DISABLE": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "(8 units computed now" in r.stdout
