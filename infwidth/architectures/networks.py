@@ -129,6 +129,19 @@ class Architecture:
     ndim: int
     channels: int
 
+    # What the engines dispatch on (the topology, not the Python class): a new architecture
+    # sets these and overrides tree_plan/leaf_coordinates, and every engine follows.
+    readout: str = "flatten"  # "flatten": Flatten + Dense; "gap": global average pooling
+    #: pooling or a GAP readout needs the whole (P, P) spatial covariance per pair of inputs
+    full_spatial_covariance: bool = False
+    #: the kernel is invariant under cyclic shifts of the leaves (circular 1-D convs)
+    translation_symmetric: bool = False
+
+    def tree_plan(self, dim: int) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """(leaf-grid shape, fan-in per axis of every nonlinear level above the leaves) when
+        the topology is a tree with one fan-in per level, else None (a general DAG)."""
+        return None
+
     def check_fields(self) -> None:
         """Validate the fields every architecture has (activation, width, out_dim, W_std,
         b_std, ndim, channels); subclasses call it from ``__post_init__``."""
@@ -254,6 +267,11 @@ class MLP(Architecture):
         """One leaf that reads every coordinate."""
         return np.arange(check_pos_int("dim", dim))[None, :]
 
+    def tree_plan(self, dim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """One leaf, then ``depth`` − 1 layers of fan-in 1 above the first."""
+        check_pos_int("dim", dim)
+        return (1,), (1,) * (self.depth - 1)
+
     def dag_for(self, dim: int) -> DAG:
         dim = check_pos_int("dim", dim)
         return DAG(dim, dim, (1, 1), (((0,),),))
@@ -318,6 +336,11 @@ class DCNN(Architecture):
     def patch_coords(self) -> int:
         """n0: coordinates per patch."""
         return self.patch_dim ** self.ndim * self.channels
+
+    def tree_plan(self, dim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """A grid of patches, pooled by ``filter_sizes`` (per axis) level by level."""
+        side = self.input_shape(dim)[0] // self.patch_dim
+        return (side,) * self.ndim, tuple(self.filter_sizes)
 
     def leaf_coordinates(self, dim: int) -> np.ndarray:
         """One leaf per patch: a contiguous run of ``patch_dim`` positions (1-D) or a
@@ -411,6 +434,14 @@ class ConvNet(Architecture):
     out_dim: int = 1
     ndim: int = 1
     channels: int = 1
+
+    @property
+    def full_spatial_covariance(self) -> bool:  # type: ignore[override]
+        return self.readout == "gap"
+
+    @property
+    def translation_symmetric(self) -> bool:  # type: ignore[override]
+        return self.padding == "circular" and self.ndim == 1
 
     def __post_init__(self) -> None:
         check_pos_int("filter_size", self.filter_size)

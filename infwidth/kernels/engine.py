@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from infwidth.architectures.networks import Architecture, ConvNet
+from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_inputs
 
 __all__ = ["kernel", "estimate_block_memory", "plan_blocks", "parse_bytes",
@@ -61,8 +61,7 @@ def _spatial_footprint(arch: Architecture, dim: int) -> int:
     """
     shape = arch.input_shape(dim)
     positions = math.prod(shape[:-1])
-    if getattr(arch, "full_spatial_covariance", False) or (
-            isinstance(arch, ConvNet) and arch.readout == "gap"):
+    if arch.full_spatial_covariance:
         return positions ** 2  # pooling: the full spatial covariance is tracked
     return max(positions, 1)
 

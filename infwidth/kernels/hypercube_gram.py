@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from infwidth.architectures.activations import ACTIVATIONS, gaussian_dual
-from infwidth.architectures.networks import DCNN, MLP, Architecture
+from infwidth.architectures.networks import Architecture
 from infwidth.kernels.engine import KINDS, kernel
 
 __all__ = ["tree_gram"]
@@ -31,9 +31,12 @@ def _tree_layout(arch: Architecture, dim: int) -> tuple[np.ndarray, list[int]] |
     """(leaves in depth-first order, fan-in of every recursion step), or None when the
     topology is not a tree with one fan-in per level. In depth-first order the children of
     every node are consecutive, so each step groups ``fan`` consecutive nodes."""
-    if isinstance(arch, MLP):
-        return np.zeros(1, dtype=np.int64), [1] * arch.depth
+    plan = arch.tree_plan(dim)
+    if plan is None:
+        return None
     dag = arch.dag_for(dim)
+    if dag.n_patches == 1:  # one leaf: a chain of fan-in-1 layers (the DAG folds them)
+        return np.zeros(1, dtype=np.int64), [1] * (len(plan[1]) + 1)
     fans = []
     for layer in dag.children:
         f = {len(c) for c in layer}
@@ -170,7 +173,7 @@ def tree_gram(arch: Architecture, x1: Any, x2: Any = None, kind: str = "ntk",
                          f"{x2.shape}")
     dim = x1.shape[1]
     layout = None
-    if isinstance(arch, (MLP, DCNN)) and arch.activation in ACTIVATIONS:
+    if arch.activation in ACTIVATIONS:
         layout = _tree_layout(arch, dim)
     if layout is not None:
         order, fans = layout

@@ -43,12 +43,11 @@ def _check_pair(x1: Any, x2: Any) -> tuple[np.ndarray, np.ndarray, bool]:
 # --------------------------------------------------------------------------------------
 def _tree_plan(arch: Architecture, dim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(leaf-grid shape, pooling factor of every tree level above the leaves)."""
-    if isinstance(arch, MLP):
-        return (1,), (1,) * (arch.depth - 1)
-    if not isinstance(arch, DCNN):
-        raise TypeError(f"tree_kernels needs an MLP, SCNN or DCNN, got {type(arch).__name__}")
-    side = arch.input_shape(dim)[0] // arch.patch_dim
-    return (side,) * arch.ndim, tuple(arch.filter_sizes)
+    plan = arch.tree_plan(dim)
+    if plan is None:
+        raise TypeError(f"tree_kernels needs a tree architecture (MLP, SCNN, DCNN), got "
+                        f"{type(arch).__name__}, a general DAG")
+    return plan
 
 
 def _pool(a: jax.Array, grid: tuple[int, ...], k: int) -> tuple[jax.Array, tuple[int, ...]]:
@@ -168,7 +167,7 @@ def kernel_pair(arch: Architecture, x1: Any, x2: Any = None,
     own convolution of the (P, P) covariance is as fast as anything simple on CPU (a jitted
     circular-roll version measured 0.4–1.2× its speed), so it is used directly.
     """
-    if isinstance(arch, (MLP, DCNN)):
+    if arch.tree_plan(np.shape(x1)[-1]) is not None:
         return tree_kernels(arch, x1, x2)
     kw = {} if memory_budget is None else {"memory_budget": memory_budget}
     return (kernel(arch, x1, x2, kind="nngp", **kw), kernel(arch, x1, x2, kind="ntk", **kw))

@@ -35,7 +35,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from infwidth.architectures.networks import Architecture, ConvNet
+from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import DOMAINS, check_inputs
 from infwidth.eigenspaces.harmonics import harmonic_count, legendre
 from infwidth.eigenspaces.steiner import degree_profile
@@ -81,7 +81,7 @@ def canonical_type(arch: Architecture, dim: int, degrees: Sequence[int]) -> Any:
                 nxt.append(tuple(act) if act else None)
             forms = nxt
         return ("tree", forms[0])
-    if isinstance(arch, ConvNet) and arch.padding == "circular" and arch.ndim == 1:
+    if arch.translation_symmetric:
         p = len(degrees)
         return ("circ", min(degrees[s:] + degrees[:s] for s in range(p)))
     return ("profile", degrees)
