@@ -268,3 +268,95 @@ def test_predictor_applies_the_roundoff_rule():
     np.testing.assert_array_equal(warned.test_mse, ref.test_mse)
     with pytest.raises(ValueError, match="negative must be"):
         iw.predict_learning_curve(spec, t, ms, negative="keep")
+
+
+# ----------------------------------------------------------------------------- issue 14
+def test_spectrum_without_a_positive_eigenvalue_needs_a_ridge():
+    """κ is undefined for λ ≡ 0 and δ = 0 (it used to come back 0 with Σ L = 0 ≠ m)."""
+    with pytest.raises(ValueError, match="no positive eigenvalue.*ridge"):
+        iw.eigenlearning([0, 0], [1, 1], [4], [1, 0])
+    with pytest.raises(ValueError, match="no positive eigenvalue"):
+        solve_kappa([1.0], [0.0], [4])
+    df = iw.eigenlearning([0, 0], [1, 1], [4], [1, 0], ridge=0.5)  # δ/κ = m: κ = δ/m
+    assert df.kappa[0] == pytest.approx(0.125, rel=1e-12)
+    assert df.sum_learnability[0] == pytest.approx(4.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("ridge", [0.0, 1e-6, 1.0])
+def test_identity_holds_on_both_sides_of_the_interpolation_threshold(ridge):
+    """Σ M·L + δ/κ = m for m below and above N+ = 5, with zero eigenvalues in the table;
+    ridgeless at m ≥ N+ (κ = 0) δ/κ is its limit m − N+ as δ → 0."""
+    lam, mult = [1.0, 0.5, 0.0], [2, 3, 10]
+    ms = [1, 3, 4, 5, 6, 50]
+    df = iw.eigenlearning(lam, mult, ms, [1.0, 1.0, 1.0], ridge=ridge)
+    np.testing.assert_allclose(df.sum_learnability, ms, rtol=1e-10)
+    L = df[[f"learnability:{i}" for i in range(3)]].to_numpy()
+    rest = np.asarray(ms) - L @ np.asarray(mult, float)
+    if ridge:
+        np.testing.assert_allclose(rest, ridge / df.kappa.to_numpy(), rtol=1e-8)
+    else:
+        assert np.all(df.kappa[np.asarray(ms) >= 5] == 0.0)
+
+
+def test_predictor_refuses_a_bad_trace():
+    arch = iw.DCNN(patch_dim=4, filter_sizes=(2, 2))
+    spec = iw.spectrum(arch, 16, "hypercube", "ntk", max_degree=3, include_zero=False)
+    t = iw.Target.pair("hypercube", 16, 4)
+    for bad in (-1.0, 0, 0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="trace must be a positive finite number"):
+            iw.predict_learning_curve(spec, t, [16], trace=bad)
+    for bad in ("1", True):
+        with pytest.raises(TypeError, match="trace"):
+            iw.predict_learning_curve(spec, t, [16], trace=bad)
+    with pytest.raises(ValueError, match="below the spectrum's captured mass"):
+        iw.predict_learning_curve(spec, t, [16], trace=0.5 * spec.captured())
+    same = iw.predict_learning_curve(spec, t, [16, 64], trace=spec.trace())
+    ref = iw.predict_learning_curve(spec, t, [16, 64])
+    np.testing.assert_array_equal(same.test_mse, ref.test_mse)
+
+
+def test_gram_memory_is_checked_before_any_work():
+    from infwidth.learning.regression import check_gram_memory, gram_memory
+
+    # the Gram (8·n²) and the two Cholesky copies (2·8·m²), plus inputs and labels
+    assert gram_memory(1000, 24) == 8 * 1024 ** 2 + 16 * 1000 ** 2 + 8 * 4 * 1024
+    assert gram_memory(1000, 24, 16) == gram_memory(1000, 24) + 2 * 8 * 1024 * 16
+    t = iw.Target.pair("hypercube", 16, 4)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"memory_budget=4 GiB.*m=1000000.*7.28 TiB") as info:
+        iw.kernel_regression_curve(iw.MLP(depth=1), t, [10 ** 6], seeds=1, n_test=10)
+    assert time.perf_counter() - start < 0.5
+    fit = int(str(info.value).split("the largest sample size that fits is m=")[1].split(".")[0])
+    arch = iw.MLP(depth=1)
+    check_gram_memory(arch, t, fit, 10)  # fits
+    with pytest.raises(ValueError, match="memory_budget"):
+        check_gram_memory(arch, t, fit + 1, 10)
+    with pytest.raises(ValueError, match="not even m=1 fits with n_test=100000"):
+        check_gram_memory(arch, t, 10, 10 ** 5, memory_budget="1GB")
+
+
+def test_a_small_memory_budget_shrinks_the_gram_blocks_not_the_numbers():
+    """Under a tight budget tree_gram works in fewer rows at a time: same numbers."""
+    from infwidth.learning.regression import check_gram_memory, gram_memory
+
+    arch = iw.DCNN(patch_dim=4, filter_sizes=(2, 2))
+    t = iw.Target.pair("hypercube", 16, 4)
+    ms, n_test = [64, 300], 100
+    fixed = gram_memory(300, n_test, 16, arch=arch, block=0)
+    budget = fixed + (gram_memory(300, n_test, 16, arch=arch, block=1) - fixed) * 100
+    assert check_gram_memory(arch, t, 300, n_test, budget) == 100
+    ref = iw.kernel_regression_curve(arch, t, ms, seeds=2, n_test=n_test)
+    small = iw.kernel_regression_curve(arch, t, ms, seeds=2, n_test=n_test,
+                                       memory_budget=budget)
+    np.testing.assert_array_equal(small.test_mse, ref.test_mse)
+
+
+def test_targets_must_share_the_inputs_and_fit_the_architecture():
+    t16, t32 = iw.Target.pair("hypercube", 16, 4), iw.Target.pair("hypercube", 32, 4)
+    with pytest.raises(ValueError, match=r"target\[0\].*dim=16.*target\[1\].*dim=32"):
+        iw.kernel_regression_curve(iw.MLP(depth=1), [t16, t32], [8])
+    with pytest.raises(ValueError, match="dim=24 does not fit the architecture DCNN"):
+        iw.kernel_regression_curve(iw.DCNN(patch_dim=4, filter_sizes=(2, 2)),
+                                   iw.Target.pair("hypercube", 24, 4), [8])
+    with pytest.raises(ValueError, match="names must be distinct"):
+        iw.kernel_regression_curve(iw.MLP(depth=1), [t16, t16], [8])

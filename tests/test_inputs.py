@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import infwidth as iw
+from infwidth.data import datasets
 from infwidth.data.datasets import FASHION_MNIST_DIR, read_idx
 
 
@@ -93,27 +94,80 @@ def test_real_fashion_mnist():
     assert ds.x_train.shape == (1000, 784) and set(np.unique(ds.y_train)) <= set(range(10))
 
 
-def test_cifar10_loader_on_a_tiny_archive(tmp_path):
-    rng = np.random.default_rng(1)
-    path = tmp_path / "cifar-10-python.tar.gz"
-    batches = {}
+def _cifar_batches(rng, rows):
+    return {name: {b"batch_label": name.encode(),
+                   b"data": rng.integers(0, 256, (rows, 3072), dtype=np.uint8),
+                   b"labels": rng.integers(0, 10, rows).tolist(),
+                   b"filenames": [f"{name}_{i}.png".encode() for i in range(rows)]}
+            for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]}
+
+
+def _write_cifar_tar(path, batches, protocol=2):
     with tarfile.open(path, "w:gz") as tar:
-        for name, n in (("data_batch_1", 6), ("data_batch_2", 4), ("test_batch", 5)):
-            batches[name] = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                             b"labels": list(rng.integers(0, 10, n))}
-            blob = pickle.dumps(batches[name])
+        for name, batch in batches.items():
+            blob = pickle.dumps(batch, protocol=protocol)
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
+
+
+def test_cifar10_loader_on_a_tiny_archive(tmp_path, monkeypatch):
+    """The standard layout (data_batch_1…5, test_batch under cifar-10-batches-py), with
+    batches of 4 rows instead of 10,000: from the tar.gz and from the extracted folder."""
+    monkeypatch.setattr(datasets, "CIFAR_ROWS", 4)
+    rng = np.random.default_rng(1)
+    batches = _cifar_batches(rng, 4)
+    path = tmp_path / "cifar-10-python.tar.gz"
+    _write_cifar_tar(path, batches)
     ds = iw.load_cifar10(path, normalize=None)
-    assert ds.x_train.shape == (10, 3072) and ds.x_test.shape == (5, 3072)
+    assert ds.x_train.shape == (20, 3072) and ds.x_test.shape == (4, 3072)
     assert ds.image_shape == (32, 32, 3)
     # channel-last: pixel (0, 0) of image 0 holds R, G, B from the CHW rows
     first = batches["data_batch_1"][b"data"][0].reshape(3, 32, 32)
     np.testing.assert_array_equal(ds.x_train[0, :3], first[:, 0, 0])
     np.testing.assert_array_equal(ds.y_test, batches["test_batch"][b"labels"])
+    folder = tmp_path / "extracted"
+    with tarfile.open(path) as tar:
+        tar.extractall(folder, filter="data")
+    again = iw.load_cifar10(folder / "cifar-10-batches-py", normalize=None)
+    np.testing.assert_array_equal(again.x_train, ds.x_train)
+    np.testing.assert_array_equal(iw.load_cifar10(folder, normalize=None).y_test, ds.y_test)
     with pytest.raises(FileNotFoundError, match="CIFAR-10"):
         iw.load_cifar10(tmp_path / "nope.tar.gz")
+
+
+def test_cifar10_refuses_foreign_pickles(tmp_path, monkeypatch):
+    """Only numpy arrays are rebuilt: a pickle that would call os.system is refused, naming
+    the member, and nothing runs."""
+    monkeypatch.setattr(datasets, "CIFAR_ROWS", 4)
+    batches = _cifar_batches(np.random.default_rng(2), 4)
+    path = tmp_path / "cifar-10-python.tar.gz"
+    evil = b"cos\nsystem\n(S'touch " + str(tmp_path / "pwned").encode() + b"'\ntR."
+    with tarfile.open(path, "w:gz") as tar:
+        for name, batch in batches.items():
+            blob = pickle.dumps(batch, protocol=4)
+            if name == "data_batch_3":
+                blob = evil + b"\0" * (len(blob) - len(evil))
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    with pytest.raises(ValueError, match="data_batch_3.*os.system is not allowed"):
+        iw.load_cifar10(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_fashion_mnist_truncated_file_is_named(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 30), ("t10k", 12)):
+        _write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz",
+                   rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
+    bad = tmp_path / "train-images-idx3-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-40])
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz is truncated or corrupt"):
+        iw.load_fashion_mnist(path=tmp_path)
+    with pytest.raises(ValueError, match="n_train=31 exceeds the 30 training examples"):
+        iw.load_fashion_mnist(path=tmp_path, n_train=31)  # from the headers, before reading
 
 
 def test_check_targets():

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 import pytest
@@ -250,3 +251,46 @@ def test_roundoff_rule():
     assert spec.roundoff_zeroed().types[1].eigenvalue == -1.0
     with pytest.raises(ValueError, match="not round-off"):
         spec.roundoff_zeroed(negative="raise")
+
+
+# ----------------------------------------------------------------------------- cost first
+@pytest.mark.parametrize("arch, dim", [
+    (iw.MLP(depth=2), 16), (iw.SCNN(patch_dim=4), 64), (iw.SCNN(patch_dim=2), 16),
+    (iw.DCNN(patch_dim=4, filter_sizes=(2, 8)), 128),
+    (iw.DCNN(patch_dim=1, filter_sizes=(2, 2, 2, 2)), 16),
+    (iw.DCNN(patch_dim=2, filter_sizes=(2, 2), ndim=2), 64),
+    (iw.DCNN(patch_dim=1, filter_sizes=(3, 5)), 30),
+])
+def test_type_count_equals_the_enumeration(arch, dim):
+    """count_types (degree counts, level by level) is exact: it is the number of rows."""
+    from infwidth.eigenspaces.tree_types import count_types, enumerate_types, tree_spec
+
+    spec = tree_spec(arch, dim)
+    for domain in ("hypercube", "sphere"):
+        for max_degree in range(7):
+            for include_zero in (True, False):
+                leaf = spec.n0 if domain == "hypercube" else max_degree
+                n = len(enumerate_types(spec, max_degree, leaf, include_zero)[1])
+                assert count_types(spec, max_degree, leaf, include_zero) == (n, True)
+
+
+def test_spectrum_is_refused_before_work_past_max_types():
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"max_degree=1000000 gives at least \d+ eigenspace "
+                                         r"types.*max_types=50000"):
+        iw.spectrum(iw.DCNN(patch_dim=16, filter_sizes=(16, 16)), 4096, max_degree=10 ** 6)
+    assert time.perf_counter() - start < 0.1
+    arch = iw.DCNN(patch_dim=4, filter_sizes=(2, 8))  # 70 types at max_degree 6
+    with pytest.raises(ValueError, match="gives 70 eigenspace types.*max_types=70"):
+        iw.spectrum(arch, 64, max_degree=6, max_types=69)
+    assert len(iw.spectrum(arch, 64, max_degree=6, max_types=70).types) == 70
+
+
+def test_convnet_candidates_are_counted_before_enumerating():
+    """Circular ConvNet, depth 2, filter 3 (span 5) at d = 16 on the cube: supports anchored at
+    0 with up to 3 of the 8 other positions within span − 1: 1 + Σ_s C(8, s−1) = 94."""
+    ts = type_system(iw.ConvNet(filter_size=3, depth=2), 16)
+    assert ts.count(4, "hypercube") == (94, True, "candidate types")
+    assert len(ts.types(4, "hypercube")) <= 94
+    with pytest.raises(ValueError, match="94 eigenspace candidate types.*max_types=93"):
+        ts.types(4, "hypercube", max_types=93)

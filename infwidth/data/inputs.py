@@ -6,12 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from infwidth.validation import check_pos_int
+from infwidth.validation import check_pos_int, check_seed
 
 __all__ = ["sample_inputs", "check_inputs", "check_targets", "DOMAINS"]
 
 DOMAINS = ("hypercube", "sphere")
-
 
 
 def sample_inputs(domain: str, n: int, dim: int, patch_dim: int | None = None,
@@ -33,9 +32,7 @@ def sample_inputs(domain: str, n: int, dim: int, patch_dim: int | None = None,
     patch_dim = dim if patch_dim is None else check_pos_int("patch_dim", patch_dim)
     if dim % patch_dim:
         raise ValueError(f"dim={dim} is not divisible by patch_dim={patch_dim}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed("seed", seed))
     if domain == "hypercube":
         return rng.choice(np.array([-1.0, 1.0]), size=(n, dim))
     g = rng.standard_normal((n, dim // patch_dim, patch_dim))

@@ -23,7 +23,7 @@ import itertools
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from infwidth.eigenspaces.steiner import space as dag_space
 from infwidth.eigenspaces.tree_types import (
     TreeSpec,
     canonical_degrees,
+    count_types,
     enumerate_types,
     pattern_degree,
     pattern_of_degrees,
@@ -45,11 +46,40 @@ from infwidth.eigenspaces.tree_types import (
 
 __all__ = ["TypeSystem", "type_system", "MAX_TYPES"]
 
+# Default cap on the number of eigenspace types one call may enumerate (``max_types=``).
+# Measured on 2 shared CPU cores, exact recursion (ntk, hypercube): D-CNN(16, (16, 16)) at
+# d = 4096 has 444 / 1,685 / 6,082 types at max_degree 8 / 10 / 12 and takes 4.7 / 16 / 31 s;
+# D-CNN(4, (2, 8)) at d = 64 has 203 types at max_degree 8 (1.5 s): about 5-10 ms a type, so
+# the cap stands for minutes of work. A ConvNet visits ``candidates`` (support, degrees)
+# tuples, each canonicalised over every shift: 1,586 of them at depth 3, d = 64 took 3.8 s.
 MAX_TYPES = 50000
 
 
 def _leaf_mult(n0: int, k: int, domain: str) -> int:
     return math.comb(n0, k) if domain == "hypercube" else harmonic_count(n0, k)
+
+
+def _compositions(size: int, max_total: int, max_part: int) -> Iterator[tuple[int, ...]]:
+    """Tuples of ``size`` parts in [1, max_part] with sum ≤ max_total, in product order."""
+    if size == 0:
+        yield ()
+        return
+    for d in range(1, min(max_part, max_total - (size - 1)) + 1):
+        for rest in _compositions(size - 1, max_total - d, max_part):
+            yield (d,) + rest
+
+
+def _composition_counts(max_size: int, max_total: int, max_part: int) -> list[float]:
+    """out[s] = the number of :func:`_compositions` (s, max_total, max_part), s ≤ max_size."""
+    ways = np.zeros(max_total + 1)
+    ways[0] = 1.0
+    t = np.arange(max_total + 1)
+    out = [1.0]
+    for _ in range(max_size):
+        csum = np.concatenate([[0.0], np.cumsum(ways)])
+        ways = np.minimum(csum[t] - csum[np.maximum(t - max_part, 0)], 1e100)  # Σ_k ways[t−k]
+        out.append(float(ways.sum()))
+    return out
 
 
 @dataclass(frozen=True)
@@ -85,12 +115,75 @@ class TypeSystem:
         return isinstance(self.arch, ConvNet) and self.arch.readout == "gap"
 
     # ---------------------------------------------------------------- enumeration
-    def types(self, max_degree: int, domain: str, include_zero: bool = True) -> list:
-        """Type keys with total degree ≤ max_degree (the constant first)."""
+    def types(self, max_degree: int, domain: str, include_zero: bool = True,
+              max_types: int = MAX_TYPES) -> list:
+        """Type keys with total degree ≤ max_degree (the constant first); refused before
+        enumerating when :meth:`check_count` finds more than ``max_types``."""
+        self.check_count(max_degree, domain, include_zero, max_types)
         max_leaf = self.n0 if domain == "hypercube" else max_degree
         if self.is_tree:
             return enumerate_types(self.spec, max_degree, max_leaf, include_zero)[1]
-        return self._conv_types(max_degree, max_leaf)
+        return self._conv_types(max_degree, max_leaf, max_types)
+
+    def count(self, max_degree: int, domain: str, include_zero: bool = True,
+              limit: int | None = None) -> tuple[int, bool, str]:
+        """(n, exact, what) without enumerating. Trees: the number of types. ConvNets: the
+        number of (support, degrees) candidates the enumeration visits. With ``limit``,
+        counting may stop once past it (``exact`` False: n is a lower bound)."""
+        max_leaf = self.n0 if domain == "hypercube" else max_degree
+        if self.is_tree:
+            n, exact = count_types(self.spec, max_degree, max_leaf, include_zero, limit)
+            return n, exact, "types"
+        n, exact = self._conv_candidates(max_degree, max_leaf, limit)
+        return n, exact, "candidate types"
+
+    def check_count(self, max_degree: int, domain: str, include_zero: bool = True,
+                    max_types: int = MAX_TYPES) -> int:
+        """The count of :meth:`count`, or a ValueError naming max_degree, the estimate and
+        ``max_types`` when it exceeds ``max_types``."""
+        n, exact, what = self.count(max_degree, domain, include_zero, max_types)
+        if n > max_types:
+            raise ValueError(
+                f"max_degree={max_degree} gives {'' if exact else 'at least '}{n} eigenspace "
+                f"{what} for {type(self.arch).__name__} at dim={self.dim} on the {domain}, "
+                f"over max_types={max_types} (milliseconds to seconds of work each): lower "
+                f"max_degree, or raise the limit with max_types={n}"
+                f"{'' if exact else ' or more'}")
+        return n
+
+    def _conv_others(self) -> np.ndarray:
+        """Per anchor, how many positions :meth:`_conv_types` pairs with it: those within
+        span − 1 along every axis (circular padding: one anchor), only the later ones
+        ("same" padding)."""
+        arch, p = self.arch, self.dag.n_patches
+        span = 1 + arch.depth * (arch.filter_size - 1)
+        side = p if arch.ndim == 1 else math.isqrt(p)
+        if arch.padding == "circular":
+            return np.array([min(side, 2 * span - 1) ** arch.ndim - 1])
+        pos = np.arange(side)
+        after = np.minimum(span - 1, side - 1 - pos)  # later positions along one axis
+        if arch.ndim == 1:
+            return after
+        cols = np.minimum(pos + span - 1, side - 1) - np.maximum(pos - span + 1, 0) + 1
+        # row-major order: the window's columns in later rows, later columns in this row
+        return (after[:, None] * cols[None, :] + after[None, :]).reshape(-1)
+
+    def _conv_candidates(self, max_degree: int, max_leaf: int, limit: int | None
+                         ) -> tuple[int, bool]:
+        """(1 + the (anchor, support, degrees) tuples :meth:`_conv_types` visits, exact)."""
+        others = self._conv_others()
+        wide = int(others.max()) + 1
+        top = min(int(max_degree), max_leaf * wide)
+        if limit is not None and top + 1 > limit:  # one candidate at least per degree
+            return top + 1, top == 0
+        comp = _composition_counts(min(top, wide), top, max_leaf)
+        vals, reps = np.unique(others, return_counts=True)
+        total = 1.0
+        for v, r in zip(vals.tolist(), reps.tolist()):
+            total += r * sum(math.comb(v, s - 1) * comp[s]
+                             for s in range(1, min(top, v + 1) + 1))
+        total = min(total, 1e100)
+        return (int(round(total)) if total < 2 ** 53 else int(total)), True
 
     def _shifts(self) -> list[np.ndarray]:
         """Position permutations of the symmetry group."""
@@ -116,7 +209,7 @@ class TypeSystem:
                 best = cand
         return best
 
-    def _conv_types(self, max_degree: int, max_leaf: int) -> list:
+    def _conv_types(self, max_degree: int, max_leaf: int, max_types: int = MAX_TYPES) -> list:
         arch, p = self.arch, self.dag.n_patches
         span = 1 + arch.depth * (arch.filter_size - 1)
         circular = arch.padding == "circular"
@@ -141,18 +234,16 @@ class TypeSystem:
 
         keys = {()}
         for a in ([0] if circular else range(p)):
-            others = offsets(a)
-            for size in range(1, max_degree + 1):
+            # each support once: anchored at 0 (circular) or at its smallest position
+            others = offsets(a) if circular else [b for b in offsets(a) if b > a]
+            for size in range(1, min(max_degree, len(others) + 1) + 1):
                 for rest in itertools.combinations(others, size - 1):
-                    if not circular and any(r < a for r in rest):
-                        continue  # each support once: anchored at its smallest position
                     support = (a,) + rest
-                    for degs in itertools.product(range(1, max_leaf + 1), repeat=size):
-                        if sum(degs) > max_degree:
-                            continue
+                    for degs in _compositions(size, max_degree, max_leaf):
                         keys.add(self._canon(tuple(zip(support, degs))))
-                        if len(keys) > MAX_TYPES:
-                            raise ValueError(f"more than {MAX_TYPES} types: lower max_degree")
+                        if len(keys) > max_types:
+                            raise ValueError(f"more than max_types={max_types} types: lower "
+                                             f"max_degree or raise max_types")
         out = [k for k in keys if k == () or math.isfinite(self.space(k))]
         return sorted(out, key=lambda k: (sum(d for _, d in k), k))
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -41,7 +42,7 @@ import pandas as pd
 from infwidth.architectures.networks import Architecture, ConvNet
 from infwidth.data.inputs import DOMAINS
 from infwidth.eigenspaces.eigenfunctions import Eigenfunction, sample_eigenfunction
-from infwidth.eigenspaces.eigentypes import TypeSystem, type_system
+from infwidth.eigenspaces.eigentypes import MAX_TYPES, TypeSystem, type_system
 from infwidth.eigenspaces.hypercube import MAX_FWHT_DIM, hypercube_leaf
 from infwidth.eigenspaces.monte_carlo import MAX_GRAM_DIM, fwht_types, gram_types, monte_carlo_types
 from infwidth.eigenspaces.sphere import sphere_leaf
@@ -49,6 +50,7 @@ from infwidth.eigenspaces.steiner import degree_profile, learning_index, learnin
 from infwidth.eigenspaces.tree_recursion import RecursionOptions, tree_eigenvalues
 from infwidth.eigenspaces.tree_types import enumerate_types
 from infwidth.io.outputs import write_png
+from infwidth.validation import check_pos_int, check_seed
 
 __all__ = ["spectrum", "Spectrum", "EigenType", "METHODS", "eigenfunction", "learning_index",
            "Eigenfunction", "RecursionOptions", "roundoff_zeroed", "ROUNDOFF_FACTOR"]
@@ -200,7 +202,7 @@ class Spectrum:
             raise ValueError(f"placement must be 'random' or 'canonical', got {placement!r}")
         t = self._row(row)
         return type_system(self.arch, self.dim).eigenfunction(
-            t.key, self.domain, np.random.default_rng(rng), placement)
+            t.key, self.domain, _rng(rng), placement)
 
     # ------------------------------------------------------------------ plot
     def plot(self, path: str | os.PathLike | None = None,
@@ -214,6 +216,7 @@ class Spectrum:
         ``roundoff_as_zero`` (default) eigenvalues within round-off of 0 count as zeros
         (:meth:`roundoff_zeroed`). Writes a PNG to ``path`` (atomically) when given; returns
         the matplotlib Figure."""
+        _check_plot_args(path, levels, m_exponent, ax, title, roundoff_as_zero)
         import matplotlib
         if path is not None:
             matplotlib.use("Agg", force=False)
@@ -297,6 +300,48 @@ class Spectrum:
         return fig
 
 
+def _rng(rng: Any) -> np.random.Generator:
+    """A Generator from None, a Generator or a seed (an integer ≥ 0)."""
+    if rng is None or isinstance(rng, np.random.Generator):
+        return np.random.default_rng(rng)
+    return np.random.default_rng(check_seed("rng", rng))
+
+
+def _check_plot_args(path: Any, levels: Any, m_exponent: Any, ax: Any, title: Any,
+                     roundoff_as_zero: Any) -> None:
+    """:meth:`Spectrum.plot`'s arguments, checked before anything is drawn."""
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path (str or os.PathLike) or None, "
+                        f"got {type(path).__name__}")
+    if isinstance(path, (str, os.PathLike)):
+        p = os.fspath(path)
+        if not isinstance(p, str) or not p or p.endswith(("/", os.sep)) or os.path.isdir(p):
+            raise ValueError(f"path must name a PNG file, got {path!r}")
+    if ax is not None:
+        axes = sys.modules.get("matplotlib.axes")  # no Axes exists before it is imported
+        if axes is None or not isinstance(ax, axes.Axes):
+            raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
+    if levels is not None:
+        if isinstance(levels, (str, bytes)) or not isinstance(levels, (Sequence, np.ndarray)):
+            raise TypeError(f"levels must be a sequence of finite numbers or None, "
+                            f"got {type(levels).__name__}")
+        for v in levels:
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise TypeError(f"levels must be finite numbers, got {list(levels)!r}")
+            if not np.isfinite(v):
+                raise ValueError(f"levels must be finite numbers, got {list(levels)!r}")
+    if m_exponent is not None:
+        if isinstance(m_exponent, bool) or not isinstance(
+                m_exponent, (int, float, np.integer, np.floating)):
+            raise TypeError(f"m_exponent must be a finite number or None, got {m_exponent!r}")
+        if not np.isfinite(m_exponent):
+            raise ValueError(f"m_exponent must be a finite number or None, got {m_exponent!r}")
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be a string or None, got {type(title).__name__}")
+    if not isinstance(roundoff_as_zero, (bool, np.bool_)):
+        raise TypeError(f"roundoff_as_zero must be True or False, got {roundoff_as_zero!r}")
+
+
 # --------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------
@@ -305,8 +350,7 @@ def _validate(arch: Any, dim: Any, domain: Any, kind: Any, max_degree: Any, meth
     if not isinstance(arch, Architecture):
         raise TypeError(f"arch must be an infwidth architecture (MLP, SCNN, DCNN, ConvNet), "
                         f"got {type(arch).__name__}")
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim <= 0:
-        raise ValueError(f"dim must be a positive integer, got {dim!r}")
+    check_pos_int("dim", dim)
     if domain not in DOMAINS:
         raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
     if kind not in KINDS:
@@ -314,7 +358,7 @@ def _validate(arch: Any, dim: Any, domain: Any, kind: Any, max_degree: Any, meth
     if isinstance(max_degree, bool) or not isinstance(max_degree, (int, np.integer)):
         raise TypeError(f"max_degree must be a non-negative integer, got {max_degree!r}")
     if max_degree < 0:
-        raise ValueError(f"max_degree must be ≥ 0, got {max_degree}")
+        raise ValueError(f"max_degree must be a non-negative integer, got {max_degree}")
     if method is not None and method not in METHODS:
         raise ValueError(f"method must be one of {METHODS} or None, got {method!r}")
     ts = type_system(arch, int(dim))  # raises when dim does not fit the topology
@@ -349,7 +393,8 @@ def spectrum(arch: Architecture, dim: int, domain: str = "hypercube", kind: str 
              kernel_fn: Callable | None = None, n_samples: int = 1000, n_batches: int = 4,
              n_functions: int = 16, seed: int = 0, estimator: str | None = None,
              include_zero: bool = True,
-             error_estimate: bool = True, options: RecursionOptions | None = None) -> Spectrum:
+             error_estimate: bool = True, options: RecursionOptions | None = None,
+             max_types: int = MAX_TYPES) -> Spectrum:
     """Eigenvalues by eigenspace type, up to total degree ``max_degree``.
 
     method: None (trees: "exact"; ConvNets: "gram" for dim ≤ 10 on the hypercube, else
@@ -360,6 +405,11 @@ def spectrum(arch: Architecture, dim: int, domain: str = "hypercube", kind: str 
     (eigenvalue exactly 0). ``error_estimate`` adds the half-resolution comparison of the
     exact recursion. ``options`` tunes the recursion (:class:`RecursionOptions`).
 
+    Cost before work: the number of types is counted from the topology, dim and max_degree
+    first (exactly for trees, by the candidates visited for ConvNets), and a call with more
+    than ``max_types`` is refused with a ValueError that says how many (raise ``max_types``
+    to go on: the exact recursion takes a few milliseconds a type).
+
     Example:
         >>> import infwidth as iw
         >>> spec = iw.spectrum(iw.DCNN(patch_dim=4, filter_sizes=(4,)), dim=64, max_degree=2)
@@ -369,16 +419,24 @@ def spectrum(arch: Architecture, dim: int, domain: str = "hypercube", kind: str 
     """
     ts, method = _validate(arch, dim, domain, kind, max_degree, method)
     dim, max_degree = int(dim), int(max_degree)
-    opts = options or RecursionOptions()
+    opts = RecursionOptions() if options is None else options
     if not isinstance(opts, RecursionOptions):
         raise TypeError(f"options must be a RecursionOptions, got {type(opts).__name__}")
+    seed = check_seed("seed", seed)
+    max_types = check_pos_int("max_types", max_types)
+    if kernel_fn is not None and not callable(kernel_fn):
+        raise TypeError(f"kernel_fn must be callable (like iw.kernel) or None, "
+                        f"got {type(kernel_fn).__name__}")
+    for name, flag in (("include_zero", include_zero), ("error_estimate", error_estimate)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     if method == "monte-carlo":
         for name, v in (("n_samples", n_samples), ("n_batches", n_batches),
                         ("n_functions", n_functions)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            check_pos_int(name, v)
         if n_samples < 2 or n_batches < 2:
             raise ValueError("monte-carlo needs n_samples ≥ 2 and n_batches ≥ 2 (error bars)")
+    ts.check_count(max_degree, domain, include_zero, max_types)  # cost before work
     results: dict[Any, tuple[float, float, str]] = {}
     if method == "exact":
         spec = ts.spec
@@ -394,7 +452,7 @@ def spectrum(arch: Architecture, dim: int, domain: str = "hypercube", kind: str 
         keys = roots
         diagonal = spec.diagonal(kind)
     else:
-        keys = ts.types(max_degree, domain, include_zero)
+        keys = ts.types(max_degree, domain, include_zero, max_types)
         if method == "fwht":
             got = fwht_types(ts, kind, max_degree, kernel_fn)
             results = {k: (got[k][0], got[k][1], "fwht") if k in got else (0.0, 0.0, "fwht")
@@ -452,10 +510,14 @@ def eigenfunction(arch: Architecture, dim: int, degrees: Any, domain: str = "hyp
         >>> psi(x).shape
         (3,)
     """
+    if not isinstance(arch, Architecture):
+        raise TypeError(f"arch must be an infwidth architecture (MLP, SCNN, DCNN, ConvNet), "
+                        f"got {type(arch).__name__}")
     if domain not in DOMAINS:
         raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    gen = _rng(rng)
     ts = type_system(arch, dim)
     degs = degree_profile(degrees, ts.patch_index.shape[0])
     if domain == "sphere" and ts.n0 < 2:
         raise ValueError("domain='sphere' needs patches of at least 2 coordinates")
-    return sample_eigenfunction(ts.patch_index, degs, domain, rng)
+    return sample_eigenfunction(ts.patch_index, degs, domain, gen)

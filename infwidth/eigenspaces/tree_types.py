@@ -34,8 +34,9 @@ from infwidth.architectures.networks import DAG, DCNN, MLP, Architecture
 from infwidth.eigenspaces.harmonics import harmonic_count
 from infwidth.eigenspaces.jets import NodeMap
 
-__all__ = ["TreeSpec", "tree_spec", "pattern_degree", "enumerate_types", "type_multiplicity",
-           "canonical_degrees", "pattern_of_degrees", "random_placement", "pattern_str"]
+__all__ = ["TreeSpec", "tree_spec", "pattern_degree", "enumerate_types", "count_types",
+           "type_multiplicity", "canonical_degrees", "pattern_of_degrees", "random_placement",
+           "pattern_str"]
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,89 @@ def enumerate_types(spec: TreeSpec, max_degree: int, max_leaf: int,
     for r in _multisets(items, spec.readout_fan_in if include_zero else 1, max_degree):
         roots.append(r)
     return pats, roots
+
+
+_COUNT_CAP = 1e100  # counts saturate here (float64): only "more than the limit" matters
+
+
+def _multiset_counts(c: np.ndarray, f: int) -> np.ndarray:
+    """out[t] = number of non-empty multisets of at most ``f`` items of total degree t ≤ T,
+    drawn from c[d] distinct items of degree d ≥ 1 (T = len(c) − 1; saturating floats).
+
+    Each degree class multiplies the generating function by (1 − y·x^d)^(−c[d]), y counting
+    the items; the size y is tracked only while f < T (no multiset of total ≤ T is larger)."""
+    size = len(c)
+    t_max = size - 1
+    f = min(int(f), t_max)
+    if f <= 0:
+        return np.zeros(size)
+    if f == 1:
+        out = c.astype(np.float64).copy()
+        out[0] = 0.0
+        return out
+    tracked = f < t_max
+    a = np.zeros((f + 1, size) if tracked else size)
+    a[(0, 0) if tracked else 0] = 1.0
+    for d in np.flatnonzero(c[1:]) + 1:
+        cd = float(c[d])
+        if not tracked and cd <= 8 and cd == int(cd):
+            # (1 − x^d)^(−1) is a running sum with stride d: apply it c[d] times
+            rows = -(-size // d)
+            for _ in range(int(cd)):
+                pad = np.zeros(rows * d)
+                pad[:size] = a
+                with np.errstate(over="ignore", invalid="ignore"):
+                    a = np.cumsum(pad.reshape(rows, d), axis=0).reshape(-1)[:size]
+                np.minimum(a, _COUNT_CAP, out=a)
+            continue
+        old, b = a.copy(), 1.0
+        for j in range(1, (min(f, t_max // d) if tracked else t_max // d) + 1):
+            b = min(b * (cd + j - 1) / j, _COUNT_CAP)  # C(c[d] + j − 1, j)
+            if tracked:
+                a[j:, d * j:] += b * old[:f + 1 - j, :size - d * j]
+            else:
+                a[d * j:] += b * old[:size - d * j]
+        np.minimum(a, _COUNT_CAP, out=a)
+    out = a.sum(axis=0) if tracked else a
+    out[0] = 0.0
+    return np.minimum(out, _COUNT_CAP)
+
+
+def _count_roots(spec: TreeSpec, t_max: int, max_leaf: int, include_zero: bool) -> float:
+    """len(enumerate_types(spec, t_max, max_leaf, include_zero)[1]), by degree counts."""
+    c = np.zeros(t_max + 1)
+    c[1:min(max_leaf, t_max) + 1] = 1.0
+    for f in spec.fan_in[1:]:
+        c = _multiset_counts(c, f)
+    return 1.0 + float(_multiset_counts(c, spec.readout_fan_in if include_zero else 1).sum())
+
+
+def count_types(spec: TreeSpec, max_degree: int, max_leaf: int, include_zero: bool = True,
+                limit: int | None = None) -> tuple[int, bool]:
+    """(n, exact): the number of root types :func:`enumerate_types` returns, counted without
+    enumerating them (counts of patterns by degree, level by level; milliseconds).
+
+    With ``limit``, counting may stop as soon as more than ``limit`` types are found: then
+    ``exact`` is False and n is a lower bound. Counts above 1e100 saturate.
+
+    Example:
+        >>> import infwidth as iw
+        >>> spec = tree_spec(iw.DCNN(patch_dim=4, filter_sizes=(2, 8)), 64)
+        >>> count_types(spec, 6, 4), len(enumerate_types(spec, 6, 4)[1])
+        ((70, True), 70)
+    """
+    reach = max_leaf * math.prod(spec.fan_in[1:]) * (spec.readout_fan_in if include_zero
+                                                     else 1)
+    top = min(int(max_degree), reach)
+    # one type at least per total degree 0 … top (fill the patches in order)
+    if limit is not None and top + 1 > limit:
+        return top + 1, top == 0
+    t = top if limit is None else min(top, 8)
+    while True:
+        n = _count_roots(spec, t, max_leaf, include_zero)
+        if t == top or (limit is not None and n > limit):
+            return (int(round(n)) if n < 2 ** 53 else int(n)), t == top
+        t = min(2 * t, top)
 
 
 def _placements(f: int, children: tuple) -> int:

@@ -6,12 +6,24 @@ of any architecture) and :func:`tree_kernel`, the numpy reference recursion used
 independent check; ``hypercube_gram``: exact fast Gram matrices of trees on ±1 inputs.
 """
 
-from infwidth.kernels.engine import (kernel, estimate_block_memory, plan_blocks, parse_bytes,
-                                     DEFAULT_MEMORY_BUDGET)
-from infwidth.kernels.tree import tree_kernels, kernel_pair, tree_kernel
+from infwidth.kernels.engine import (
+    DEFAULT_MEMORY_BUDGET,
+    estimate_block_memory,
+    kernel,
+    parse_bytes,
+    plan_blocks,
+)
 from infwidth.kernels.hypercube_gram import tree_gram
+from infwidth.kernels.tree import kernel_pair, tree_kernel, tree_kernels
 
 __all__ = [
-    "kernel", "estimate_block_memory", "plan_blocks", "parse_bytes", "DEFAULT_MEMORY_BUDGET",
-    "tree_kernels", "kernel_pair", "tree_kernel", "tree_gram"
+    "kernel",
+    "estimate_block_memory",
+    "plan_blocks",
+    "parse_bytes",
+    "DEFAULT_MEMORY_BUDGET",
+    "tree_kernels",
+    "kernel_pair",
+    "tree_kernel",
+    "tree_gram",
 ]

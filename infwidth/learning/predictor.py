@@ -45,11 +45,13 @@ def solve_kappa(eigenvalues: Any, multiplicities: Any, m: Any, ridge: float = 0.
     """κ > 0 solving m = Σ_i M_i·λ_i/(λ_i + κ) + ridge/κ, for each m (bisection in log κ).
 
     Zero eigenvalues drop out. With ridge = 0 and m ≥ N+ = Σ_{λ_i>0} M_i there is no positive
-    root: κ = 0 (every mode learned)."""
-    lam = np.asarray(eigenvalues, dtype=np.float64)
-    mult = np.asarray(multiplicities, dtype=np.float64)
+    root: κ = 0 (every mode learned). A spectrum without a positive eigenvalue needs
+    ridge > 0 (with ridge = 0 nothing determines κ): it is refused."""
+    lam = _real_array("eigenvalues", eigenvalues)
+    mult = _real_array("multiplicities", multiplicities)
     if lam.shape != mult.shape or lam.ndim != 1:
-        raise ValueError("eigenvalues and multiplicities must be 1-D arrays of one shape")
+        raise ValueError(f"eigenvalues and multiplicities must be 1-D arrays of one shape, "
+                         f"got {lam.shape} and {mult.shape}")
     if np.any(~np.isfinite(lam)) or np.any(lam < 0):
         raise ValueError("eigenvalues must be finite and non-negative")
     if np.any(~np.isfinite(mult)) or np.any(mult < 0):
@@ -57,12 +59,17 @@ def solve_kappa(eigenvalues: Any, multiplicities: Any, m: Any, ridge: float = 0.
     ridge = check_nonneg("ridge", ridge)
     keep = (lam > 0) & (mult > 0)
     lam, mult = lam[keep], mult[keep]
-    ms = np.atleast_1d(np.asarray(m, dtype=np.float64))
+    ms = np.atleast_1d(_real_array("m", m))
+    if ms.ndim != 1 or not np.all(np.isfinite(ms)) or not np.all(ms > 0):
+        raise ValueError(f"m must be positive sample sizes, got {m!r}")
+    if not len(lam) and ridge == 0.0:
+        raise ValueError(
+            "eigenvalues: the kernel has no positive eigenvalue (with a positive "
+            "multiplicity), so with ridge=0 nothing fixes κ and no mode can be learned: "
+            "give a spectrum with a positive eigenvalue or a ridge > 0")
     n_plus, trace = float(mult.sum()), float((mult * lam).sum())
     out = np.zeros_like(ms)
     for j, mj in enumerate(ms):
-        if not mj > 0:
-            raise ValueError(f"sample sizes must be positive, got {mj}")
         if ridge == 0.0 and mj >= n_plus:
             out[j] = 0.0
             continue
@@ -93,6 +100,18 @@ def solve_kappa(eigenvalues: Any, multiplicities: Any, m: Any, ridge: float = 0.
     return out
 
 
+def _real_array(name: str, v: Any) -> np.ndarray:
+    """float64 array of ``v``; TypeError naming ``name`` when it is not real numbers."""
+    try:
+        arr = np.asarray(v)
+    except (TypeError, ValueError) as e:  # ragged sequences
+        raise ValueError(f"{name} must be an array of real numbers: {e}") from None
+    if arr.dtype == bool or arr.dtype == object or not (
+            np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
 def _times(e0: float, x: float) -> float:
     """E0·x with inf·0 = 0 (at the interpolation threshold E0 = ∞ multiplies nothing)."""
     return 0.0 if x == 0.0 else e0 * x
@@ -104,7 +123,9 @@ def eigenlearning(eigenvalues: Any, multiplicities: Any, sample_sizes: Any,
 
     ``powers[i]`` is the target power v_i² in type i (spread over its M_i eigenfunctions).
     Returns sample_size, kappa, E0, bias = Σ_i v_i²·(1 − L_i)², test_mse, sum_learnability
-    (Σ M·L + δ/κ, = m) and one column ``learnability:i`` per type.
+    (Σ M·L + δ/κ, = m; at κ = 0, ridgeless with m ≥ N+, δ/κ is its limit m − N+ as δ → 0)
+    and one column ``learnability:i`` per type. A spectrum with no positive eigenvalue and
+    ridge = 0 is refused (ValueError).
 
     Example (one mode, λ = 1 of multiplicity 3, m = 1, δ = 0: 1 = 3/(1 + κ) ⇒ κ = 2, L = 1/3,
     E0 = 1/(1 − 3/9) = 3/2, test MSE = E0·(1 − L)² = 2/3):
@@ -113,9 +134,9 @@ def eigenlearning(eigenvalues: Any, multiplicities: Any, sample_sizes: Any,
         [2.0, 0.333333333333, 1.5, 0.666666666667]
     """
     ms = check_sample_sizes(sample_sizes)
-    lam = np.asarray(eigenvalues, dtype=np.float64)
-    mult = np.asarray(multiplicities, dtype=np.float64)
-    pw = np.asarray(powers, dtype=np.float64)
+    lam = _real_array("eigenvalues", eigenvalues)
+    mult = _real_array("multiplicities", multiplicities)
+    pw = _real_array("powers", powers)
     if pw.shape != lam.shape:
         raise ValueError(f"powers must have one entry per eigenvalue ({lam.shape}), "
                          f"got {pw.shape}")
@@ -130,9 +151,11 @@ def eigenlearning(eigenvalues: Any, multiplicities: Any, sample_sizes: Any,
         e0 = mj / (mj - s2) if mj > s2 else math.inf
         bias = float((pw * (1.0 - L) ** 2).sum())
         mse = _times(e0, bias + noise ** 2)
+        learned = float((mult * L).sum())
+        # κ = 0: m ≥ N+ without ridge; δ/κ → m − N+ as δ → 0 (the identity's limit)
+        rest = ridge / k if k > 0 else max(float(mj) - learned, 0.0)
         row = {"sample_size": int(mj), "kappa": float(k), "E0": e0, "bias": bias,
-               "test_mse": mse,
-               "sum_learnability": float((mult * L).sum()) + (ridge / k if k > 0 else 0.0)}
+               "test_mse": mse, "sum_learnability": learned + rest}
         row.update({f"learnability:{i}": float(L[i]) for i in range(len(lam))})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -227,6 +250,14 @@ def predict_learning_curve(spec: Any, target: Target, sample_sizes: Any, ridge: 
     ridge, noise = check_nonneg("ridge", ridge), check_nonneg("noise", noise)
     if negative not in ("raise", "warn"):
         raise ValueError(f"negative must be 'raise' or 'warn', got {negative!r}")
+    if trace is not None:
+        if isinstance(trace, bool) or not isinstance(trace, (int, float, np.integer,
+                                                             np.floating)):
+            raise TypeError(f"trace must be a positive finite number (E[K(x, x)]) or None, "
+                            f"got {trace!r}")
+        if not (math.isfinite(trace) and trace > 0):
+            raise ValueError(f"trace must be a positive finite number (E[K(x, x)]) or None, "
+                             f"got {trace!r}")
     comp = component_table(spec, target)
     arch, dim, domain, kind, table = _spec_info(spec)
     lam = table["eigenvalue"].to_numpy(np.float64)
@@ -246,6 +277,9 @@ def predict_learning_curve(spec: Any, target: Target, sample_sizes: Any, ridge: 
         trace = float(tr() if callable(tr) else tr) if tr is not None else \
             kernel_trace(arch, dim, domain, kind, target.patch_dim)
     tail = float(trace) - captured
+    if tail < -1e-9 * max(float(trace), captured):
+        raise ValueError(f"trace={float(trace)!r} is below the spectrum's captured mass "
+                         f"Σ M·λ = {captured!r}: trace is E[K(x, x)], at least that mass")
     tail = tail if tail > 1e-12 * float(trace) else 0.0  # below round-off: a finite-rank kernel
     powers = np.zeros(len(lam))
     for r, p in zip(comp["row"], comp["power"]):

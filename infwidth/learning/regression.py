@@ -4,6 +4,11 @@
 data, one Gram matrix per seed for max(m) + n_test points, nested sample sizes solved on its
 leading principal submatrices by Cholesky, with the diagonal shift δ + jitter·tr(K_mm)/m
 (jitter = 1e-10 by default: "ridgeless").
+
+**Cost before work** (:func:`gram_memory`, :func:`check_gram_memory`): the peak memory of one
+seed is estimated from the largest m before anything is drawn, and a run that does not fit
+``memory_budget`` (the same default and parsing as :func:`infwidth.kernel`) is refused with
+the bytes it needs and the largest m that fits.
 """
 
 
@@ -18,24 +23,129 @@ import scipy.linalg
 from scipy.linalg import lapack
 from tqdm.auto import tqdm
 
-from infwidth.architectures.networks import Architecture
+from infwidth.architectures.networks import DCNN, MLP, Architecture
 from infwidth.data.inputs import check_targets, sample_inputs
-from infwidth.kernels.engine import KINDS
+from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, KINDS, parse_bytes
 from infwidth.kernels.hypercube_gram import tree_gram
 from infwidth.learning.targets import Target, TargetFunction
-from infwidth.validation import check_nonneg, check_pos_int, check_sample_sizes
+from infwidth.validation import check_nonneg, check_pos_int, check_sample_sizes, check_seed
 
 __all__ = ["nested_regression", "regression_dataset", "label_noise", "kernel_regression_curve",
-           "aggregate_seeds", "DEFAULT_JITTER"]
+           "aggregate_seeds", "gram_memory", "check_gram_memory", "DEFAULT_JITTER"]
 
 DEFAULT_JITTER = 1e-10
+_GRAM_BLOCK = 1024  # rows of the Gram computed at once by tree_gram (its default)
+_MIN_BLOCK = 64  # fewer rows a block would make tree_gram's Python loop dominate
+
+
+# --------------------------------------------------------------------------------------
+# Cost before work
+# --------------------------------------------------------------------------------------
+def _block_arrays(arch: Architecture | None, dim: int, domain: str) -> int:
+    """float64 arrays of (block, n) that :func:`tree_gram` keeps at once, per block.
+
+    Measured (peak RSS, n = 3000, 1024-row blocks, 2 cores): on the hypercube (sign codes,
+    tables) 5.7 (MLP), 6.3 (S-CNN, 64 patches), 13.7 (D-CNN (4, (2, 32)), 64 patches),
+    13.9 (D-CNN (16, (16,)), 16 patches), 46.8 (D-CNN (2, (2,)*5), 32 patches): at most
+    P + 16 for P patches; on the sphere (elementwise, four arrays per patch) 10.3 (MLP),
+    261 (S-CNN and D-CNN with 64 patches): 4P + 12. Other architectures go through
+    :func:`infwidth.kernel`, which plans its own blocks: 0 here."""
+    if not isinstance(arch, (MLP, DCNN)):
+        return 0
+    p = int(arch.leaf_coordinates(dim).shape[0])
+    return p + 16 if domain == "hypercube" else 4 * p + 12
+
+
+def gram_memory(n_train: int, n_test: int, dim: int = 0, *, arch: Architecture | None = None,
+                domain: str = "hypercube", block: int = _GRAM_BLOCK,
+                posterior_variance: bool = False, extra: int = 0) -> int:
+    """Estimated peak bytes of one seed of :func:`kernel_regression_curve` with largest
+    sample size ``n_train`` (n = n_train + n_test points):
+
+    - the float64 Gram matrix, 8·n²;
+    - the Cholesky working copies of :func:`nested_regression` (K_mm + shift, and its
+      factor), 2·8·n_train²;
+    - the inputs and their leaf-ordered copy, 2·8·n·dim, and the labels;
+    - :func:`tree_gram`'s working blocks, 8·block·n per array (:func:`_block_arrays`);
+    - with ``posterior_variance``, neural-tangents' copies (≈ 4·m² + 2·m·n_test + 2·n_test²);
+    - ``extra`` bytes (e.g. a finite network's training).
+
+    Example (10⁶ training points: 7.3 TiB for the Gram alone):
+        >>> round(gram_memory(10**6, 10) / 2**40, 1)
+        21.8
+    """
+    n_train, n_test = check_pos_int("n_train", n_train), check_pos_int("n_test", n_test)
+    n = n_train + n_test
+    b = 8 * n * n + 2 * 8 * n_train * n_train + 2 * 8 * n * int(dim) + 8 * 4 * n
+    b += 8 * min(int(block), n) * n * _block_arrays(arch, int(dim), domain)
+    if posterior_variance:
+        b += 8 * (4 * n_train ** 2 + 2 * n_train * n_test + 2 * n_test ** 2)
+    return int(b + extra)
+
+
+def _fmt_bytes(b: float) -> str:
+    for unit, k in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if b >= 2 ** k:
+            return f"{b / 2 ** k:.3g} {unit}"
+    return f"{int(b)} B"
+
+
+def check_gram_memory(arch: Architecture, target: Target, n_train: int, n_test: int,
+                      memory_budget: int | str | None = DEFAULT_MEMORY_BUDGET, *,
+                      posterior_variance: bool = False, extra: int = 0) -> int:
+    """Refuse, before any work, a run whose :func:`gram_memory` does not fit
+    ``memory_budget`` (bytes or a string like "4GiB"; None: the default of
+    :func:`infwidth.kernel`, 4 GiB). The ValueError names memory_budget, the bytes needed
+    and the largest m that fits. Returns the :func:`tree_gram` block size (rows) to use:
+    1024, or fewer when the working blocks would not fit otherwise.
+
+    Example:
+        >>> import infwidth as iw
+        >>> t = iw.Target.local("hypercube", 16, 4, degree=1)
+        >>> check_gram_memory(iw.MLP(depth=1), t, 1000, 100)
+        1024
+        >>> check_gram_memory(iw.MLP(depth=1), t, 10**6, 10)
+        Traceback (most recent call last):
+        ...
+        ValueError: memory_budget=4 GiB does not fit ...
+    """
+    budget = parse_bytes(DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget)
+    dim, domain = target.dim, target.domain
+
+    def need(m: int, block: int) -> int:
+        return gram_memory(m, n_test, dim, arch=arch, domain=domain, block=block,
+                           posterior_variance=posterior_variance, extra=extra)
+
+    n = n_train + n_test
+    smallest = min(_MIN_BLOCK, n)
+    if need(n_train, smallest) <= budget:
+        fixed = need(n_train, 0)
+        per_row = max(need(n_train, 1) - fixed, 1)
+        return int(max(smallest, min(_GRAM_BLOCK, (budget - fixed) // per_row)))
+    lo, hi = 0, n_train  # largest m that fits: bisection (need grows with m)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if need(mid, min(_MIN_BLOCK, mid + n_test)) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    gram = 8 * n * n
+    chol = 2 * 8 * n_train * n_train
+    fit = (f"the largest sample size that fits is m={lo}" if lo >= 1 else
+           f"not even m=1 fits with n_test={n_test}: lower n_test")
+    raise ValueError(
+        f"memory_budget={_fmt_bytes(budget)} does not fit the largest sample size "
+        f"m={n_train} with n_test={n_test}: about {_fmt_bytes(need(n_train, smallest))} "
+        f"({need(n_train, smallest)} bytes) per seed (float64 Gram of {n}×{n} "
+        f"{_fmt_bytes(gram)}, Cholesky working copies {_fmt_bytes(chol)}, plus inputs and "
+        f"working blocks); {fit}. Raise memory_budget or use smaller sample sizes.")
 
 
 # --------------------------------------------------------------------------------------
 # Measured kernel regression
 # --------------------------------------------------------------------------------------
 def _derived_seed(seed: int, tag: int) -> int:
-    return int(np.random.SeedSequence([int(seed), tag]).generate_state(1)[0])
+    return int(np.random.SeedSequence([check_seed("seed", seed), tag]).generate_state(1)[0])
 
 
 def regression_dataset(target: Target, n: int, seed: int = 0
@@ -118,18 +228,34 @@ def _as_targets(target: Any) -> dict[str, Target]:
     else:
         raise TypeError(f"target must be an iw.Target (or a list/dict of them), got "
                         f"{type(target).__name__}")
-    if not items:
+    given = list(target.values()) if isinstance(target, Mapping) else list(target)
+    if not given:
         raise ValueError("target must hold at least one Target")
-    for k, t in items.items():
+    for i, t in enumerate(given):
         if not isinstance(t, Target):
-            raise TypeError(f"target {k!r} must be an iw.Target, got {type(t).__name__}")
-    first = next(iter(items.values()))
-    for k, t in items.items():
+            raise TypeError(f"target[{i}] must be an iw.Target, got {type(t).__name__}")
+    first = given[0]
+    for i, t in enumerate(given):
         if (t.domain, t.dim, t.patch_dim) != (first.domain, first.dim, first.patch_dim):
-            raise ValueError(f"targets must share domain, dim and patch_dim; {k!r} differs")
-    if len(items) != len(target if not isinstance(target, Target) else [0]):
-        raise ValueError("target names must be distinct")
+            raise ValueError(
+                f"target: all targets must share domain, dim and patch_dim (one set of "
+                f"inputs serves them all), but target[0] ({first.name!r}) has domain="
+                f"{first.domain!r}, dim={first.dim}, patch_dim={first.patch_dim} and "
+                f"target[{i}] ({t.name!r}) has domain={t.domain!r}, dim={t.dim}, "
+                f"patch_dim={t.patch_dim}")
+    if len(items) != len(given):
+        names = [t.name for t in given]
+        raise ValueError(f"target names must be distinct (they name the rows), got {names}")
     return items
+
+
+def _check_arch_fits(arch: Architecture, target: Target) -> None:
+    """The targets' dim must fit the architecture's input (``arch.input_shape``)."""
+    try:
+        arch.input_shape(target.dim)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"target: its dim={target.dim} does not fit the architecture "
+                         f"{type(arch).__name__}: {e}") from None
 
 
 def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
@@ -137,8 +263,8 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
                             n_test: int = 1000, domain: str | None = None,
                             dim: int | None = None, noise: float = 0.0, seed: int = 0,
                             jitter: float = DEFAULT_JITTER, posterior_variance: bool = False,
-                            per_seed: bool = False, progress: bool | None = None
-                            ) -> pd.DataFrame:
+                            per_seed: bool = False, progress: bool | None = None,
+                            memory_budget: int | str = DEFAULT_MEMORY_BUDGET) -> pd.DataFrame:
     """Measured test MSE of kernel regression with ``arch``'s NNGP/NTK on ``target``.
 
     For each seed s (data seed ``seed + s``): draw max(m) + n_test inputs and a concrete
@@ -153,6 +279,10 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
     test_mse_std (standard deviation over seeds), n_seeds, condition_number (largest over
     seeds), and with ``posterior_variance`` the mean GP posterior variance on the test points
     (``nt.predict.gp_inference`` on the same Gram). ``per_seed=True`` returns one row per seed.
+
+    Every argument is checked, and the memory of one seed estimated from the largest m
+    (:func:`gram_memory`), before any work: a run over ``memory_budget`` (bytes or "4GiB",
+    the default of :func:`infwidth.kernel`) is refused with the largest m that fits.
 
     Example:
         >>> import infwidth as iw
@@ -171,13 +301,20 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
     ridge, noise = check_nonneg("ridge", ridge), check_nonneg("noise", noise)
     jitter = check_nonneg("jitter", jitter)
     seeds, n_test = check_pos_int("seeds", seeds), check_pos_int("n_test", n_test)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
+    seed = check_seed("seed", seed)
+    for name, flag in (("posterior_variance", posterior_variance), ("per_seed", per_seed)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True, False or None, got {progress!r}")
+    first = next(iter(targets.values()))
+    _check_arch_fits(arch, first)
     for t in targets.values():
         t.check_domain(domain, dim)
         t.arch_degrees(arch)  # refuses components that are not eigenfunctions on arch
-    first = next(iter(targets.values()))
     n_train = int(ms[-1])
+    block = check_gram_memory(arch, first, n_train, n_test, memory_budget,
+                              posterior_variance=bool(posterior_variance))
     rows = []
     show = (seeds * len(ms) * n_train > 2e5) if progress is None else progress
     for s in tqdm(range(seeds), desc="kernel regression seeds", disable=not show,
@@ -188,10 +325,11 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
         clean = np.stack([f(x) for f in fs], axis=1)
         y_train = clean[:n_train] + np.stack(
             [label_noise(n_train, noise, sd)] * len(fs), axis=1)
-        gram = tree_gram(arch, x, kind=kind)
+        gram = tree_gram(arch, x, kind=kind, block=block)
         res = nested_regression(gram, y_train, clean[n_train:], ms, ridge, jitter)
         pvar = _posterior_variance(gram, n_train, ms, ridge, jitter) \
             if posterior_variance else None
+        del gram, x  # one seed's Gram at a time (the estimate counts one)
         for j, r in enumerate(res):
             for i, name in enumerate(targets):
                 row = {"target": name, "seed": sd, "sample_size": r["sample_size"],
