@@ -20,8 +20,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["check_int", "check_pos_int", "check_nonneg", "check_finite", "check_seed",
-           "check_choice", "check_sample_sizes"]
+__all__ = ["check_int", "check_pos_int", "check_nonneg", "check_number", "check_finite",
+           "check_seed", "check_choice", "check_sample_sizes"]
 
 
 def check_int(name: str, v: Any, lo: int) -> int:
@@ -54,6 +54,24 @@ def check_nonneg(name: str, v: Any) -> float:
     if not math.isfinite(v) or v < 0:
         raise ValueError(f"{name} must be a non-negative finite number, got {v!r}")
     return float(v)
+
+
+def check_number(name: str, v: Any, *, lo: float = -math.inf, hi: float = math.inf,
+                 lo_open: bool = False, hi_open: bool = False) -> float:
+    """A finite real number in the interval from ``lo`` to ``hi`` (ends open if asked).
+
+    Example:
+        >>> check_number("momentum", 0.9, lo=0.0, hi=1.0, hi_open=True)
+        0.9
+    """
+    interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number in {interval}, got {v!r}")
+    f = float(v)
+    if not (math.isfinite(f) and (lo < f if lo_open else lo <= f)
+            and (f < hi if hi_open else f <= hi)):
+        raise ValueError(f"{name} must be a finite number in {interval}, got {v!r}")
+    return f
 
 
 def check_finite(name: str, a: Any) -> None:

@@ -44,9 +44,9 @@ def test_non_convergence_is_reported():
 @pytest.mark.parametrize("kwargs, err, msg", [
     (dict(y_train=np.full(48, np.nan)), ValueError, "y_train contains NaN"),
     (dict(y_train=np.zeros(47)), ValueError, "y_train must have shape"),
-    (dict(momentum=1.0), ValueError, "momentum must lie in"),
+    (dict(momentum=1.0), ValueError, r"momentum must be a finite number in \[0, 1\)"),
     (dict(max_steps=0), ValueError, "max_steps must be a positive integer"),
-    (dict(learning_rate=-0.1), ValueError, "learning_rate must be a positive number"),
+    (dict(learning_rate=-0.1), ValueError, r"learning_rate must be a finite number in \(0"),
     (dict(x_test=np.zeros((3, 16))), ValueError, "x_test and y_test must be given together"),
     (dict(dtype="bfloat16"), ValueError, "dtype must be 'float64' or 'float32'"),
 ])

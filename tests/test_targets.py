@@ -7,7 +7,7 @@ import pytest
 
 import infwidth as iw
 from infwidth.eigenspaces.harmonics import harmonic_count, legendre
-from infwidth.learning.targets import canonical_type, gegenbauer
+from infwidth.learning.targets import canonical_type
 
 
 def _cube(dim):
@@ -56,13 +56,6 @@ def test_legendre_normalisation_matches_the_addition_theorem():
         v = legendre(k, n, cos) ** 2
         assert abs(v.mean() - 1 / harmonic_count(n, k)) < 4 * v.std() / math.sqrt(len(v))
     assert harmonic_count(3, 2) == 5 and harmonic_count(8, 1) == 8
-
-
-def test_deprecated_gegenbauer_is_legendre_with_swapped_arguments():
-    t = np.linspace(-1.0, 1.0, 9)
-    with pytest.warns(DeprecationWarning, match="legendre"):
-        old = gegenbauer(5, 3, t)
-    np.testing.assert_array_equal(old, legendre(3, 5, t))
 
 
 def test_same_seed_same_function():

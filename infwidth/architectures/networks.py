@@ -23,7 +23,7 @@ import numpy as np
 
 from infwidth._nt_compat import load
 from infwidth.architectures.activations import ACTIVATIONS, default_w_std
-from infwidth.validation import check_pos_int
+from infwidth.validation import check_number, check_pos_int
 
 __all__ = ["DAG", "MLP", "SCNN", "DCNN", "ConvNet", "Architecture"]
 
@@ -145,19 +145,18 @@ class Architecture:
     def check_fields(self) -> None:
         """Validate the fields every architecture has (activation, width, out_dim, W_std,
         b_std, ndim, channels); subclasses call it from ``__post_init__``."""
+        if not isinstance(self.activation, str):
+            raise TypeError(f"activation must be one of {sorted(ACTIVATIONS)}, "
+                            f"got {self.activation!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
                              f"got {self.activation!r}")
         check_pos_int("width", self.width)
         check_pos_int("out_dim", self.out_dim)
-        if self.W_std is not None and not (isinstance(self.W_std, (int, float))
-                                           and math.isfinite(self.W_std) and self.W_std > 0):
-            raise ValueError(f"W_std must be a positive finite number or None, "
-                             f"got {self.W_std!r}")
-        if not (isinstance(self.b_std, (int, float)) and math.isfinite(self.b_std)
-                and self.b_std >= 0):
-            raise ValueError(f"b_std must be a non-negative finite number, got {self.b_std!r}")
-        if self.ndim not in (1, 2):
+        if self.W_std is not None:
+            check_number("W_std", self.W_std, lo=0.0, lo_open=True)
+        check_number("b_std", self.b_std, lo=0.0)
+        if self.ndim not in (1, 2) or isinstance(self.ndim, bool):
             raise ValueError(f"ndim must be 1 (sequences) or 2 (square images), "
                              f"got {self.ndim!r}")
         check_pos_int("channels", self.channels)
@@ -446,9 +445,9 @@ class ConvNet(Architecture):
     def __post_init__(self) -> None:
         check_pos_int("filter_size", self.filter_size)
         check_pos_int("depth", self.depth)
-        if self.padding not in _PADDINGS:
+        if not isinstance(self.padding, str) or self.padding not in _PADDINGS:
             raise ValueError(f"padding must be one of {sorted(_PADDINGS)}, got {self.padding!r}")
-        if self.readout not in _READOUTS:
+        if not isinstance(self.readout, str) or self.readout not in _READOUTS:
             raise ValueError(f"readout must be one of {_READOUTS}, got {self.readout!r}")
         self.check_fields()
 

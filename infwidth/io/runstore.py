@@ -126,6 +126,8 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike, config: Mapping[str, Any], *,
                  fresh: bool = False):
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a file path, got {path!r}")
         if not isinstance(config, Mapping):
             raise TypeError(f"config must be a mapping, got {type(config).__name__}")
         self.path = Path(path)

@@ -33,7 +33,6 @@ from infwidth.learning.targets import (
     Target,
     TargetFunction,
     canonical_type,
-    gegenbauer,
     harmonic_count,
 )
 from infwidth.learning.train import (
@@ -54,7 +53,6 @@ __all__ = [
     "TargetFunction",
     "canonical_type",
     "harmonic_count",
-    "gegenbauer",
     "solve_kappa",
     "eigenlearning",
     "component_table",

@@ -29,7 +29,7 @@ from infwidth.data.inputs import check_inputs, check_targets
 from infwidth.kernels.engine import kernel
 from infwidth.kernels.hypercube_gram import tree_gram
 from infwidth.learning import train as T
-from infwidth.validation import check_nonneg, check_pos_int, check_sample_sizes
+from infwidth.validation import check_nonneg, check_number, check_pos_int, check_sample_sizes
 
 __all__ = ["TrainResult", "stable_learning_rate", "train_mse", "with_width", "finite_width_curve",
            "aggregate_widths", "ClassifierResult", "train_classifier"]
@@ -120,17 +120,14 @@ def train_mse(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None
     for name, v in (("max_steps", max_steps), ("chunk", chunk)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol!r}")
+    check_number("momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
+    check_number("tol", tol, lo=0.0, lo_open=True)
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     if learning_rate is None:
         learning_rate = stable_learning_rate(kernel(arch, x_train, kind="ntk"), lr_fraction)
-    elif not (isinstance(learning_rate, (int, float)) and learning_rate > 0
-              and math.isfinite(learning_rate)):
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    else:
+        check_number("learning_rate", learning_rate, lo=0.0, lo_open=True)
     init_fn, apply_fn, _ = arch.stax
     shape = arch.input_shape(dim)
     xs = x_train.reshape((n,) + shape)
@@ -245,7 +242,8 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
                        noise: float = 0.0, seed: int = 0, lr_fraction: float = 0.5,
                        momentum: float = 0.9, max_steps: int = 20_000, tol: float = 1e-5,
                        chunk: int = 100, per_seed: bool = False,
-                       progress: bool | None = None, dtype: str = "float64") -> pd.DataFrame:
+                       progress: bool | None = None, dtype: str = "float64",
+                       memory_budget: int | str | None = None) -> pd.DataFrame:
     """Test MSE of finite networks trained by full-batch GD, and their gap to the kernel.
 
     For each seed s (data seed ``seed + s``, the same data as
@@ -259,7 +257,9 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
     network's and the kernel predictor's test predictions: the distance that → 0 as
     width → ∞), n_seeds, converged (fraction of runs that reached ``tol``; non-converged runs
     are kept, never dropped), steps (mean). ``per_seed=True`` returns one row per run (with
-    its wall seconds). ``dtype`` is passed to :func:`train_mse`.
+    its wall seconds). ``dtype`` is passed to :func:`train_mse`. The Gram's memory is estimated
+    from max(m) before any work and refused beyond ``memory_budget`` (as in
+    :func:`infwidth.kernel_regression_curve`).
 
     Example:
         >>> import infwidth as iw
@@ -273,6 +273,7 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
 
     from infwidth.learning.regression import (
         _as_targets,
+        check_gram_memory,
         label_noise,
         nested_regression,
         regression_dataset,
@@ -289,10 +290,13 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
         raise ValueError(f"lr_fraction must lie in (0, 1), got {lr_fraction!r}")
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    if not isinstance(per_seed, bool):
+        raise TypeError(f"per_seed must be True or False, got {per_seed!r}")
     for t in targets.values():
         t.arch_degrees(arch)
     first = next(iter(targets.values()))
     n_train = int(ms[-1])
+    block = check_gram_memory(arch, first, n_train, n_test, memory_budget)
     rows = []
     total = seeds * len(targets) * len(ms) * len(ws)
     bar = tqdm(total=total, desc="finite-width runs", leave=False,
@@ -300,7 +304,7 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
     for s in range(seeds):
         sd = seed + s
         x, _ = regression_dataset(first, n_train + n_test, sd)
-        gram = tree_gram(arch, x, kind="ntk")
+        gram = tree_gram(arch, x, kind="ntk", block=block)
         x_test = x[n_train:]
         for name, t in targets.items():
             f = regression_dataset(t, 1, sd)[1]

@@ -29,7 +29,6 @@ profile under the tree's symmetries (:func:`canonical_type`).
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -39,10 +38,10 @@ from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import DOMAINS, check_inputs
 from infwidth.eigenspaces.harmonics import harmonic_count, legendre
 from infwidth.eigenspaces.steiner import degree_profile
-from infwidth.validation import check_pos_int
+from infwidth.validation import check_pos_int, check_seed
 
 __all__ = ["Component", "Target", "TargetFunction", "canonical_type",
-           "harmonic_count", "gegenbauer"]
+           "harmonic_count"]
 
 
 # --------------------------------------------------------------------------------------
@@ -50,18 +49,7 @@ __all__ = ["Component", "Target", "TargetFunction", "canonical_type",
 # --------------------------------------------------------------------------------------
 
 def _seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
-    return int(seed)
-
-
-def gegenbauer(n: int, k: int, t: Any) -> np.ndarray:
-    """Deprecated: P_k(t) of S^{n−1} = ``harmonics.legendre(k, n, clip(t, −1, 1))``; kept only
-    while ``infwidth.learning`` re-exports the name."""
-    warnings.warn("infwidth.learning.gegenbauer(n, k, t) is deprecated: use "
-                  "infwidth.eigenspaces.harmonics.legendre(k, d, t)", DeprecationWarning,
-                  stacklevel=2)
-    return legendre(k, n, np.clip(np.asarray(t, dtype=np.float64), -1.0, 1.0))
+    return check_seed("seed", seed)
 
 
 def canonical_type(arch: Architecture, dim: int, degrees: Sequence[int]) -> Any:
