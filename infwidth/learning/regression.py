@@ -50,7 +50,7 @@ def _block_arrays(arch: Architecture | None, dim: int, domain: str) -> int:
     P + 16 for P patches; on the sphere (elementwise, four arrays per patch) 10.3 (MLP),
     261 (S-CNN and D-CNN with 64 patches): 4P + 12. Other architectures go through
     :func:`infwidth.kernel`, which plans its own blocks: 0 here."""
-    if arch.tree_plan(dim) is None:
+    if arch is None or not dim or arch.tree_plan(dim) is None:
         return 0
     p = int(arch.leaf_coordinates(dim).shape[0])
     return p + 16 if domain == "hypercube" else 4 * p + 12
