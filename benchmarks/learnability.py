@@ -119,7 +119,7 @@ def predictions(specs: dict, tgts: dict, sizes) -> pd.DataFrame:
     rows = []
     for a, spec in specs.items():
         for t, tgt in tgts.items():
-            p = iw.predict_learning_curve(spec, tgt, sizes)
+            p = iw.predict_learning_curve(spec, tgt, sizes).curve.wide()
             comp = p.attrs["components"][0]
             lab = tgt.components[0].label
             for _, r in p.iterrows():

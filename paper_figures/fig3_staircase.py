@@ -64,7 +64,7 @@ def predicted(domain: str, q: int, ms: np.ndarray) -> pd.DataFrame:
     spec = iw.spectrum(arch_for(q), d, domain, KIND, max_degree=MAX_DEGREE)
     rows = []
     for t in targets(domain, q):
-        pr = iw.predict_learning_curve(spec, t, ms)
+        pr = iw.predict_learning_curve(spec, t, ms).curve.wide()
         L = float(pr.attrs["components"][0]["learning_index"])
         for m, e in zip(ms, pr["test_mse"]):
             rows.append(dict(domain=domain, d=d, q=q, component=t.name, learning_index=L,
@@ -122,6 +122,7 @@ def main(argv=None) -> dict:
         def measure() -> pd.DataFrame:
             meas = iw.kernel_regression_curve(arch_for(qm), targets(dom, qm), ms, kind=KIND,
                                               seeds=cfg["seeds"], n_test=cfg["n_test"])
+            meas = meas.drop(columns=["architecture", "component", "spread", "source"])
             return meas.rename(columns={"target": "component"}).merge(
                 predicted(dom, qm, ms), on=["component", "sample_size"])
 

@@ -59,7 +59,7 @@ def mixed_target(q: int) -> iw.Target:
 
 def predict(spec, q: int, ms) -> pd.DataFrame:
     t = mixed_target(q)
-    pr = iw.predict_learning_curve(spec, t, ms)
+    pr = iw.predict_learning_curve(spec, t, ms).curve.wide()
     out = pr[["sample_size", "test_mse", "E0"]].copy()
     for name, _ in components(q):
         out[f"err:{name}"] = pr["E0"] * (1 - pr[f"learnability:{name}"]) ** 2 / 5

@@ -17,7 +17,11 @@ panel: the RMS distance between the trained network's test predictions and the k
 predictor, against width (the infinite-width theory predicts it → 0, at rate width^{−1/2}
 in the lazy regime).
 
-    python paper_figures/fig5_finite_width.py [--quick | --tiny] [--out DIR]
+Resumes from ``<out>/fig5_finite_width.runs.sqlite``: one unit per (architecture, seed,
+width), i.e. that network's runs at every m with their kernel regressions, committed whole,
+and one per architecture's spectrum; ``--fresh`` starts over.
+
+    python paper_figures/fig5_finite_width.py [--quick | --tiny] [--out DIR] [--fresh]
 """
 
 from __future__ import annotations
@@ -52,14 +56,18 @@ def setups() -> dict[str, tuple[iw.Architecture, iw.Target]]:
     }
 
 
-def runs(arch: iw.Architecture, target: iw.Target, cfg: dict, seed: int) -> list[dict]:
-    """One seed of ``iw.finite_width_curve`` (per-run rows): kernel regression and every
-    (m, width) network on the same data, trained in float32."""
-    df = iw.finite_width_curve(arch, target, cfg["ms"], widths=cfg["widths"], seeds=1,
+def runs(arch: iw.Architecture, target: iw.Target, cfg: dict, seed: int, width: int
+         ) -> list[dict]:
+    """One seed and one width of ``iw.finite_width_curve`` (per-run rows): kernel regression
+    and the network of that width at every m, on the same data, trained in float32. Each
+    width's runs depend only on (data seed, m, width), so splitting the call by width gives
+    the same numbers as one call over all widths."""
+    df = iw.finite_width_curve(arch, target, cfg["ms"], widths=(width,), seeds=1,
                                n_test=cfg["n_test"], seed=seed, lr_fraction=LR_FRACTION,
                                momentum=MOMENTUM, max_steps=cfg["max_steps"], tol=TOL,
                                chunk=50, per_seed=True, progress=False, dtype="float32")
-    return df.drop(columns=["target", "mse_gap"]).to_dict("records")
+    keys = ["architecture", "target", "component", "spread", "source", "mse_gap"]
+    return df.drop(columns=keys).to_dict("records")
 
 
 def aggregate(runs_df: pd.DataFrame) -> pd.DataFrame:
@@ -76,26 +84,29 @@ def main(argv=None) -> dict:
     cfg = SIZES[args.size]
     C.style()
     timer = C.Timer()
-    part = C.Partial(args.out / f"{NAME}.partial.csv", ("arch", "seed"), args.size,
-                     args.fresh)
-    preds, Ls = [], {}
-    from tqdm.auto import tqdm
-    todo = [(a, s) for a in setups() for s in range(cfg["seeds"])]
-    for name, sd in tqdm(todo, desc=NAME, disable=args.size == "tiny"):
-        if part.done(arch=name, seed=sd):
-            continue
+    store = C.open_store(args, NAME, **cfg, d=D, n0=N0, domain=DOMAIN, kind=KIND,
+                         lr_fraction=LR_FRACTION, momentum=MOMENTUM, tol=TOL, chunk=50,
+                         dtype="float32", spectrum_max_degree=3)
+    preds, Ls, done = [], {}, {}
+    # one unit per (architecture, seed, width): every m of that network, committed together
+    todo = [(a, s, w) for a in setups() for s in range(cfg["seeds"]) for w in cfg["widths"]]
+    for name, sd, w in C.progress(todo, NAME):
         arch, target = setups()[name]
-        for row in runs(arch, target, cfg, sd):
-            part.add(dict(arch=name, target=target.name, **row))
+        done[name, sd, w] = store.compute({"arch": name, "seed": sd, "width": w},
+                                          lambda: runs(arch, target, cfg, sd, w))
     for name, (arch, target) in setups().items():
-        spec = iw.spectrum(arch, D, DOMAIN, KIND, max_degree=3)
+        spec = C.stored_spectrum(store, {"arch": name}, arch, D, DOMAIN, KIND, max_degree=3)
         ms = np.unique(np.round(np.logspace(np.log10(min(cfg["ms"])),
                                             np.log10(max(cfg["ms"])), 40)).astype(int))
-        pr = iw.predict_learning_curve(spec, target, ms)
+        pr = iw.predict_learning_curve(spec, target, ms).curve.wide()
         Ls[name] = float(pr.attrs["components"][0]["learning_index"])
         preds.append(pd.DataFrame(dict(arch=name, sample_size=pr.sample_size,
                                        predicted=pr.test_mse)))
-    runs_df = part.frame()
+    # rows in the order of one finite_width_curve call per (arch, seed): m, then width
+    rows = [dict(size=args.size, arch=name, target=setups()[name][1].name, **r)
+            for name in setups() for sd in range(cfg["seeds"]) for m in cfg["ms"]
+            for w in cfg["widths"] for r in done[name, sd, w] if r["sample_size"] == m]
+    runs_df = pd.DataFrame(rows)
     fin = aggregate(runs_df)
     preds = pd.concat(preds, ignore_index=True)
 

@@ -5,6 +5,7 @@ import math
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import infwidth as iw
@@ -58,7 +59,7 @@ def test_conservation_with_a_real_spectrum_and_its_tail():
     arch = iw.DCNN(patch_dim=4, filter_sizes=(2, 8))
     spec = iw.spectrum(arch, 64, "hypercube", "ntk", max_degree=3, include_zero=False)
     t = iw.Target.pair("hypercube", 64, 4)
-    pred = iw.predict_learning_curve(spec, t, [10, 300, 3000])
+    pred = iw.predict_learning_curve(spec, t, [10, 300, 3000]).curve.wide()
     tab = spec.table()
     assert pred.tail_trace.iloc[0] == pytest.approx(spec.trace() - spec.captured(), rel=1e-9)
     lam, mult = tab.eigenvalue.to_numpy(), tab.multiplicity.to_numpy(float)
@@ -84,7 +85,7 @@ def test_staircase_flags():
     st = iw.staircase(spec, t, [int(64 ** 1.4), int(64 ** 1.6)])
     assert st.learning_index.iloc[0] == pytest.approx(1.5)
     assert list(st.learned) == [False, True]
-    pred = iw.predict_learning_curve(spec, t, [int(64 ** 1.4), int(64 ** 1.6)])
+    pred = iw.predict_learning_curve(spec, t, [int(64 ** 1.4), int(64 ** 1.6)]).curve.wide()
     assert list(pred[f"learned:{t.components[0].label}"]) == [False, True]
     assert list(pred.staircase_mse) == [1.0, 0.0]
 
@@ -93,7 +94,7 @@ def test_scnn_cross_patch_types_are_never_learned():
     spec = iw.spectrum(iw.SCNN(patch_dim=4), 64, "hypercube", "ntk", max_degree=4,
                        include_zero=False)
     far = iw.Target.far_pair("hypercube", 64, 4)
-    pred = iw.predict_learning_curve(spec, far, [10, 1000, 10 ** 5])
+    pred = iw.predict_learning_curve(spec, far, [10, 1000, 10 ** 5]).curve.wide()
     col = f"learnability:{far.components[0].label}"
     assert (pred[col] == 0).all() and (pred.test_mse >= 1.0).all()
 
@@ -155,7 +156,7 @@ def test_predicted_equals_measured_on_a_tiny_problem():
     ms, seeds = [32, 128, 512], 12
     meas = iw.kernel_regression_curve(arch, targets, ms, seeds=seeds, n_test=400)
     for t in targets:
-        pred = iw.predict_learning_curve(spec, t, ms).test_mse.to_numpy()
+        pred = iw.predict_learning_curve(spec, t, ms).curve.wide().test_mse.to_numpy()
         m = meas[meas.target == t.name]
         se = m.test_mse_std.to_numpy() / math.sqrt(seeds)
         gap = np.abs(pred - m.test_mse.to_numpy())
@@ -167,7 +168,8 @@ def test_measured_curve_columns_and_posterior_variance():
     t = iw.Target.pair("hypercube", 16, 4)
     df = iw.kernel_regression_curve(arch, t, [8, 32], seeds=2, n_test=50, noise=0.1,
                                     posterior_variance=True)
-    assert list(df.columns) == ["target", "sample_size", "test_mse", "test_mse_std",
+    assert list(df.columns) == ["architecture", "target", "component", "sample_size", "test_mse",
+                                "spread", "source", "test_mse_std",
                                 "n_seeds", "condition_number", "posterior_variance"]
     assert (df.n_seeds == 2).all() and (df.test_mse > 0.01).all()
     # nt.predict's posterior variance equals k(x,x) − k(x,X)(K + shift)⁻¹k(X,x)
@@ -205,13 +207,13 @@ def test_cholesky_failure_names_the_condition_number():
         a, iw.Target.pair("hypercube", 16, 2, (0, 2)), [10]), None),
     (lambda a, t, s: iw.kernel_regression_curve(
         iw.SCNN(patch_dim=2), iw.Target.pair("hypercube", 16, 4), [10]), "spans 2 leaves"),
-    (lambda a, t, s: iw.predict_learning_curve(s, t, [10], ridge=float("nan")),
+    (lambda a, t, s: iw.predict_learning_curve(s, t, [10], ridge=float("nan")).curve.wide(),
      "ridge must be"),
     (lambda a, t, s: iw.predict_learning_curve(s, t, []), "sample_sizes must be"),
     (lambda a, t, s: iw.predict_learning_curve(s, iw.Target.pair("sphere", 16, 4), [10]),
      "domain='hypercube'"),
     (lambda a, t, s: iw.predict_learning_curve(
-        s, iw.Target.local("hypercube", 16, 4, degree=4), [10]), "raise max_degree"),
+        s, iw.Target.local("hypercube", 16, 4, degree=4), [10]).curve.wide(), "raise max_degree"),
     (lambda a, t, s: nested_regression(np.eye(4), [np.nan, 1.0], [0.0, 0.0], [2]),
      "y_train contains NaN"),
 ])
@@ -238,7 +240,7 @@ def test_predicted_equals_measured_on_the_sphere_product():
     ms, seeds = [64, 256], 8
     meas = iw.kernel_regression_curve(arch, targets, ms, seeds=seeds, n_test=400)
     for t in targets:
-        pred = iw.predict_learning_curve(spec, t, ms).test_mse.to_numpy()
+        pred = iw.predict_learning_curve(spec, t, ms).curve.wide().test_mse.to_numpy()
         m = meas[meas.target == t.name]
         se = m.test_mse_std.to_numpy() / math.sqrt(seeds)
         gap = np.abs(pred - m.test_mse.to_numpy())
@@ -257,17 +259,18 @@ def test_predictor_applies_the_roundoff_rule():
         row = dataclasses.replace(spec.types[i], eigenvalue=lam, error_bound=err)
         return dataclasses.replace(spec, types=spec.types[:i] + (row,))
 
-    ref = iw.predict_learning_curve(with_row(0.0, 0.0), t, ms)
-    small = iw.predict_learning_curve(with_row(-1e-17, 1e-17), t, ms)
+    ref = iw.predict_learning_curve(with_row(0.0, 0.0), t, ms).curve.wide()
+    small = iw.predict_learning_curve(with_row(-1e-17, 1e-17), t, ms).curve.wide()
     np.testing.assert_array_equal(small.test_mse, ref.test_mse)
     with pytest.raises(ValueError, match="not round-off"):
-        iw.predict_learning_curve(with_row(-1e-3, 1e-6), t, ms)
+        iw.predict_learning_curve(with_row(-1e-3, 1e-6), t, ms).curve.wide()
     with pytest.warns(RuntimeWarning, match="not round-off"):
-        warned = iw.predict_learning_curve(with_row(-1e-3, 1e-6), t, ms, negative="warn")
+        warned = iw.predict_learning_curve(with_row(-1e-3, 1e-6), t, ms,
+                                           negative="warn").curve.wide()
     assert warned.attrs["negative_types"] == [i]
     np.testing.assert_array_equal(warned.test_mse, ref.test_mse)
     with pytest.raises(ValueError, match="negative must be"):
-        iw.predict_learning_curve(spec, t, ms, negative="keep")
+        iw.predict_learning_curve(spec, t, ms, negative="keep").curve.wide()
 
 
 # ----------------------------------------------------------------------------- issue 14
@@ -304,14 +307,14 @@ def test_predictor_refuses_a_bad_trace():
     t = iw.Target.pair("hypercube", 16, 4)
     for bad in (-1.0, 0, 0.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="trace must be a positive finite number"):
-            iw.predict_learning_curve(spec, t, [16], trace=bad)
+            iw.predict_learning_curve(spec, t, [16], trace=bad).curve.wide()
     for bad in ("1", True):
         with pytest.raises(TypeError, match="trace"):
-            iw.predict_learning_curve(spec, t, [16], trace=bad)
+            iw.predict_learning_curve(spec, t, [16], trace=bad).curve.wide()
     with pytest.raises(ValueError, match="below the spectrum's captured mass"):
-        iw.predict_learning_curve(spec, t, [16], trace=0.5 * spec.captured())
-    same = iw.predict_learning_curve(spec, t, [16, 64], trace=spec.trace())
-    ref = iw.predict_learning_curve(spec, t, [16, 64])
+        iw.predict_learning_curve(spec, t, [16], trace=0.5 * spec.captured()).curve.wide()
+    same = iw.predict_learning_curve(spec, t, [16, 64], trace=spec.trace()).curve.wide()
+    ref = iw.predict_learning_curve(spec, t, [16, 64]).curve.wide()
     np.testing.assert_array_equal(same.test_mse, ref.test_mse)
 
 
@@ -360,3 +363,33 @@ def test_targets_must_share_the_inputs_and_fit_the_architecture():
                                    iw.Target.pair("hypercube", 24, 4), [8])
     with pytest.raises(ValueError, match="names must be distinct"):
         iw.kernel_regression_curve(iw.MLP(depth=1), [t16, t16], [8])
+
+
+def test_predicted_measured_and_finite_curves_join_in_one_merge():
+    """The tidy long format: one pandas.merge on the key columns pairs every measured point
+    with its prediction; the wide view is a method; finite-network curves share the keys."""
+    arch = iw.DCNN(patch_dim=4, filter_sizes=(2, 2))
+    t = iw.Target.pair("hypercube", 16, 4, name="pair")
+    ms = [8, 32, 64]
+    spec = iw.spectrum(arch, 16, "hypercube", "ntk", max_degree=4)
+    pred = iw.predict_learning_curve(spec, t, ms, architecture="D-CNN")
+    meas = iw.kernel_regression_curve(arch, t, ms, seeds=3, n_test=200, architecture="D-CNN")
+    fin = iw.finite_width_curve(arch, t, [8], widths=(32,), seeds=1, n_test=50,
+                                architecture="D-CNN")
+    keys = ["architecture", "target", "component", "sample_size"]
+    both = pd.merge(pred, meas, on=keys, suffixes=("_predicted", "_measured"))
+    assert len(both) == len(ms) and list(both.sample_size) == ms
+    assert (both.source_predicted == "predicted").all() and (both.source_measured ==
+                                                             "measured").all()
+    gap = np.abs(both.test_mse_predicted - both.test_mse_measured) / both.test_mse_measured
+    assert np.median(gap) < 0.2
+    assert np.array_equal(both.spread_measured, both.test_mse_std)
+    # the components of a prediction add up to its total (noise-free target)
+    per_m = pred[pred.component != "total"].groupby("sample_size").test_mse.sum()
+    total = pred[pred.component == "total"].set_index("sample_size").test_mse
+    np.testing.assert_allclose(per_m, total, rtol=1e-12)
+    wide = pred.curve.wide()
+    assert list(wide.sample_size) == ms and np.array_equal(wide.test_mse, total.to_numpy())
+    assert set(fin.columns) >= set(keys) and (fin.source == "finite").all()
+    with pytest.raises(ValueError, match="predictor's view"):
+        meas.curve.wide()

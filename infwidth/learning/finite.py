@@ -29,6 +29,7 @@ from infwidth.data.inputs import check_inputs, check_targets
 from infwidth.kernels.engine import kernel
 from infwidth.kernels.hypercube_gram import tree_gram
 from infwidth.learning import train as T
+from infwidth.learning.curves import curve_frame
 from infwidth.validation import check_nonneg, check_number, check_pos_int, check_sample_sizes
 
 __all__ = ["TrainResult", "stable_learning_rate", "train_mse", "with_width", "finite_width_curve",
@@ -243,7 +244,8 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
                        momentum: float = 0.9, max_steps: int = 20_000, tol: float = 1e-5,
                        chunk: int = 100, per_seed: bool = False,
                        progress: bool | None = None, dtype: str = "float64",
-                       memory_budget: int | str | None = None) -> pd.DataFrame:
+                       memory_budget: int | str | None = None,
+                       architecture: str | None = None) -> pd.DataFrame:
     """Test MSE of finite networks trained by full-batch GD, and their gap to the kernel.
 
     For each seed s (data seed ``seed + s``, the same data as
@@ -290,6 +292,8 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
         raise ValueError(f"lr_fraction must lie in (0, 1), got {lr_fraction!r}")
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    if architecture is not None and not isinstance(architecture, str):
+        raise TypeError(f"architecture must be a label (str) or None, got {architecture!r}")
     if not isinstance(per_seed, bool):
         raise TypeError(f"per_seed must be True or False, got {per_seed!r}")
     for t in targets.values():
@@ -334,7 +338,11 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
     bar.close()
     long = pd.DataFrame(rows)
     long["mse_gap"] = long["test_mse"] - long["kernel_test_mse"]
-    return long if per_seed else aggregate_widths(long)
+    label = architecture or type(arch).__name__
+    if per_seed:
+        return curve_frame(long, architecture=label, source="finite")
+    agg = aggregate_widths(long)
+    return curve_frame(agg, architecture=label, source="finite", spread=agg["test_mse_std"])
 
 
 def aggregate_widths(long: pd.DataFrame) -> pd.DataFrame:

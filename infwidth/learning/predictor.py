@@ -31,6 +31,7 @@ from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import sample_inputs
 from infwidth.eigenspaces.engine import ROUNDOFF_FACTOR, roundoff_zeroed
 from infwidth.kernels.hypercube_gram import tree_gram
+from infwidth.learning.curves import TOTAL, curve_frame
 from infwidth.learning.targets import Target, canonical_type
 from infwidth.validation import check_nonneg, check_sample_sizes
 
@@ -224,7 +225,8 @@ def component_table(spec: Any, target: Target) -> pd.DataFrame:
 
 def predict_learning_curve(spec: Any, target: Target, sample_sizes: Any, ridge: float = 0.0,
                            noise: float = 0.0, trace: float | None = None,
-                           negative: str = "raise") -> pd.DataFrame:
+                           negative: str = "raise", architecture: str | None = None
+                           ) -> pd.DataFrame:
     """Predicted test MSE of kernel regression with ``spec``'s kernel on ``target``.
 
     Eigenlearning over every type of ``spec.table()`` with its multiplicity, plus the tail
@@ -234,22 +236,29 @@ def predict_learning_curve(spec: Any, target: Target, sample_sizes: Any, ridge: 
     applied to the table's ``eigenvalue`` and ``error_bound`` columns first; an eigenvalue
     negative beyond 2·error_bound raises (``negative="raise"``) or, with ``negative="warn"``,
     is reported by a RuntimeWarning and ``attrs["negative_types"]`` and set to 0.
-    Columns: sample_size, test_mse, kappa, E0, tail_trace (τ), staircase_mse (error of the
-    staircase limit: Σ of the powers not learned + ε²), and per component
-    ``learnability:<label>`` and ``learned:<label>`` (staircase: L(k) < log m/log d).
+    Returns the tidy long curve of :mod:`infwidth.learning.curves` (source "predicted";
+    ``architecture`` labels it, default the class name): per sample size a "total" row
+    (test_mse, kappa, E0, tail_trace τ, staircase_mse: the staircase limit's error, Σ of the
+    powers not learned + ε²) and one row per target component (its share of the error,
+    E0·(1 − L)²·power, its learnability L, learned: L(k) < log m/log d, learning_index,
+    eigenvalue, power). ``.curve.wide()`` gives one row per sample size.
 
     Example:
-        >>> import infwidth as iw
         >>> arch = iw.DCNN(patch_dim=8, filter_sizes=(2, 4))
         >>> spec = iw.spectrum(arch, dim=64, domain="hypercube", kind="ntk", max_degree=3)
         >>> t = iw.Target.pair("hypercube", 64, 8)
-        >>> iw.predict_learning_curve(spec, t, [64, 1024]).test_mse.is_monotonic_decreasing
+        >>> pred = iw.predict_learning_curve(spec, t, [64, 1024])
+        >>> pred[pred.component == "total"].test_mse.is_monotonic_decreasing
+        True
+        >>> pred.curve.wide().test_mse.is_monotonic_decreasing
         True
     """
     ms = check_sample_sizes(sample_sizes)
     ridge, noise = check_nonneg("ridge", ridge), check_nonneg("noise", noise)
     if negative not in ("raise", "warn"):
         raise ValueError(f"negative must be 'raise' or 'warn', got {negative!r}")
+    if architecture is not None and not isinstance(architecture, str):
+        raise TypeError(f"architecture must be a label (str) or None, got {architecture!r}")
     if trace is not None:
         if isinstance(trace, bool) or not isinstance(trace, (int, float, np.integer,
                                                              np.floating)):
@@ -302,10 +311,25 @@ def predict_learning_curve(spec: Any, target: Target, sample_sizes: Any, ridge: 
         out[f"learned:{c['component']}"] = learned
         stair += np.where(learned, 0.0, c["power"])
     out["staircase_mse"] = stair
-    out.attrs.update(components=comp.to_dict("records"), trace=float(trace),
-                     captured_trace=captured, ridge=ridge, noise=noise,
-                     zeroed_types=int(zero.sum()), negative_types=negatives.tolist())
-    return out
+    total = out[["sample_size", "test_mse", "kappa", "E0", "tail_trace", "staircase_mse"]]
+    parts = [total.assign(component=TOTAL)]
+    for _, c in comp.iterrows():
+        L = out[f"learnability:{c['component']}"].to_numpy()
+        parts.append(pd.DataFrame({
+            "component": c["component"], "sample_size": out["sample_size"],
+            "test_mse": [_times(e0, (1.0 - li) ** 2 * c["power"])
+                         for e0, li in zip(out["E0"], L)],
+            "learnability": L, "learned": out[f"learned:{c['component']}"],
+            "learning_index": c["learning_index"], "eigenvalue": c["eigenvalue"],
+            "power": c["power"]}))
+    long = pd.concat(parts, ignore_index=True).sort_values("sample_size", kind="stable")
+    long = curve_frame(long.reset_index(drop=True), source="predicted", component=None,
+                       architecture=architecture or type(arch).__name__,
+                       target=target.name or "target")
+    long.attrs.update(components=comp.to_dict("records"), trace=float(trace),
+                      captured_trace=captured, ridge=ridge, noise=noise,
+                      zeroed_types=int(zero.sum()), negative_types=negatives.tolist())
+    return long
 
 
 def staircase(spec: Any, target: Target, sample_sizes: Any) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_targets, sample_inputs
 from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, KINDS, parse_bytes
 from infwidth.kernels.hypercube_gram import tree_gram
+from infwidth.learning.curves import curve_frame
 from infwidth.learning.targets import Target, TargetFunction
 from infwidth.validation import check_nonneg, check_pos_int, check_sample_sizes, check_seed
 
@@ -264,7 +265,8 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
                             dim: int | None = None, noise: float = 0.0, seed: int = 0,
                             jitter: float = DEFAULT_JITTER, posterior_variance: bool = False,
                             per_seed: bool = False, progress: bool | None = None,
-                            memory_budget: int | str = DEFAULT_MEMORY_BUDGET) -> pd.DataFrame:
+                            memory_budget: int | str = DEFAULT_MEMORY_BUDGET,
+                            architecture: str | None = None) -> pd.DataFrame:
     """Measured test MSE of kernel regression with ``arch``'s NNGP/NTK on ``target``.
 
     For each seed s (data seed ``seed + s``): draw max(m) + n_test inputs and a concrete
@@ -275,10 +277,12 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
     quantity :func:`predict_learning_curve` predicts).
 
     ``target`` may be one Target or a list/dict of Targets on the same inputs (one Gram per
-    seed serves all). Returns columns target, sample_size, test_mse (mean over seeds),
-    test_mse_std (standard deviation over seeds), n_seeds, condition_number (largest over
-    seeds), and with ``posterior_variance`` the mean GP posterior variance on the test points
-    (``nt.predict.gp_inference`` on the same Gram). ``per_seed=True`` returns one row per seed.
+    seed serves all). Returns the tidy long curve of :mod:`infwidth.learning.curves` (source
+    "measured", component "total", ``architecture`` its label, default the class name):
+    test_mse is the mean over seeds, spread = test_mse_std the standard deviation, then
+    n_seeds, condition_number (largest over seeds), and with ``posterior_variance`` the mean
+    GP posterior variance on the test points (``nt.predict.gp_inference`` on the same Gram).
+    ``per_seed=True`` returns one row per seed (spread NaN).
 
     Every argument is checked, and the memory of one seed estimated from the largest m
     (:func:`gram_memory`), before any work: a run over ``memory_budget`` (bytes or "4GiB",
@@ -289,11 +293,13 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
         >>> t = iw.Target.pair("hypercube", 16, 4)
         >>> df = iw.kernel_regression_curve(iw.DCNN(patch_dim=4, filter_sizes=(2, 2)), t,
         ...                                 [16, 64], seeds=2, n_test=100)
-        >>> list(df.columns[:4])
-        ['target', 'sample_size', 'test_mse', 'test_mse_std']
+        >>> list(df.columns[:7])
+        ['architecture', 'target', 'component', 'sample_size', 'test_mse', 'spread', 'source']
     """
     if not isinstance(arch, Architecture):
         raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+    if architecture is not None and not isinstance(architecture, str):
+        raise TypeError(f"architecture must be a label (str) or None, got {architecture!r}")
     targets = _as_targets(target)
     ms = check_sample_sizes(sample_sizes)
     if kind not in KINDS:
@@ -339,9 +345,11 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
                     row["posterior_variance"] = pvar[j]
                 rows.append(row)
     long = pd.DataFrame(rows)
+    label = architecture or type(arch).__name__
     if per_seed:
-        return long
-    return aggregate_seeds(long)
+        return curve_frame(long, architecture=label, source="measured")
+    agg = aggregate_seeds(long)
+    return curve_frame(agg, architecture=label, source="measured", spread=agg["test_mse_std"])
 
 
 def aggregate_seeds(long: pd.DataFrame) -> pd.DataFrame:
