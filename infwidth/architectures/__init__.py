@@ -12,6 +12,8 @@ from infwidth.architectures.activations import (
     dual_derivative,
     gaussian_dual,
 )
+from infwidth.architectures.layers import kernel_layers
+from infwidth.architectures.myrtle import Myrtle
 from infwidth.architectures.networks import DAG, DCNN, MLP, SCNN, Architecture, ConvNet
 
 __all__ = [
@@ -26,4 +28,6 @@ __all__ = [
     "DCNN",
     "ConvNet",
     "Architecture",
+    "Myrtle",
+    "kernel_layers",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from functools import lru_cache, partial
 from typing import Any
 
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_inputs
 
-__all__ = ["kernel", "estimate_block_memory", "plan_blocks", "parse_bytes",
+__all__ = ["kernel", "ENGINES", "estimate_block_memory", "plan_blocks", "parse_bytes",
            "DEFAULT_MEMORY_BUDGET"]
 
 KINDS = ("ntk", "nngp")
@@ -116,29 +117,44 @@ def _pad(x: np.ndarray, b: int) -> np.ndarray:
     return np.concatenate([x, np.repeat(x[-1:], b - x.shape[0], axis=0)])
 
 
-def kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str = "ntk",
+ENGINES = ("auto", "native", "neural-tangents")
+
+
+def kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str | tuple[str, ...] = "ntk",
            batch_size: int | None = None, dtype: str = "float64",
            memory_budget: int | str = DEFAULT_MEMORY_BUDGET,
-           progress: bool | None = None) -> np.ndarray:
+           progress: bool | None = None, engine: str = "auto") -> Any:
     """Gram matrix K[i, j] = k(x1_i, x2_j) of ``arch``'s infinite-width NNGP or NTK.
 
     ``x1`` and ``x2`` are flat (n, dim) arrays, reshaped with ``arch.input_shape(dim)``.
-    neural-tangents computes the blocks; the block size is the largest square block whose
-    estimated working memory, plus the output, fits ``memory_budget`` (a budget that cannot
-    be met is refused before any work). With ``x2=None`` only blocks on and above the
-    diagonal are computed and the matrix is symmetrised.
+    ``kind`` is "nngp", "ntk" (an array is returned) or a tuple of both (a dict
+    {kind: array}, computed in one pass). ``engine="auto"`` uses the native engine
+    (:func:`infwidth.kernels.native.native_kernels`: both kinds in one pass, tiles sized from
+    ``memory_budget``, ``batch_size`` the tile side) for every architecture it describes, and
+    neural-tangents, with a one-line notice, for the others; "native" refuses what it cannot
+    do; "neural-tangents" computes blocks with neural-tangents' ``kernel_fn``, one kind per
+    call, the block size the largest whose estimated working memory fits ``memory_budget``.
+    Either way a budget that cannot be met is refused before any work, and with
+    ``x2=None`` only blocks on and above the diagonal are computed.
 
     Example:
-        >>> import infwidth as iw
         >>> x = iw.sample_inputs("hypercube", n=4, dim=16, seed=0)
         >>> iw.kernel(iw.SCNN(patch_dim=4), x, kind="nngp").shape
         (4, 4)
+        >>> both = iw.kernel(iw.SCNN(patch_dim=4), x, kind=("nngp", "ntk"))
+        >>> bool(np.allclose(both["nngp"], iw.kernel(iw.SCNN(patch_dim=4), x, kind="nngp",
+        ...                                          engine="neural-tangents"), rtol=1e-10))
+        True
     """
     if not isinstance(arch, Architecture):
         raise TypeError(f"arch must be an infwidth architecture (MLP, SCNN, DCNN, ConvNet), "
                         f"got {type(arch).__name__}")
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if not isinstance(kinds, tuple) or not kinds or len(set(kinds)) != len(kinds) \
+            or any(k not in KINDS for k in kinds):
+        raise ValueError(f"kind must be one of {KINDS} or a tuple of them, got {kind!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
     if batch_size is not None and (isinstance(batch_size, bool)
@@ -149,6 +165,21 @@ def kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str = "ntk",
     x1 = check_inputs(x1, "x1")
     dim = x1.shape[1]
     shape = arch.input_shape(dim)
+    if engine != "neural-tangents":
+        from infwidth.kernels.native import native_kernels, supports
+
+        if supports(arch, dim):
+            res = native_kernels(arch, x1, x2, kinds=kinds, dtype=dtype, tile=batch_size,
+                                 memory_budget=budget)
+            return res[kind] if isinstance(kind, str) else res
+        if engine == "native":
+            raise ValueError(f"engine='native' does not cover {type(arch).__name__}; use "
+                             f"engine='auto' or 'neural-tangents'")
+        warnings.warn(f"the native engine does not cover {type(arch).__name__}: "
+                      f"neural-tangents computes its kernel", stacklevel=2)
+    if not isinstance(kind, str):
+        return {k: kernel(arch, x1, x2, k, batch_size, dtype, memory_budget, progress,
+                          "neural-tangents") for k in kinds}
     symmetric = x2 is None
     x2 = x1 if symmetric else check_inputs(x2, "x2", dim)
     n1, n2 = x1.shape[0], x2.shape[0]

@@ -155,6 +155,20 @@ class LeNet(Architecture):
         layers.append(stax.Dense(self.out_dim, W_std=self.w, b_std=self.b))
         return stax.serial(*layers)
 
+    def kernel_layers(self, dim: int) -> tuple:
+        """The layer description the native kernel engine runs
+        (:mod:`infwidth.architectures.layers`): conv → act → avg-pool → conv → act → avg-pool
+        → Flatten → dense layers."""
+        from infwidth.architectures.layers import Activation, AvgPool, Conv, Dense, Flatten
+
+        self.input_shape(dim)
+        k, act, b = (self.filter_size,) * 2, Activation(self.activation), float(self.b_std)
+        layers = [Conv(k, (1, 1), self.padding, 1.0, b), act, AvgPool(self.pool),
+                  Conv(k, (1, 1), self.padding, self.w, b), act, AvgPool(self.pool), Flatten()]
+        for _ in self.dense_widths:
+            layers += [Dense(self.w, b), act]
+        return tuple(layers) + (Dense(self.w, b),)
+
     def dag_for(self, dim: int) -> DAG:
         """Leaves: input pixels; layer 1: conv1 positions (k×k windows); layer 2: conv2
         positions, each seeing the conv1 positions inside the pool windows of its k×k

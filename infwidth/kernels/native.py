@@ -1,0 +1,609 @@
+"""Native NNGP + NTK engine: both kinds in one pass through a layer description.
+
+:func:`native_kernels` walks the layers of :func:`infwidth.architectures.layers.kernel_layers`
+(formulas in that module) on tiles of input pairs and keeps only the work the readout needs:
+
+- Positions. A stride-1 conv preserves the offset j − i of Σ(i, j), so with a Flatten
+  readout (and no pooling) only the diagonal Σ(i, i) is tracked: O(P) per pair. Pooling and
+  GAP need the full (P, P) covariance; there a conv is a sum of the q DIAGONAL shifts per axis
+  Σ'(i, j) = (1/q)·Σ_a K(i + a, j + a) (separable over axes), never a q×q dense filter. After
+  the last pooling of a Flatten network the diagonal is taken at once.
+- Self terms. Each input's own variances Σ(x, x)(i, i) at every activation are computed once
+  per input (a pairwise pass, which also gives the Gram diagonal, exact on the ReLU diagonal
+  where θ = 0), then reused by every tile.
+- Symmetry. With ``x2=None`` only tiles on and above the diagonal are computed; the result
+  is exactly symmetric.
+- CPU path (numpy). XLA:CPU's float64 transcendentals are scalar (~20–25 M/s); numpy's
+  vectorised ``arccos`` runs ~340 M/s, ``sqrt`` ~430 M/s, and a multiply ~2000 M/s on
+  cache-resident arrays but ~600 M/s out of cache (measured on this 2-core EPYC). The
+  nonlinearity is therefore evaluated with in-place numpy ufuncs on cache-sized chunks
+  (ReLU: θ = arccos c, 2 transcendentals and ~11 cheap passes per element), and tiles run
+  on a thread pool (numpy releases the GIL inside ufuncs).
+- GPU path (JAX). The same recursion in ``jax.numpy``, jitted per tile shape, tiles spread
+  round-robin over ``jax.devices()``.
+
+:func:`native_memory_estimate` counts the arrays the engine allocates (outputs, per-input
+variances, and the live arrays of one tile per worker).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from infwidth.architectures.layers import GAP, Activation, AvgPool, Conv, Dense, Flatten, Layer
+from infwidth.architectures.layers import kernel_layers as _kernel_layers
+from infwidth.kernels.native_ops import CHUNK, JaxOps, NumpyOps
+
+__all__ = ["native_kernels", "native_memory_estimate", "native_plan", "supports",
+           "NATIVE_KINDS", "NATIVE_BACKENDS"]
+
+NATIVE_KINDS = ("nngp", "ntk")
+NATIVE_BACKENDS = ("numpy", "jax")
+_DTYPES = {"float64": np.float64, "float32": np.float32}
+_DEFAULT_BUDGET = 4 * 2**30
+# Elements per tile array (measured on this CPU: diagonal tiles of 2^16–2^18 elements, full
+# covariances 1–4 pairs per tile, are fastest).
+_TILE_ELEMS = 2**17
+_TILE_ELEMS_FULL = 2**16
+# Live tile-sized arrays at the peak of one linear layer (Σ, Θ, and a conv's two per-axis
+# accumulators), used by the memory estimate.
+_LIVE = 4
+
+
+# --------------------------------------------------------------------------------------
+# Plan: the layer description compiled to steps with spatial shapes and storage modes
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Plan:
+    """Steps of the recursion. ``nd``: spatial axes of the input (0: none); ``patch``: the
+    first conv's filter when it is non-overlapping (inputs are cut into patches, and the
+    first layer becomes a per-patch Gram); ``pos0``: positions per axis of the first Gram;
+    ``coords``: coordinates per position; ``full0``: whether the first Gram is (P, P)."""
+
+    nd: int
+    in_shape: tuple[int, ...]
+    patch: int
+    pos0: tuple[int, ...]
+    coords: int
+    full0: bool
+    steps: tuple[tuple, ...]
+    act_shapes: tuple[tuple[int, ...], ...]
+
+    @property
+    def n_act(self) -> int:
+        return len(self.act_shapes)
+
+    def elems(self) -> int:
+        """Largest per-pair element count of any array a tile holds."""
+        best = math.prod(self.pos0) ** (2 if self.full0 else 1)
+        for st in self.steps:
+            if st[0] in ("lin", "pool", "todiag", "act", "read"):
+                best = max(best, _size(st[2], st[3]))
+        return best
+
+
+def _size(shape: tuple[int, ...], full: bool) -> int:
+    return math.prod(shape) ** (2 if full else 1)
+
+
+def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...]) -> _Plan:
+    """Check the layer sequence and derive shapes and modes. Step tuples:
+    ("lin", layer, shape_in, full, shape_out, first), ("act", name, shape, full, index),
+    ("pool", p, shape_in, full, shape_out), ("todiag", None, shape, True),
+    ("read", "flatten"|"gap", shape, full)."""
+    layers = tuple(layers)
+    if not layers or not isinstance(layers[0], (Conv, Dense)):
+        raise ValueError("the first layer must be a Conv or a Dense layer")
+    if not isinstance(layers[-1], Dense):
+        raise ValueError("the last layer must be a Dense readout")
+    first = layers[0]
+    if isinstance(first, Dense):
+        nd, pos, coords, patch = 0, (), math.prod(in_shape), 1
+    else:
+        nd = len(in_shape) - 1
+        if first.ndim != nd:
+            raise ValueError(f"the first Conv is {first.ndim}-D but inputs have {nd} spatial "
+                             f"axes")
+        pos, coords, patch = tuple(in_shape[:-1]), in_shape[-1], 1
+        if first.stride[0] > 1 or first.filter[0] == 1:
+            if len(set(first.filter)) != 1:
+                raise ValueError("non-overlapping convs must be square")
+            patch = first.filter[0]
+            pos, coords = tuple(s // patch for s in pos), coords * patch ** nd
+            if min(pos) < 1:
+                raise ValueError(f"input {in_shape[:-1]} is smaller than the first filter")
+    pool_or_gap = [i for i, ly in enumerate(layers) if isinstance(ly, (AvgPool, GAP))]
+    last_pool = max(pool_or_gap, default=-1)
+    full = bool(pool_or_gap) and nd > 0
+    shape, steps, act_shapes, spatial = pos, [], [], nd > 0
+    for i, ly in enumerate(layers):
+        if isinstance(ly, Conv):
+            if not spatial:
+                raise ValueError(f"layer {i}: a Conv after the readout (or in an MLP)")
+            if ly.ndim != nd:
+                raise ValueError(f"layer {i}: Conv is {ly.ndim}-D, inputs have {nd} axes")
+            if i == 0 and patch > 1 or (i == 0 and ly.filter[0] == 1):
+                out = shape
+            elif ly.stride[0] > 1:
+                out = tuple(s // k for s, k in zip(shape, ly.stride))
+            elif ly.padding == "valid":
+                out = tuple(s - k + 1 for s, k in zip(shape, ly.filter))
+            else:
+                out = shape
+            if min(out) < 1:
+                raise ValueError(f"layer {i}: the map {shape} is smaller than the filter")
+            steps.append(("lin", ly, shape, full, out, i == 0))
+            shape = out
+        elif isinstance(ly, Dense):
+            if spatial and i > 0:
+                raise ValueError(f"layer {i}: a Dense layer needs a Flatten or GAP readout "
+                                 f"before it")
+            steps.append(("lin", ly, (), False, (), i == 0))
+        elif isinstance(ly, Activation):
+            if i == 0:
+                raise ValueError("an Activation cannot be the first layer")
+            steps.append(("act", ly.name, shape, full, len(act_shapes)))
+            act_shapes.append(shape)
+        elif isinstance(ly, AvgPool):
+            if not spatial:
+                raise ValueError(f"layer {i}: AvgPool needs spatial positions")
+            out = tuple(s // ly.window for s in shape)
+            if min(out) < 1:
+                raise ValueError(f"layer {i}: the map {shape} is smaller than the pool window")
+            steps.append(("pool", ly.window, shape, full, out))
+            shape = out
+            if i == last_pool:
+                steps.append(("todiag", None, shape, True))
+                full = False
+        elif isinstance(ly, (Flatten, GAP)):
+            if not spatial:
+                raise ValueError(f"layer {i}: a second readout")
+            steps.append(("read", "gap" if isinstance(ly, GAP) else "flatten", shape, full))
+            shape, spatial, full = (), False, False
+        else:
+            raise TypeError(f"layer {i}: unknown layer {ly!r}")
+    if spatial:
+        raise ValueError("a convolutional network needs a Flatten or GAP readout")
+    return _Plan(nd, tuple(in_shape), patch, pos, coords, bool(pool_or_gap) and nd > 0,
+                 tuple(steps), tuple(act_shapes))
+
+
+@lru_cache(maxsize=256)
+def _plan_cached(layers: tuple, in_shape: tuple) -> _Plan:
+    return _compile(layers, in_shape)
+
+
+def native_plan(arch: Any, dim: int) -> _Plan:
+    """The compiled plan of ``arch`` at input dimension ``dim`` (``TypeError``/``ValueError``
+    when the native engine cannot compute it)."""
+    layers = _kernel_layers(arch, dim)
+    return _plan_cached(tuple(layers), tuple(arch.input_shape(dim)))
+
+
+def supports(arch: Any, dim: int) -> bool:
+    """Whether :func:`native_kernels` can compute ``arch``'s kernels at ``dim``."""
+    try:
+        native_plan(arch, dim)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _prepare(plan: _Plan, x: np.ndarray, dtype) -> np.ndarray:
+    """(n, P, coords) array: positions (patches for a non-overlapping first conv)."""
+    n = x.shape[0]
+    if plan.nd == 0:
+        return np.ascontiguousarray(x.reshape(n, 1, -1), dtype=dtype)
+    r = x.reshape((n,) + plan.in_shape)
+    k = plan.patch
+    if k > 1:
+        cut = tuple(slice(0, s * k) for s in plan.pos0)
+        r = r[(slice(None),) + cut]
+        if plan.nd == 1:
+            r = r.reshape(n, plan.pos0[0], -1)
+        else:
+            h, w = plan.pos0
+            r = r.reshape(n, h, k, w, k, -1).transpose(0, 1, 3, 2, 4, 5)
+    return np.ascontiguousarray(r.reshape(n, math.prod(plan.pos0), -1), dtype=dtype)
+
+
+# --------------------------------------------------------------------------------------
+# The recursion (shared by both backends)
+# --------------------------------------------------------------------------------------
+def _forward(plan: _Plan, ops, g, var_fn: Callable, need_ntk: bool, self_pass: bool):
+    """Σ and Θ through the steps from the first Gram ``g``. ``var_fn(i, s, shape, full)``
+    gives (v1, v2) for activation i, broadcastable to the (R, Q, t1, t2) view."""
+    nd = plan.nd
+    s, t = g, None
+    del g  # the caller passes its only reference: Σ may be freed after the first layer
+    ck = cd = 1.0  # pending scale factors of Σ and Θ (activations, pooling, readout)
+    variances = []
+    for st in plan.steps:
+        op = st[0]
+        if op == "lin":
+            _, ly, shape, full, _, first = st
+            w2, b2 = ly.W_std ** 2, ly.b_std ** 2
+            taps = 1.0
+            if isinstance(ly, Conv) and not (first and plan.patch > 1) and not (
+                    first and ly.filter[0] == 1):
+                taps = float(math.prod(ly.filter))
+                s = ops.conv(s, ly, nd, full)
+                if t is not None:
+                    t = ops.conv(t, ly, nd, full)
+            s = ops.affine(s, w2 * ck / taps, b2)
+            if need_ntk:
+                t = ops.copy(s) if t is None else ops.add(ops.affine(t, w2 * cd / taps, 0.0), s)
+            ck = cd = 1.0
+        elif op == "act":
+            _, name, shape, full, i = st
+            if ck != 1.0:
+                s = ops.affine(s, ck, 0.0)
+            if t is not None and cd != 1.0:
+                t = ops.affine(t, cd, 0.0)
+            ck = cd = 1.0
+            n_sp = nd if shape else 0
+            v1, v2 = var_fn(i, s, n_sp, full)
+            if self_pass:
+                variances.append(v1)
+                v1, v2 = _self_broadcast(v1, n_sp, full)
+            s, t, ck, cd = ops.dual(name, s, t, v1, v2, n_sp, full, self_pass)
+        elif op == "pool":
+            p = st[1]
+            s = ops.pool(s, p, nd)
+            t = None if t is None else ops.pool(t, p, nd)
+            f = 1.0 / p ** (2 * nd)
+            ck, cd = ck * f, cd * f
+        elif op == "todiag":
+            s = ops.todiag(s, nd)
+            t = None if t is None else ops.todiag(t, nd)
+        elif op == "read":
+            _, how, shape, full = st
+            s = ops.read(s, how, nd, full)
+            t = None if t is None else ops.read(t, how, nd, full)
+            f = 1.0 / math.prod(shape) ** (2 if how == "gap" else 1)
+            ck, cd = ck * f, cd * f
+    return s, t, variances
+
+
+def _self_broadcast(v, nd: int, full: bool):
+    """(*S, n) self variances → (v1, v2) for the pairwise view: (n, 1, R, R) full,
+    (R, 1, n, 1) diagonal."""
+    r = v.reshape(-1, v.shape[-1]) if nd else v.reshape(1, -1)
+    if full and nd:
+        return r.T[:, None, :, None], r.T[:, None, None, :]
+    a = r[:, None, :, None]
+    return a, a
+
+
+def _cross_vars(va: list, vb: list):
+    """var_fn for a cross tile from stored self variances (lists of (*S, t) arrays)."""
+
+    def fn(i, s, nd, full):
+        a, b = va[i], vb[i]
+        a = a.reshape(-1, a.shape[-1]) if nd else a.reshape(1, -1)
+        b = b.reshape(-1, b.shape[-1]) if nd else b.reshape(1, -1)
+        if full and nd:
+            return a.T[:, None, :, None], b.T[None, :, None, :]
+        return a[:, None, :, None], b[:, None, None, :]
+
+    return fn
+
+
+def _self_vars(ops):
+    def fn(i, s, nd, full):
+        return ops.variance(s, nd, full), None
+
+    return fn
+
+
+# --------------------------------------------------------------------------------------
+# Memory
+# --------------------------------------------------------------------------------------
+def _tile_bytes(plan: _Plan, t1: int, t2: int, item: int, need_ntk: bool) -> int:
+    """Peak bytes of one tile: _LIVE arrays of the largest per-pair size (Σ, Θ, a conv's two
+    per-axis accumulators), the first Gram's matmul + transpose, inputs, two chunk buffers."""
+    e = plan.elems()
+    live = _LIVE if need_ntk else _LIVE - 1
+    g0 = 2 * math.prod(plan.pos0) ** (2 if plan.full0 else 1)
+    arrays = max(live * e, g0 + e) * t1 * t2
+    inputs = (t1 + t2) * math.prod(plan.pos0) * plan.coords
+    small = 8 * sum(math.prod(s) for s in plan.act_shapes) * (t1 + t2)
+    return int((arrays + inputs + small + 2 * CHUNK) * item)
+
+
+def _fixed_bytes(plan: _Plan, n1: int, n2: int, n_kinds: int, item: int,
+                 symmetric: bool) -> int:
+    """Outputs, prepared inputs and stored self variances (float64 outputs are kept in the
+    working dtype)."""
+    out = (n_kinds + (plan.nd == 0)) * n1 * n2 * item  # + the MLP's first Gram
+    inputs = (n1 + (0 if symmetric else n2)) * math.prod(plan.pos0) * plan.coords * item
+    var = sum(math.prod(s) for s in plan.act_shapes) * (n1 + (0 if symmetric else n2)) * item
+    return int(out + inputs + var + 2 * n_kinds * (n1 + n2) * item)
+
+
+def _workers(threads: int | None, n_tiles: int) -> int:
+    cpus = os.cpu_count() or 1
+    return max(1, min(threads or cpus, n_tiles))
+
+
+def _auto_tile(plan: _Plan, n1: int, n2: int) -> int:
+    target = _TILE_ELEMS_FULL if plan.full0 else _TILE_ELEMS
+    t = int(math.sqrt(target / max(1, plan.elems())))
+    return max(1, min(t, max(n1, n2)))
+
+
+def native_memory_estimate(arch: Any, n1: int, n2: int | None, dim: int,
+                           kinds: Sequence[str] = NATIVE_KINDS, dtype: str = "float64",
+                           tile: int | None = None, threads: int | None = None) -> int:
+    """Peak bytes of :func:`native_kernels` on (n1, n2) inputs of ``dim`` coordinates
+    (``n2=None``: a symmetric Gram): outputs + prepared inputs + stored self variances +
+    one tile's live arrays per worker thread (and the self pass's, which has the same size).
+    ``tile`` None: the engine's automatic tile."""
+    kinds = _check_kinds(kinds)
+    item = _check_dtype(dtype)().itemsize
+    plan = native_plan(arch, dim)
+    symmetric = n2 is None
+    n2 = n1 if symmetric else n2
+    t = _auto_tile(plan, n1, n2) if tile is None else tile
+    t1, t2 = min(t, n1), min(t, n2)
+    n_tiles = _count_tiles(n1, n2, t1, t2, symmetric)
+    per_tile = _tile_bytes(plan, t1, t2, item, "ntk" in kinds)
+    # With a thread pool, tracemalloc measured up to ~2.6 tiles live for 2 workers (a
+    # finishing tile's arrays overlap the next one's): one more tile is allowed for.
+    w = _workers(threads, n_tiles)
+    return _fixed_bytes(plan, n1, n2, len(kinds), item, symmetric) + (w + (w > 1)) * per_tile
+
+
+def _count_tiles(n1: int, n2: int, t1: int, t2: int, symmetric: bool) -> int:
+    a, b = -(-n1 // t1), -(-n2 // t2)
+    return a * (a + 1) // 2 if symmetric else a * b
+
+
+# --------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------
+def _check_kinds(kinds: Any) -> tuple[str, ...]:
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    if not isinstance(kinds, (tuple, list)) or not kinds:
+        raise TypeError(f"kinds must be a non-empty tuple of {NATIVE_KINDS}, got {kinds!r}")
+    for k in kinds:
+        if k not in NATIVE_KINDS:
+            raise ValueError(f"kinds must be drawn from {NATIVE_KINDS}, got {k!r}")
+    return tuple(dict.fromkeys(kinds))
+
+
+def _check_dtype(dtype: Any):
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {tuple(_DTYPES)}, got {dtype!r}")
+    return _DTYPES[dtype]
+
+
+def _check_opt_pos_int(name: str, v: Any) -> None:
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
+                          or v < 1):
+        raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
+
+
+def _inputs(x: Any, name: str, dim: int | None = None) -> np.ndarray:
+    from infwidth.data.inputs import check_inputs
+
+    return check_inputs(x, name, dim)
+
+
+def native_kernels(arch: Any, x1: Any, x2: Any = None,
+                   kinds: Sequence[str] = NATIVE_KINDS, dtype: str = "float64",
+                   tile: int | None = None, backend: str | None = None,
+                   memory_budget: int | str | None = None,
+                   threads: int | None = None) -> dict[str, np.ndarray]:
+    """NNGP and/or NTK Gram matrices K[i, j] = k(x1_i, x2_j) of ``arch``, in one pass.
+
+    ``x1``, ``x2``: flat (n, dim) arrays (``x2=None``: the symmetric Gram of ``x1``).
+    ``kinds``: any of ("nngp", "ntk"); the NNGP alone skips Θ. ``tile``: pairs per tile side
+    (default: about 2^18 elements per tile array). ``backend``: "numpy" or "jax" (default:
+    numpy on a CPU, jax on an accelerator). ``memory_budget`` (bytes or "4GB"): the tile is
+    shrunk to fit and a budget that cannot hold one tile is refused before any work.
+    ``threads``: numpy worker threads (default: every CPU). Returns {kind: (n1, n2) array}.
+
+    Example:
+        >>> import infwidth as iw
+        >>> x = iw.sample_inputs("hypercube", n=4, dim=16, seed=0)
+        >>> k = native_kernels(iw.SCNN(patch_dim=4), x)
+        >>> sorted(k), k["ntk"].shape
+        (['nngp', 'ntk'], (4, 4))
+    """
+    kinds = _check_kinds(kinds)
+    np_dtype = _check_dtype(dtype)
+    _check_opt_pos_int("tile", tile)
+    _check_opt_pos_int("threads", threads)
+    if backend is None:
+        import jax
+
+        backend = "numpy" if jax.default_backend() == "cpu" else "jax"
+    if backend not in NATIVE_BACKENDS:
+        raise ValueError(f"backend must be one of {NATIVE_BACKENDS} or None, got {backend!r}")
+    x1 = _inputs(x1, "x1")
+    dim = x1.shape[1]
+    symmetric = x2 is None or x2 is x1
+    if not symmetric:
+        x2 = _inputs(x2, "x2", dim)
+        symmetric = x2.shape == x1.shape and np.array_equal(x1, x2)
+    plan = native_plan(arch, dim)
+    n1 = x1.shape[0]
+    n2 = n1 if symmetric else x2.shape[0]
+    need_ntk = "ntk" in kinds
+    t = _auto_tile(plan, n1, n2) if tile is None else tile
+    if memory_budget is not None:
+        from infwidth.kernels.engine import parse_bytes
+
+        budget = parse_bytes(memory_budget)
+        while True:
+            need = native_memory_estimate(arch, n1, None if symmetric else n2, dim, kinds,
+                                          dtype, t, threads)
+            if need <= budget or t == 1:
+                break
+            t = max(1, int(t / 1.25))
+        if need > budget:
+            raise ValueError(f"memory_budget={budget} bytes cannot hold one tile: the engine "
+                             f"needs {need} bytes with 1×1 tiles (outputs, inputs and one "
+                             f"tile per worker); raise memory_budget or pass fewer inputs")
+    a = _prepare(plan, x1, np_dtype)
+    b = a if symmetric else _prepare(plan, x2, np_dtype)
+    run = _run_numpy if backend == "numpy" else _run_jax
+    nngp, ntk = run(plan, a, b, symmetric, min(t, n1), min(t, n2), need_ntk, threads,
+                    np_dtype)
+    out = {"nngp": nngp, "ntk": ntk}
+    return {k: out[k] for k in kinds}
+
+
+def _tiles(n1: int, n2: int, t1: int, t2: int, symmetric: bool):
+    rows = [slice(i, min(i + t1, n1)) for i in range(0, n1, t1)]
+    cols = [slice(j, min(j + t2, n2)) for j in range(0, n2, t2)]
+    return [(r, c) for i, r in enumerate(rows) for j, c in enumerate(cols)
+            if not symmetric or j >= i]
+
+
+def _finish(out: list, self_out: tuple, symmetric: bool) -> None:
+    """Exact symmetry: mirror is done per tile; set the diagonal from the self pass."""
+    if symmetric:
+        for o, d in zip(out, self_out):
+            if o is not None:
+                np.fill_diagonal(o, d)
+
+
+def _run_numpy(plan, a, b, symmetric, t1, t2, need_ntk, threads, dtype):
+    ops = NumpyOps()
+
+    def self_pass(x):
+        m = max(1, t1 * t2)
+        vs, so, to = None, [], []
+        for i in range(0, x.shape[0], m):
+            s, t, v = _forward(plan, ops, ops.gram(x[i:i + m], None, plan.full0, plan.pos0),
+                               _self_vars(ops), need_ntk, True)
+            vs = v if vs is None else [np.concatenate([p, q], axis=-1) for p, q in zip(vs, v)]
+            so.append(s[:, 0])
+            to.append(None if t is None else t[:, 0])
+        vs = [np.ascontiguousarray(v) for v in vs]
+        return vs, np.concatenate(so), (np.concatenate(to) if need_ntk else None)
+
+    va, sa, ta = self_pass(a)
+    vb = va if symmetric else self_pass(b)[0]
+    n1, n2 = a.shape[0], b.shape[0]
+    nngp = np.empty((n1, n2), dtype)
+    ntk = np.empty((n1, n2), dtype) if need_ntk else None
+    todo = _tiles(n1, n2, t1, t2, symmetric)
+
+    # Without positions (MLP) the first Gram of all pairs is one multithreaded BLAS call.
+    g_all = (a[:, 0] @ b[:, 0].T) * (1.0 / a.shape[-1]) if plan.nd == 0 else None
+
+    def first(r, c):
+        if g_all is not None:
+            return g_all[r, c].copy()
+        return ops.gram(a[r], b[c], plan.full0, plan.pos0)
+
+    def work(rc):
+        r, c = rc
+        fn = _cross_vars([v[..., r] for v in va], [v[..., c] for v in vb])
+        s, t, _ = _forward(plan, ops, first(r, c), fn, need_ntk, False)
+        for o, k in ((nngp, s), (ntk, t)):
+            if o is None:
+                continue
+            if symmetric and r == c:
+                k = 0.5 * (k + k.T)
+            o[r, c] = k
+            if symmetric and r != c:
+                o[c, r] = k.T
+
+    n_work = _workers(threads, len(todo))
+    if n_work == 1:
+        for rc in todo:
+            work(rc)
+    else:
+        with ThreadPoolExecutor(n_work) as pool:
+            list(pool.map(work, todo))
+    _finish([nngp, ntk], (sa, ta), symmetric)
+    return nngp, ntk
+
+
+@lru_cache(maxsize=64)
+def _jax_fns(plan: _Plan, need_ntk: bool):
+    import jax
+
+    ops = JaxOps()
+
+    @jax.jit
+    def self_fn(x):
+        g = ops.gram(x, None, plan.full0, plan.pos0)
+        s, t, v = _forward(plan, ops, g, _self_vars(ops), need_ntk, True)
+        return v, s[:, 0], (s[:, 0] if t is None else t[:, 0])
+
+    @jax.jit
+    def cross_fn(x1, x2, va, vb):
+        g = ops.gram(x1, x2, plan.full0, plan.pos0)
+        s, t, _ = _forward(plan, ops, g, _cross_vars(va, vb), need_ntk, False)
+        return s, (s if t is None else t)
+
+    return self_fn, cross_fn
+
+
+def _pad_rows(x: np.ndarray, m: int, axis: int = 0) -> np.ndarray:
+    k = x.shape[axis]
+    if k == m:
+        return x
+    idx = np.concatenate([np.arange(k), np.full(m - k, k - 1)])
+    return np.take(x, idx, axis=axis)
+
+
+def _run_jax(plan, a, b, symmetric, t1, t2, need_ntk, threads, dtype):
+    import jax
+
+    if dtype == np.float64 and not jax.config.jax_enable_x64:
+        raise ValueError("dtype='float64' on the jax backend needs jax_enable_x64 "
+                         "(import infwidth turns it on)")
+    self_fn, cross_fn = _jax_fns(plan, need_ntk)
+    devices = jax.devices()
+
+    def self_pass(x):
+        m = max(1, min(t1 * t2, x.shape[0]))
+        parts = []
+        for k, i in enumerate(range(0, x.shape[0], m)):
+            xc = jax.device_put(_pad_rows(x[i:i + m], m), devices[k % len(devices)])
+            parts.append((i, min(i + m, x.shape[0]) - i, self_fn(xc)))
+        vs = [np.concatenate([np.asarray(p[2][0][j])[..., :p[1]] for p in parts], axis=-1)
+              for j in range(plan.n_act)]
+        so = np.concatenate([np.asarray(p[2][1])[:p[1]] for p in parts])
+        to = np.concatenate([np.asarray(p[2][2])[:p[1]] for p in parts])
+        return vs, so, to
+
+    va, sa, ta = self_pass(a)
+    vb = va if symmetric else self_pass(b)[0]
+    n1, n2 = a.shape[0], b.shape[0]
+    nngp = np.empty((n1, n2), dtype)
+    ntk = np.empty((n1, n2), dtype) if need_ntk else None
+    pending = []
+    for k, (r, c) in enumerate(_tiles(n1, n2, t1, t2, symmetric)):
+        dev = devices[k % len(devices)]
+        args = (_pad_rows(a[r], t1), _pad_rows(b[c], t2),
+                [_pad_rows(v[..., r], t1, -1) for v in va],
+                [_pad_rows(v[..., c], t2, -1) for v in vb])
+        pending.append((r, c, cross_fn(*jax.device_put(args, dev))))
+    for r, c, (s, t) in pending:
+        nr, nc = r.stop - r.start, c.stop - c.start
+        for o, k in ((nngp, s), (ntk, t)):
+            if o is None:
+                continue
+            k = np.asarray(k)[:nr, :nc]
+            if symmetric and r == c:
+                k = 0.5 * (k + k.T)
+            o[r, c] = k
+            if symmetric and r != c:
+                o[c, r] = k.T
+    _finish([nngp, ntk], (sa, ta), symmetric)
+    return nngp, ntk

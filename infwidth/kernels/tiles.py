@@ -1,0 +1,126 @@
+"""Tiles: the unit of work of a Gram matrix computed in pieces (one engine call per tile).
+
+A Gram K[i, j] = k(x1_i, x2_j) is cut into square tiles of ``tile`` rows and columns (the
+last row/column of tiles may be smaller). :func:`compute_tile` is a pure function
+(architecture, inputs, row slice, column slice) → one block per kind; it is what a Dask
+task, or the in-process loop, runs. For a symmetric Gram (``x2=None``) only tiles on and
+above the diagonal are planned (:func:`tile_grid`); a diagonal tile is made exactly
+symmetric (its upper triangle mirrored), and the lower tiles are the transposes of the upper
+ones, mirrored when the Gram is read.
+
+:func:`plan_tile` picks the tile size from a memory budget with the engine's own estimate
+(:func:`infwidth.kernels.engine.estimate_block_memory`), so one tile is one engine block.
+
+Example:
+    >>> import numpy as np, infwidth as iw
+    >>> x = np.random.default_rng(0).standard_normal((6, 8))
+    >>> arch = iw.ConvNet(filter_size=3, depth=1)
+    >>> tile_grid(6, 6, 4, symmetric=True)
+    [(0, 0), (0, 1), (1, 1)]
+    >>> b = compute_tile(arch, x, None, slice(0, 4), slice(4, 6), ("ntk",), "float64")
+    >>> b["ntk"].shape
+    (4, 2)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from infwidth.architectures.networks import Architecture
+from infwidth.kernels.engine import (
+    DTYPES,
+    KINDS,
+    estimate_block_memory,
+    kernel,
+    parse_bytes,
+)
+
+__all__ = ["compute_tile", "plan_tile", "tile_grid", "tile_slices", "check_kinds",
+           "MAX_TILE"]
+
+MAX_TILE = 1024  # the engine's own largest block (engine.plan_blocks)
+
+
+def check_kinds(kinds: Any) -> tuple[str, ...]:
+    """``kinds`` as a tuple of distinct names from ("ntk", "nngp") (a single str allowed)."""
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    try:
+        kinds = tuple(kinds)
+    except TypeError:
+        raise TypeError(f"kinds must be a sequence of {KINDS}, got {kinds!r}") from None
+    if not kinds or any(k not in KINDS for k in kinds) or len(set(kinds)) != len(kinds):
+        raise ValueError(f"kinds must be distinct names from {KINDS}, got {kinds!r}")
+    return kinds
+
+
+def _engine(arch: Architecture, xa: np.ndarray, xb: np.ndarray | None,
+            kinds: Sequence[str], dtype: str) -> dict[str, np.ndarray]:
+    """One block per kind of ``arch``'s Gram between ``xa`` and ``xb`` (``xb=None``: ``xa``
+    with itself). The one place a tile meets the engine: neural-tangents through
+    :func:`infwidth.kernel`, one call per kind, the whole block as one engine block.
+    (The one-pass native engine plugs in here:
+    ``return native_kernels(arch, xa, xb, kinds=tuple(kinds), dtype=dtype)``.)"""
+    b = max(xa.shape[0], xa.shape[0] if xb is None else xb.shape[0])
+    return {k: kernel(arch, xa, xb, kind=k, batch_size=b, dtype=dtype,
+                      memory_budget=2**62, progress=False) for k in kinds}
+
+
+def compute_tile(arch: Architecture, x1: np.ndarray, x2: np.ndarray | None, rows: slice,
+                 cols: slice, kinds: Sequence[str], dtype: str) -> dict[str, np.ndarray]:
+    """The (rows, cols) block of each kind of the Gram of ``x1`` against ``x2`` (``x2=None``:
+    the symmetric Gram of ``x1``), as ``{kind: array}`` in ``dtype``.
+
+    Pure: the same arguments give the same bits. A diagonal tile of a symmetric Gram
+    (rows == cols) is computed once and made exactly symmetric (upper triangle mirrored)."""
+    symmetric = x2 is None
+    xa = x1[rows]
+    if symmetric and rows == cols:
+        out = _engine(arch, xa, None, kinds, dtype)
+        for k, v in out.items():
+            v = np.array(v, copy=True)
+            low = np.tril_indices(v.shape[0], -1)
+            v[low] = v.T[low]
+            out[k] = v
+        return out
+    xb = (x1 if symmetric else x2)[cols]
+    return {k: np.asarray(v) for k, v in _engine(arch, xa, xb, kinds, dtype).items()}
+
+
+def tile_slices(n: int, tile: int) -> list[slice]:
+    """The row (or column) ranges of the tiles along an axis of length ``n``."""
+    return [slice(i, min(i + tile, n)) for i in range(0, n, tile)]
+
+
+def tile_grid(n1: int, n2: int, tile: int, symmetric: bool) -> list[tuple[int, int]]:
+    """Tile indices (i, j) to compute, row-major; for a symmetric Gram only j ≥ i."""
+    r, c = math.ceil(n1 / tile), math.ceil(n2 / tile)
+    return [(i, j) for i in range(r) for j in range(c) if not symmetric or j >= i]
+
+
+def plan_tile(arch: Architecture, n1: int, n2: int, dim: int, kinds: Sequence[str],
+              dtype: str, memory_budget: int | str) -> int:
+    """Largest square tile (≤ :data:`MAX_TILE`, ≤ max(n1, n2)) whose engine working memory
+    (the larger kind's :func:`estimate_block_memory`, kinds computed one after another) plus
+    one output block per kind fits ``memory_budget`` — the budget of ONE tile, i.e. of each
+    worker. A budget too small for a 1×1 tile is refused."""
+    budget = parse_bytes(memory_budget)
+    kinds = check_kinds(kinds)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+    item = 8 if dtype == "float64" else 4
+    kind = "ntk" if "ntk" in kinds else "nngp"
+
+    def need(t: int) -> int:
+        return estimate_block_memory(arch, t, t, dim, kind, dtype) + len(kinds) * t * t * item
+
+    if need(1) > budget:
+        raise ValueError(f"memory_budget={budget / 2**20:.1f} MiB cannot hold even a 1×1 tile "
+                         f"({need(1) / 2**20:.3f} MiB); raise memory_budget")
+    t = int(math.sqrt(budget / need(1)))
+    while t > 1 and need(t) > budget:
+        t -= 1
+    return max(1, min(t, MAX_TILE, max(n1, n2)))

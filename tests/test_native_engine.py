@@ -1,0 +1,201 @@
+"""The native NNGP/NTK engine against neural-tangents (the oracle), and its own contracts.
+
+neural-tangents carries a ~√ε error per layer on the ReLU diagonal (arccos of a correlation
+that rounds to 1); the native self pass is exact there (θ = 0), so the diagonal is compared
+with tolerance depth·√ε·|diag|, and off the diagonal to 1e-10 relative.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tracemalloc
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import infwidth as iw
+from infwidth.architectures.layers import (
+    GAP,
+    Activation,
+    AvgPool,
+    Conv,
+    Dense,
+    Flatten,
+    kernel_layers,
+)
+from infwidth.architectures.myrtle import Myrtle
+from infwidth.kernels.native import native_kernels, native_memory_estimate, supports
+from infwidth.studies.width_power_law.lenet import LeNet
+
+EPS = np.finfo(np.float64).eps
+
+
+@dataclasses.dataclass(frozen=True)
+class _LeNetK(LeNet):
+    """LeNet with the ``kernel_layers`` method proposed for lenet.py."""
+
+    def kernel_layers(self, dim: int) -> tuple:
+        self.input_shape(dim)
+        k, act, b = (self.filter_size,) * 2, Activation(self.activation), float(self.b_std)
+        layers = [Conv(k, (1, 1), self.padding, 1.0, b), act, AvgPool(self.pool),
+                  Conv(k, (1, 1), self.padding, self.w, b), act, AvgPool(self.pool), Flatten()]
+        for _ in self.dense_widths:
+            layers += [Dense(self.w, b), act]
+        return tuple(layers) + (Dense(self.w, b),)
+
+
+def _cases():
+    for act in ("relu", "erf"):
+        yield f"mlp-{act}", iw.MLP(depth=3, activation=act, b_std=0.2), 12
+        yield f"scnn-{act}", iw.SCNN(patch_dim=4, activation=act), 16
+        yield f"dcnn1d-{act}", iw.DCNN(patch_dim=2, filter_sizes=(2, 2), activation=act,
+                                       b_std=0.3), 16
+        yield f"dcnn2d-{act}", iw.DCNN(patch_dim=2, filter_sizes=(2,), ndim=2, activation=act,
+                                       channels=2), 32
+        for pad in ("circular", "same"):
+            for ro in ("flatten", "gap"):
+                yield (f"convnet1d-{pad}-{ro}-{act}",
+                       iw.ConvNet(depth=2, padding=pad, readout=ro, activation=act, b_std=0.1),
+                       8)
+                yield (f"convnet2d-{pad}-{ro}-{act}",
+                       iw.ConvNet(depth=2, padding=pad, readout=ro, ndim=2, activation=act), 16)
+        yield f"myrtle5-1d-{act}", Myrtle(depth=5, ndim=1, activation=act), 16
+        yield f"myrtle5-2d-{act}", Myrtle(depth=5, ndim=2, activation=act, b_std=0.1), 64
+    yield "lenet-same", _LeNetK(), 64
+    yield "lenet-valid-erf", _LeNetK(padding="valid", activation="erf", b_std=0.2), 100
+
+
+CASES = list(_cases())
+
+
+def _nt(arch, x):
+    shape = arch.input_shape(x.shape[1])
+    r = arch.stax[2](jnp.asarray(x.reshape((-1,) + shape)), None, ("nngp", "ntk"))
+    return {"nngp": np.asarray(r[0]), "ntk": np.asarray(r[1])}
+
+
+@pytest.mark.parametrize("name,arch,dim", CASES, ids=[c[0] for c in CASES])
+def test_matches_neural_tangents(name, arch, dim):
+    rng = np.random.default_rng(1)
+    x1, x2 = rng.standard_normal((4, dim)), rng.standard_normal((3, dim))
+    depth = sum(isinstance(ly, Activation) for ly in kernel_layers(arch, dim))
+    sym, cross = native_kernels(arch, x1), native_kernels(arch, x1, x2)
+    ref = _nt(arch, np.concatenate([x1, x2]))  # one oracle call: both blocks
+    ref_sym = {k: v[:4, :4] for k, v in ref.items()}
+    ref_cross = {k: v[:4, 4:] for k, v in ref.items()}
+    off = ~np.eye(4, dtype=bool)
+    for kind in ("nngp", "ntk"):
+        scale = np.abs(ref_sym[kind]).max()
+        np.testing.assert_allclose(sym[kind][off], ref_sym[kind][off], rtol=0,
+                                   atol=1e-10 * scale)
+        np.testing.assert_allclose(np.diag(sym[kind]), np.diag(ref_sym[kind]),
+                                   rtol=depth * np.sqrt(EPS))
+        np.testing.assert_allclose(cross[kind], ref_cross[kind], rtol=0,
+                                   atol=1e-10 * np.abs(ref_cross[kind]).max())
+
+
+def test_relu_diagonal_exact_closed_form():
+    """MLP relu, unit-variance inputs, W² = 2, no bias: k(x, x) = 1 at every layer (NNGP) and
+    Θ(x, x) = depth + 1 (NTK), with no √ε error."""
+    x = iw.sample_inputs("sphere", 5, 20, seed=0)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True) * np.sqrt(20)
+    k = native_kernels(iw.MLP(depth=4), x)
+    np.testing.assert_allclose(np.diag(k["nngp"]), 1.0, rtol=16 * EPS)
+    np.testing.assert_allclose(np.diag(k["ntk"]), 5.0, rtol=16 * EPS)
+
+
+@pytest.mark.parametrize("arch,dim", [(iw.ConvNet(depth=2, readout="gap", ndim=2), 36),
+                                      (iw.DCNN(patch_dim=2, filter_sizes=(2,)), 8),
+                                      (Myrtle(depth=5, ndim=1), 16)])
+def test_contracts(arch, dim):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((7, dim))
+    both = native_kernels(arch, x)
+    for kind in ("nngp", "ntk"):  # one kind alone = the same numbers
+        np.testing.assert_array_equal(native_kernels(arch, x, kinds=(kind,))[kind], both[kind])
+    same = native_kernels(arch, x, x.copy())
+    for kind in ("nngp", "ntk"):
+        np.testing.assert_array_equal(both[kind], both[kind].T)  # exactly symmetric
+        np.testing.assert_array_equal(same[kind], both[kind])  # x2 == x1 is the Gram
+        for t in (1, 3, 7):  # tiles of other sizes
+            np.testing.assert_allclose(native_kernels(arch, x, tile=t)[kind], both[kind],
+                                       rtol=1e-14, atol=0)
+        f32 = native_kernels(arch, x, dtype="float32")[kind]
+        assert f32.dtype == np.float32
+        np.testing.assert_allclose(f32, both[kind], rtol=2e-5, atol=2e-5 * both[kind].max())
+    cross = native_kernels(arch, x[:3], x[3:], threads=2, tile=2)
+    for kind in ("nngp", "ntk"):
+        np.testing.assert_allclose(cross[kind], both[kind][:3, 3:], rtol=1e-14, atol=0)
+
+
+def test_jax_backend_matches_numpy():
+    arch = Myrtle(depth=5, ndim=1, b_std=0.1)
+    x = np.random.default_rng(3).standard_normal((5, 16))
+    a, b = native_kernels(arch, x), native_kernels(arch, x, backend="jax", tile=2)
+    for kind in ("nngp", "ntk"):
+        np.testing.assert_allclose(b[kind], a[kind], rtol=1e-13)
+
+
+@pytest.mark.parametrize("arch,n,dim", [(iw.ConvNet(depth=2, readout="gap"), 24, 32),
+                                        (iw.ConvNet(depth=2, ndim=2, padding="same"), 40, 64),
+                                        (iw.MLP(depth=2), 60, 16),
+                                        (Myrtle(depth=5, ndim=2), 6, 64)])
+def test_memory_estimate_covers_peak(arch, n, dim):
+    x = np.random.default_rng(4).standard_normal((n, dim))
+    native_kernels(arch, x[:2])
+    for x2, t in ((None, None), (x[: n // 2], 3)):
+        tracemalloc.start()
+        native_kernels(arch, x, x2, tile=t)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        est = native_memory_estimate(arch, n, None if x2 is None else x2.shape[0], dim, tile=t)
+        assert est >= peak, (est, peak)
+
+
+def test_memory_budget_refused_before_work():
+    arch = iw.ConvNet(depth=2, readout="gap", ndim=2)
+    x = np.zeros((8, 64))
+    with pytest.raises(ValueError, match="memory_budget"):
+        native_kernels(arch, x, memory_budget=1000)
+    k = native_kernels(arch, np.random.default_rng(0).standard_normal((8, 64)),
+                       memory_budget="64MB")
+    assert k["ntk"].shape == (8, 8)
+
+
+def test_bad_arguments():
+    arch, x = iw.MLP(depth=1), np.ones((3, 4))
+    with pytest.raises(ValueError, match="kinds"):
+        native_kernels(arch, x, kinds=("nngp", "cntk"))
+    with pytest.raises(TypeError, match="kinds"):
+        native_kernels(arch, x, kinds=())
+    with pytest.raises(ValueError, match="dtype"):
+        native_kernels(arch, x, dtype="float16")
+    with pytest.raises(ValueError, match="tile"):
+        native_kernels(arch, x, tile=0)
+    with pytest.raises(ValueError, match="threads"):
+        native_kernels(arch, x, threads=True)
+    with pytest.raises(ValueError, match="backend"):
+        native_kernels(arch, x, backend="torch")
+    with pytest.raises(ValueError, match="x2"):
+        native_kernels(arch, x, np.ones((3, 5)))
+    with pytest.raises(TypeError, match="kernel_layers"):
+        native_kernels(object(), x)
+    assert not supports(object(), 4) and supports(arch, 4)
+
+
+def test_layer_descriptions():
+    assert kernel_layers(iw.MLP(depth=1), 4) == (Dense(1.0), Activation("relu"),
+                                                 Dense(np.sqrt(2.0)))
+    ly = kernel_layers(iw.ConvNet(depth=1, readout="gap", ndim=2, padding="same"), 16)
+    assert ly[0] == Conv((3, 3), (1, 1), "same", 1.0, 0.0) and isinstance(ly[2], GAP)
+    assert kernel_layers(iw.SCNN(patch_dim=4), 16)[0] == Conv((4,), (4,), "valid")
+    with pytest.raises(ValueError, match="stride"):
+        Conv((3,), (2,), "same")
+    with pytest.raises(ValueError, match="padding"):
+        Conv((3,), padding="reflect")
+    m = Myrtle(depth=7, ndim=2)
+    assert sum(isinstance(v, Conv) for v in m.kernel_layers(256)) == 6
+    assert m.dag_for(256).layer_sizes == (256, 256, 256, 64, 64, 16, 16, 1)
+    with pytest.raises(ValueError, match="depth"):
+        Myrtle(depth=6)
