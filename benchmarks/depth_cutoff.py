@@ -1,7 +1,7 @@
 """Depth cut-off of random MLPs against initialisation and width, and the deep limit (seeds/004).
 
 Measures, on digits (rows on the sphere ‖x‖² = 64), the claims of Avelin & Karlsson
-(JMLR 2022) as reconstructed in theory.md §5:
+(JMLR 2022) as reconstructed in docs/theory.md §5:
 
 1. phase diagram: ξ_c = −1/log χ_c over the (σ_w², σ_b²) plane for tanh and erf, with the
    edge-of-chaos curve χ1 = 1 (mean field: infwidth.studies.depth_cutoff.maps);

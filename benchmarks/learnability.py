@@ -205,7 +205,7 @@ def findings_of(cfg: JobConfig, comp: pd.DataFrame, stars_df: pd.DataFrame) -> l
     for _, r in stars_df.iterrows():
         if math.isfinite(r.learning_index) and r.eigenvalue == 0.0:
             out.append(
-                f"{r.arch}, {r.target}: theory.md gives L = {r.learning_index:.3g} (learned "
+                f"{r.arch}, {r.target}: docs/theory.md gives L = {r.learning_index:.3g} (learned "
                 f"at m ≈ d^L = {fmt_m(r.staircase_m)}), but the eigenvalue is exactly 0, so it "
                 f"is never learned (measured m* = {fmt_m(r.m_star_measured)}); e.g. one ReLU "
                 f"layer's NTK h(t) + t·h'(t) has no odd Taylor terms of degree ≥ 3.")

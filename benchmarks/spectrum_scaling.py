@@ -4,7 +4,7 @@ Architectures at fixed exponents (sizes d^α, so every d = m^4 gives integer siz
 
 - MLP (depth 2): α0 = 1, L = |k|;
 - SCNN: n0 = d^{1/2} (α0 = 1/2), one conv layer, readout over d^{1/2} patches;
-- DCNN-2: n0 = d^{1/2}, two conv levels of fan-in d^{1/4} (theory.md's worked example);
+- DCNN-2: n0 = d^{1/2}, two conv levels of fan-in d^{1/4} (docs/theory.md's worked example);
 - DCNN-3: n0 = d^{1/4}, three conv levels of fan-in d^{1/4}.
 
 For each type (canonical pattern) the eigenvalue λ(d) is computed by ``iw.spectrum`` (method

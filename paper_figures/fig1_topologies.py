@@ -1,11 +1,11 @@
-"""Figure 1: topologies and eigenspaces (``theory.md`` §1, §3).
+"""Figure 1: topologies and eigenspaces (``docs/theory.md`` §1, §3).
 
 The DAGs of an MLP, an S-CNN and a D-CNN at input dimension d (``arch.dag_for(d)``), each
 beside its space–frequency diagram (``iw.spectrum(...).plot``): every eigenspace type at
 (space S(k), frequency |k|), coloured by its exact NTK eigenvalue on the hypercube, with the
 region learned at m = d^r samples (L(k) = α0·|k| + S(k) < r) shaded for two values of r.
 
-Sizes follow theory.md's worked example: α0 = 1/2 and, for the D-CNN, two tree levels of
+Sizes follow docs/theory.md's worked example: α0 = 1/2 and, for the D-CNN, two tree levels of
 fan-in d^{1/4} (d = q^4: n0 = q², filters (q, q)).
 
     python paper_figures/fig1_topologies.py [--quick | --tiny] [--out DIR]

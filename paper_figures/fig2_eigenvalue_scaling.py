@@ -1,4 +1,4 @@
-"""Figure 2: eigenvalue scaling λ(d) ∝ d^{−L(k)} (``theory.md`` §3).
+"""Figure 2: eigenvalue scaling λ(d) ∝ d^{−L(k)} (``docs/theory.md`` §3).
 
 Exact type-level NTK eigenvalues (ReLU, hypercube; ``iw.spectrum``, method "exact") at
 d = q^4 for q = 2 … q_max, for the four configurations of ``benchmarks/spectrum_scaling.py``

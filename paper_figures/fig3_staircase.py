@@ -1,7 +1,7 @@
-"""Figure 3: staircase learning curves (``theory.md`` §4).
+"""Figure 3: staircase learning curves (``docs/theory.md`` §4).
 
 A D-CNN with α0 = 1/2 and two tree levels of fan-in d^{1/4} (d = q⁴: n0 = q², filters (q, q);
-theory.md's worked example), NTK, ReLU. Target components (power 1 each, fitted separately,
+docs/theory.md's worked example), NTK, ReLU. Target components (power 1 each, fitted separately,
 so each curve is that component's test error E0·(1 − L_c)²):
 
     linear in one patch (L = 1), degree 3 in one patch (L = 2), sibling pair x_a·x_b (1.75),

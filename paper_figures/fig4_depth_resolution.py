@@ -1,4 +1,4 @@
-"""Figure 4: depth gives resolution (``theory.md`` §3: "deeper trees give a finer grid").
+"""Figure 4: depth gives resolution (``docs/theory.md`` §3: "deeper trees give a finer grid").
 
 Three trees at the same input dimension d = q⁴ and patch size n0 = q (α0 = 1/4), each ending
 in one top node (so all are universal), differing in how the q³ patches are merged:

@@ -1,4 +1,4 @@
-"""Layer descriptions of a network's infinite-width kernel computation (``theory.md`` §2).
+"""Layer descriptions of a network's infinite-width kernel computation (``docs/theory.md`` §2).
 
 A network is an immutable tuple of layer specs, read in order, in the spirit of
 neural-tangents' ``stax``: :class:`Conv`, :class:`Dense`, :class:`Activation`,

@@ -3,10 +3,10 @@
 Each architecture is an immutable dataclass with
 - ``.stax``: the neural-tangents ``(init_fn, apply_fn, kernel_fn)`` triple of a finite network
   with the same topology (NTK parameterisation);
-- ``.dag`` / ``.dag_for(dim)``: the topology used by the learning index (``theory.md`` §1);
+- ``.dag`` / ``.dag_for(dim)``: the topology used by the learning index (``docs/theory.md`` §1);
 - ``.input_shape(dim)``: the per-example shape of a flat input of ``dim`` coordinates.
 
-Scaling conventions (``theory.md`` §2). The first layer, which reads raw inputs, has weight
+Scaling conventions (``docs/theory.md`` §2). The first layer, which reads raw inputs, has weight
 std 1, so the leaf kernel is ⟨x_i, x'_i⟩/n0. Every later layer has weight std ``W_std``, whose
 default is the activation's normaliser 1/√E[φ(z)²] (√2 for ReLU), so that unit-variance inputs
 stay unit-variance and the dual activation satisfies h(1) = 1.
@@ -288,7 +288,7 @@ class MLP(Architecture):
 
 @dataclass(frozen=True)
 class DCNN(Architecture):
-    """Deep CNN with non-overlapping filters: a tree (``theory.md`` §1).
+    """Deep CNN with non-overlapping filters: a tree (``docs/theory.md`` §1).
 
     Layer 0 is a conv with filter = stride = ``patch_dim`` (VALID) over the raw input, one
     node per patch; then one conv per entry of ``filter_sizes`` (filter = stride, VALID);

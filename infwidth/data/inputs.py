@@ -1,4 +1,4 @@
-"""Synthetic inputs: the hypercube and the sphere product (``theory.md`` §1)."""
+"""Synthetic inputs: the hypercube and the sphere product (``docs/theory.md`` §1)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A :class:`TypeSystem` enumerates the types (orbits of degree profiles under the topology's
 symmetries) up to a total degree, maps a type to a canonical or random degree profile and
-back, and gives exact multiplicities and the space S(k) of ``theory.md`` §3.
+back, and gives exact multiplicities and the space S(k) of ``docs/theory.md`` §3.
 
 - Trees (MLP, S-CNN, D-CNN): sibling permutations, nested patterns of
   :mod:`infwidth.eigenspaces.tree_types`.

@@ -1,7 +1,7 @@
 """Eigenspaces of NNGP/NTK kernels by type: :func:`spectrum` and :class:`Spectrum`.
 
 ``iw.spectrum(arch, dim, domain, kind, max_degree, method)`` returns one row per eigenspace
-type (``theory.md`` §3) with its per-eigenfunction eigenvalue, exact multiplicity, frequency,
+type (``docs/theory.md`` §3) with its per-eigenfunction eigenvalue, exact multiplicity, frequency,
 space and learning index. Methods:
 
 - "exact" (trees: MLP, S-CNN, D-CNN; both domains): the type-level recursion of

@@ -1,4 +1,4 @@
-"""Hypercube pieces of the spectrum engine (``theory.md`` §3, "Exact computation, hypercube").
+"""Hypercube pieces of the spectrum engine (``docs/theory.md`` §3, "Exact computation, hypercube").
 
 - :func:`hypercube_leaf`: the exact tilted law of one patch. With Σ = mean of the n0 signs
   z_c = x_c·x'_c and χ = Π_{c∈S} z_c, |S ∩ patch| = j, the atom Σ = (n0 − 2m)/n0 (m minus

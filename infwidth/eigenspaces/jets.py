@@ -1,7 +1,7 @@
 """Truncated Taylor series ("jets") of the node maps of a tree kernel.
 
 A jet of order T of φ at the points s is the (N, T+1) array c with φ(s + x) = Σ_k c[:, k] x^k
-+ O(x^{T+1}). The node maps of ``theory.md`` §2 are, for a layer with diagonal q (the value of
++ O(x^{T+1}). The node maps of ``docs/theory.md`` §2 are, for a layer with diagonal q (the value of
 Σ at x = x', deterministic on the hypercube and the sphere product) and weight std w:
 
 - relu: F(s) = (w²/2)·q·h(s/q), F'(s) = (w²/2)·h'(s/q), with h'(t) = 1/2 + arcsin(t)/π;
@@ -13,7 +13,7 @@ t = ±1 (relu) or s = ±a (erf).
 
 :class:`NodeMap` composes the maps of consecutive fan-in-1 layers into one node map
 (G, A, B): a node with pre-activation Σ and children's NTK contributions Θ outputs
-K = G(Σ) and T = A(Σ) + B(Σ)·Θ (``theory.md`` §2 with T = F'(Σ)·Θ).
+K = G(Σ) and T = A(Σ) + B(Σ)·Θ (``docs/theory.md`` §2 with T = F'(Σ)·Θ).
 """
 
 from __future__ import annotations

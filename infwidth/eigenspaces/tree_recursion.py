@@ -1,4 +1,4 @@
-"""Type-level eigenvalue recursion for tree kernels (``theory.md`` §3, "Exact computation").
+"""Type-level eigenvalue recursion for tree kernels (``docs/theory.md`` §3, "Exact computation").
 
 For an eigenfunction χ of a tree kernel (a Walsh monomial or a product of spherical harmonics)
 the eigenvalue is λ = E[K_root·χ] (NNGP) or E[Θ_root·χ] (NTK). Children of a node depend on

@@ -1,4 +1,4 @@
-"""Tree topologies as level structures, and their eigenspace types (``theory.md`` §3).
+"""Tree topologies as level structures, and their eigenspace types (``docs/theory.md`` §3).
 
 A tree architecture (MLP, S-CNN, D-CNN) at input dimension ``dim`` becomes a
 :class:`TreeSpec`: nonlinear *levels* ℓ = 0 … H−1 (level 0 = the patches, whose children are

@@ -1,6 +1,6 @@
 """The eigenlearning predictor: learning curves from a spectrum table.
 
-**Predictor** (``theory.md`` §4; equivalent to Canatar–Bordelon–Pehlevan). With eigenvalues
+**Predictor** (``docs/theory.md`` §4; equivalent to Canatar–Bordelon–Pehlevan). With eigenvalues
 λ_i of multiplicity M_i (one row per eigenspace type), m samples, ridge δ and label noise ε²:
 
     m = Σ_i M_i·λ_i/(λ_i + κ) + (δ + τ)/κ          (solved for κ > 0, bisection in log κ)

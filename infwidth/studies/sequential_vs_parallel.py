@@ -1,4 +1,4 @@
-"""Sequential vs parallel residual networks (seeds/002, ``theory.md`` §5).
+"""Sequential vs parallel residual networks (seeds/002, ``docs/theory.md`` §5).
 
 A residual stack y_l = y_{l−1} + α·F_l(y_{l−1}) (``layout="sequential"``) expands like a
 Taylor series in α; its first-order truncation is the parallel net y = y_0 + α·Σ_l F_l(y_0)

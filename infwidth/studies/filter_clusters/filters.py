@@ -1,6 +1,6 @@
-"""Per-filter label clusters, SNR and AFCC of a small CNN (seeds/001, theory.md §5).
+"""Per-filter label clusters, SNR and AFCC of a small CNN (seeds/001, docs/theory.md §5).
 
-Pipeline (Meir et al., Sci. Rep. 2024, as reconstructed in theory.md §5):
+Pipeline (Meir et al., Sci. Rep. 2024, as reconstructed in docs/theory.md §5):
 
 1. Train a VGG-like CNN (:func:`train_cnn`), or keep its random initialisation as a control
    (:func:`random_cnn`).

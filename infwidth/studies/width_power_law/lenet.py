@@ -1,4 +1,4 @@
-"""Generalized LeNet and its exact infinite-width kernels (seeds/000, ``theory.md`` §5).
+"""Generalized LeNet and its exact infinite-width kernels (seeds/000, ``docs/theory.md`` §5).
 
 - :class:`LeNet`: conv(d1) → avg-pool → conv(d2 = r·d1) → avg-pool → 3 dense layers, NTK
   parameterisation, average pooling (neural-tangents has no max-pool kernel).

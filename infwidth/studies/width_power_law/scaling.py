@@ -1,4 +1,4 @@
-"""Power law in width toward the infinite-width limit (seeds/000, ``theory.md`` §5).
+"""Power law in width toward the infinite-width limit (seeds/000, ``docs/theory.md`` §5).
 
 - :func:`width_sweep`: a tidy table of test errors over widths and seeds (finite LeNets or any
   architecture family, trained by :func:`infwidth.studies.width_power_law.gd.train_gd`).
