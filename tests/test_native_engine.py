@@ -7,7 +7,6 @@ with tolerance depth·√ε·|diag|, and off the diagonal to 1e-10 relative.
 
 from __future__ import annotations
 
-import dataclasses
 import tracemalloc
 
 import jax.numpy as jnp
@@ -18,10 +17,8 @@ import infwidth as iw
 from infwidth.architectures.layers import (
     GAP,
     Activation,
-    AvgPool,
     Conv,
     Dense,
-    Flatten,
     kernel_layers,
 )
 from infwidth.architectures.myrtle import Myrtle
@@ -29,20 +26,6 @@ from infwidth.kernels.native import native_kernels, native_memory_estimate, supp
 from infwidth.studies.width_power_law.lenet import LeNet
 
 EPS = np.finfo(np.float64).eps
-
-
-@dataclasses.dataclass(frozen=True)
-class _LeNetK(LeNet):
-    """LeNet with the ``kernel_layers`` method proposed for lenet.py."""
-
-    def kernel_layers(self, dim: int) -> tuple:
-        self.input_shape(dim)
-        k, act, b = (self.filter_size,) * 2, Activation(self.activation), float(self.b_std)
-        layers = [Conv(k, (1, 1), self.padding, 1.0, b), act, AvgPool(self.pool),
-                  Conv(k, (1, 1), self.padding, self.w, b), act, AvgPool(self.pool), Flatten()]
-        for _ in self.dense_widths:
-            layers += [Dense(self.w, b), act]
-        return tuple(layers) + (Dense(self.w, b),)
 
 
 def _cases():
@@ -62,8 +45,8 @@ def _cases():
                        iw.ConvNet(depth=2, padding=pad, readout=ro, ndim=2, activation=act), 16)
         yield f"myrtle5-1d-{act}", Myrtle(depth=5, ndim=1, activation=act), 16
         yield f"myrtle5-2d-{act}", Myrtle(depth=5, ndim=2, activation=act, b_std=0.1), 64
-    yield "lenet-same", _LeNetK(), 64
-    yield "lenet-valid-erf", _LeNetK(padding="valid", activation="erf", b_std=0.2), 100
+    yield "lenet-same", LeNet(), 64
+    yield "lenet-valid-erf", LeNet(padding="valid", activation="erf", b_std=0.2), 100
 
 
 CASES = list(_cases())

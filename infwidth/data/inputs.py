@@ -8,7 +8,7 @@ import numpy as np
 
 from infwidth.validation import check_pos_int, check_seed
 
-__all__ = ["sample_inputs", "check_inputs", "check_targets", "DOMAINS"]
+__all__ = ["sample_inputs", "check_inputs", "check_targets", "check_training_data", "DOMAINS"]
 
 DOMAINS = ("hypercube", "sphere")
 
@@ -69,3 +69,24 @@ def check_targets(y: Any, n: int | None, name: str = "y") -> np.ndarray:
     if not np.all(np.isfinite(y)):
         raise ValueError(f"{name} contains NaN or inf")
     return y
+
+
+def check_training_data(x_train: Any, y_train: Any, x_test: Any = None, y_test: Any = None,
+                        out_dim: int | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A training set (and optionally a test set) for a network with ``out_dim`` outputs:
+    float64 (n, dim) inputs and (n, out_dim) labels, the test set given whole or not at all."""
+    x_train = check_inputs(x_train, "x_train")
+    n, dim = x_train.shape
+    y_train = check_targets(y_train, n, "y_train")
+    if (x_test is None) != (y_test is None):
+        raise ValueError("x_test and y_test must be given together")
+    if x_test is not None:
+        x_test = check_inputs(x_test, "x_test", dim)
+        y_test = check_targets(y_test, x_test.shape[0], "y_test")
+        if y_test.shape[1] != y_train.shape[1]:
+            raise ValueError(f"y_test has {y_test.shape[1]} outputs, y_train {y_train.shape[1]}")
+    if out_dim is not None and y_train.shape[1] != out_dim:
+        raise ValueError(f"y_train has {y_train.shape[1]} output(s) but the architecture's "
+                         f"out_dim is {out_dim}")
+    return x_train, y_train, x_test, y_test

@@ -19,7 +19,7 @@ import optax
 import pandas as pd
 
 from infwidth.architectures.networks import Architecture
-from infwidth.data.inputs import check_inputs, check_targets
+from infwidth.data.inputs import check_targets, check_training_data
 from infwidth.learning import train as T
 from infwidth.validation import check_pos_int
 
@@ -84,17 +84,9 @@ def train_gd(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
     """
     if not isinstance(arch, Architecture):
         raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
-    x_train = check_inputs(x_train, "x_train")
+    x_train, y_train, x_test, y_test = check_training_data(x_train, y_train, x_test, y_test,
+                                                           arch.out_dim)
     n, dim = x_train.shape
-    y_train = check_targets(y_train, n, "y_train")
-    if (x_test is None) != (y_test is None):
-        raise ValueError("x_test and y_test must be given together")
-    if x_test is not None:
-        x_test = check_inputs(x_test, "x_test", dim)
-        y_test = check_targets(y_test, x_test.shape[0], "y_test")
-    if y_train.shape[1] != arch.out_dim:
-        raise ValueError(f"y_train has {y_train.shape[1]} output(s), arch.out_dim is "
-                         f"{arch.out_dim}")
     check_pos_int("steps", steps)
     if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate)
             and learning_rate > 0):
