@@ -259,11 +259,12 @@ def test_gap_convnet_matches_monte_carlo():
 def test_symmetric_call_computes_each_block_once(monkeypatch):
     arch = iw.SCNN(patch_dim=4)
     x = iw.sample_inputs("hypercube", 10, 16, seed=6)
-    full = iw.kernel(arch, x, kind="ntk")
+    nt = "neural-tangents"  # the blocked neural-tangents path (the native one has its own test)
+    full = iw.kernel(arch, x, kind="ntk", engine=nt)
     calls = []
     real = kmod._jitted(arch, "ntk")
     monkeypatch.setattr(kmod, "_jitted", lambda a, k: lambda u, v: calls.append(1) or real(u, v))
-    blocked = iw.kernel(arch, x, kind="ntk", batch_size=3)
+    blocked = iw.kernel(arch, x, kind="ntk", batch_size=3, engine=nt)
     assert len(calls) == 4 * 5 // 2  # 4 row blocks: upper triangle only
     np.testing.assert_allclose(blocked, full, rtol=0, atol=1e-13)
     np.testing.assert_array_equal(blocked, blocked.T)

@@ -8,13 +8,15 @@ above the diagonal are planned (:func:`tile_grid`); a diagonal tile is made exac
 symmetric (its upper triangle mirrored), and the lower tiles are the transposes of the upper
 ones, mirrored when the Gram is read.
 
-:func:`plan_tile` picks the tile size from a memory budget with the engine's own estimate
-(:func:`infwidth.kernels.engine.estimate_block_memory`), so one tile is one engine block.
+:func:`plan_tile` picks the tile size from a memory budget with the estimate of the engine
+that computes the tile (:func:`tile_memory`): the native engine's where it applies, else
+neural-tangents' :func:`infwidth.kernels.engine.estimate_block_memory` (one tile is then one
+engine block).
 
 Example:
     >>> import numpy as np, infwidth as iw
     >>> x = np.random.default_rng(0).standard_normal((6, 8))
-    >>> arch = iw.ConvNet(filter_size=3, depth=1)
+    >>> arch = iw.ConvNet(filter_size=3, depth=1)  # the native engine computes its tiles
     >>> tile_grid(6, 6, 4, symmetric=True)
     [(0, 0), (0, 1), (1, 1)]
     >>> b = compute_tile(arch, x, None, slice(0, 4), slice(4, 6), ("ntk",), "float64")
@@ -25,11 +27,13 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Sequence
 
 import numpy as np
 
 from infwidth.architectures.networks import Architecture
+from infwidth.kernels import native
 from infwidth.kernels.engine import (
     DTYPES,
     KINDS,
@@ -38,8 +42,8 @@ from infwidth.kernels.engine import (
     parse_bytes,
 )
 
-__all__ = ["compute_tile", "plan_tile", "tile_grid", "tile_slices", "check_kinds",
-           "MAX_TILE"]
+__all__ = ["compute_tile", "plan_tile", "tile_memory", "tile_grid", "tile_slices",
+           "check_kinds", "tile_threads", "MAX_TILE"]
 
 MAX_TILE = 1024  # the engine's own largest block (engine.plan_blocks)
 
@@ -57,16 +61,27 @@ def check_kinds(kinds: Any) -> tuple[str, ...]:
     return kinds
 
 
+def tile_threads() -> int | None:
+    """Threads the native engine may use for one tile: ``INFWIDTH_TILE_THREADS`` (set to 1
+    in each worker by :func:`infwidth.kernels.distributed.local_cluster`), else None (every
+    CPU)."""
+    v = os.environ.get("INFWIDTH_TILE_THREADS")
+    return int(v) if v else None
+
+
 def _engine(arch: Architecture, xa: np.ndarray, xb: np.ndarray | None,
             kinds: Sequence[str], dtype: str) -> dict[str, np.ndarray]:
     """One block per kind of ``arch``'s Gram between ``xa`` and ``xb`` (``xb=None``: ``xa``
-    with itself). The one place a tile meets the engine: neural-tangents through
-    :func:`infwidth.kernel`, one call per kind, the whole block as one engine block.
-    (The one-pass native engine plugs in here:
-    ``return native_kernels(arch, xa, xb, kinds=tuple(kinds), dtype=dtype)``.)"""
+    with itself). The one place a tile meets an engine: the native engine (every kind in
+    one pass, :func:`infwidth.kernels.native.native_kernels`, :func:`tile_threads` threads)
+    for the architectures it describes, else neural-tangents through
+    :func:`infwidth.kernel`, one call per kind, the whole block as one engine block."""
+    if native.supports(arch, xa.shape[1]):
+        return native.native_kernels(arch, xa, xb, kinds=tuple(kinds), dtype=dtype,
+                                     threads=tile_threads())
     b = max(xa.shape[0], xa.shape[0] if xb is None else xb.shape[0])
-    return {k: kernel(arch, xa, xb, kind=k, batch_size=b, dtype=dtype,
-                      memory_budget=2**62, progress=False) for k in kinds}
+    return {k: kernel(arch, xa, xb, kind=k, batch_size=b, dtype=dtype, memory_budget=2**62,
+                      progress=False, engine="neural-tangents") for k in kinds}
 
 
 def compute_tile(arch: Architecture, x1: np.ndarray, x2: np.ndarray | None, rows: slice,
@@ -101,26 +116,39 @@ def tile_grid(n1: int, n2: int, tile: int, symmetric: bool) -> list[tuple[int, i
     return [(i, j) for i in range(r) for j in range(c) if not symmetric or j >= i]
 
 
+def tile_memory(arch: Architecture, t: int, dim: int, kinds: Sequence[str],
+                dtype: str) -> int:
+    """Estimated peak bytes of one t×t tile: the native engine's own estimate
+    (:func:`~infwidth.kernels.native.native_memory_estimate`, :func:`tile_threads` threads)
+    where it applies, else neural-tangents' (the larger kind's
+    :func:`~infwidth.kernels.engine.estimate_block_memory`, kinds one after another, plus one
+    output block per kind)."""
+    if native.supports(arch, dim):
+        return native.native_memory_estimate(arch, t, t, dim, kinds=tuple(kinds), dtype=dtype,
+                                             threads=tile_threads())
+    item = 8 if dtype == "float64" else 4
+    kind = "ntk" if "ntk" in kinds else "nngp"
+    return estimate_block_memory(arch, t, t, dim, kind, dtype) + len(kinds) * t * t * item
+
+
 def plan_tile(arch: Architecture, n1: int, n2: int, dim: int, kinds: Sequence[str],
               dtype: str, memory_budget: int | str) -> int:
-    """Largest square tile (≤ :data:`MAX_TILE`, ≤ max(n1, n2)) whose engine working memory
-    (the larger kind's :func:`estimate_block_memory`, kinds computed one after another) plus
-    one output block per kind fits ``memory_budget`` — the budget of ONE tile, i.e. of each
-    worker. A budget too small for a 1×1 tile is refused."""
+    """Largest square tile (≤ :data:`MAX_TILE`, ≤ max(n1, n2)) whose :func:`tile_memory`
+    fits ``memory_budget`` — the budget of ONE tile, i.e. of each worker. A budget too small
+    for a 1×1 tile is refused."""
     budget = parse_bytes(memory_budget)
     kinds = check_kinds(kinds)
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
-    item = 8 if dtype == "float64" else 4
-    kind = "ntk" if "ntk" in kinds else "nngp"
-
-    def need(t: int) -> int:
-        return estimate_block_memory(arch, t, t, dim, kind, dtype) + len(kinds) * t * t * item
-
-    if need(1) > budget:
+    one = tile_memory(arch, 1, dim, kinds, dtype)
+    if one > budget:
         raise ValueError(f"memory_budget={budget / 2**20:.1f} MiB cannot hold even a 1×1 tile "
-                         f"({need(1) / 2**20:.3f} MiB); raise memory_budget")
-    t = int(math.sqrt(budget / need(1)))
-    while t > 1 and need(t) > budget:
-        t -= 1
-    return max(1, min(t, MAX_TILE, max(n1, n2)))
+                         f"({one / 2**20:.3f} MiB); raise memory_budget")
+    lo, hi = 1, min(MAX_TILE, max(n1, n2))
+    while lo < hi:  # the estimates grow with t: the largest t that fits
+        mid = (lo + hi + 1) // 2
+        if tile_memory(arch, mid, dim, kinds, dtype) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
