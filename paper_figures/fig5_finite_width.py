@@ -1,4 +1,4 @@
-"""Figure 5: finite width meets the kernel (``theory.md`` §4, "Measured curves").
+"""Figure 5: finite width meets the kernel (``docs/theory.md`` §4, "Measured curves").
 
 Hypercube, d = 64, patches of n0 = 8 (α0 = 1/2), ReLU, NTK parameterisation. One target per
 architecture, each learned within the sample range:
@@ -43,6 +43,9 @@ SIZES = {
                  n_test=500, max_steps=10000),
 }
 WIDTH_COLORS = ("tab:olive", "tab:orange", "tab:red", "tab:purple")
+# the columns of one run in fig5_finite_width_runs.csv (after size, arch, target), in order
+RUN_COLUMNS = ("seed", "width", "sample_size", "test_mse", "kernel_test_mse", "prediction_gap",
+               "converged", "steps", "train_loss", "learning_rate", "seconds")
 
 
 def setups() -> dict[str, tuple[iw.Architecture, iw.Target]]:
@@ -66,8 +69,7 @@ def runs(arch: iw.Architecture, target: iw.Target, cfg: dict, seed: int, width: 
                                n_test=cfg["n_test"], seed=seed, lr_fraction=LR_FRACTION,
                                momentum=MOMENTUM, max_steps=cfg["max_steps"], tol=TOL,
                                chunk=50, per_seed=True, progress=False, dtype="float32")
-    keys = ["architecture", "target", "component", "spread", "source", "mse_gap"]
-    return df.drop(columns=keys).to_dict("records")
+    return df[list(RUN_COLUMNS)].to_dict("records")
 
 
 def aggregate(runs_df: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Figure 6: multiple descent of dot-product kernels on the sphere (``theory.md`` §4).
+"""Figure 6: multiple descent of dot-product kernels on the sphere (``docs/theory.md`` §4).
 
 Inputs x uniform on the sphere of radius √d in R^d; t = ⟨x, x'⟩/d. Three dot-product kernels:
 
@@ -17,7 +17,11 @@ Right panel: eigenvalues of the degree-r harmonic Gram matrix W = ΦᵀΦ/m, bui
 addition theorem ΦΦᵀ = N(d, r)·P_r(XXᵀ/d), against the Marchenko–Pastur law with aspect
 ratio γ = N(d, r)/m.
 
-    python paper_figures/fig6_multiple_descent.py [--quick | --tiny] [--out DIR]
+Resumes from ``<out>/fig6_multiple_descent.runs.sqlite``: one unit per (kernel, seed) (that
+seed's regressions at every m), per Marchenko–Pastur panel and per cross-check, each
+committed whole; ``--fresh`` starts over.
+
+    python paper_figures/fig6_multiple_descent.py [--quick | --tiny] [--out DIR] [--fresh]
 """
 
 from __future__ import annotations
@@ -36,7 +40,13 @@ from infwidth.eigenspaces.harmonics import (
     reproducing_kernel,
 )
 from infwidth.io import scripts as C
-from paper_figures import _sphere as S
+
+try:
+    from paper_figures import _sphere as S
+except ModuleNotFoundError as e:  # run as a script: its own folder is on sys.path
+    if e.name != "paper_figures":
+        raise
+    import _sphere as S  # type: ignore[no-redef]
 
 NAME = "fig6_multiple_descent"
 SIZES = {  # d, largest m, points on the m grid, seeds, test points, MP degree r
@@ -64,7 +74,8 @@ def profile_check(d: int) -> float:
     t = np.linspace(-0.99, 0.99, 23)
     err = 0.0
     for arch in (iw.MLP(depth=1, activation="erf"), iw.MLP(depth=2, activation="relu")):
-        g_nt = S.kernel_profile(lambda a, b, arch=arch: iw.kernel(arch, a, b, kind="ntk"), d)
+        g_nt = S.kernel_profile(lambda a, b, arch=arch: iw.kernel(
+            arch, a, b, kind="ntk", engine="neural-tangents"), d)
         err = max(err, float(np.max(np.abs(S.mlp_profile(arch)(t) - g_nt(t)))))
     return err
 
@@ -93,7 +104,8 @@ def predicted(g, d: int, ms: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
     return pd.DataFrame({"m": pred["sample_size"], "test_mse": pred["test_mse"]}), lam
 
 
-def measured(g, d: int, ms: np.ndarray, seeds: int, n_test: int, prog) -> pd.DataFrame:
+def measured_seed(g, d: int, ms: np.ndarray, seed: int, n_test: int) -> list[dict]:
+    """Kernel regression of one seed (its own inputs and label noise) at every m."""
     rows = []
     m_max = int(ms.max())
     targets = {k: S.zonal_target(k, d, n_centres=2 * d, seed=100 + k) for k in TARGET_POWER}
@@ -101,39 +113,53 @@ def measured(g, d: int, ms: np.ndarray, seeds: int, n_test: int, prog) -> pd.Dat
     def f_star(x):
         return sum(math.sqrt(p) * targets[k](x) for k, p in TARGET_POWER.items())
 
-    for s in range(seeds):
-        x = iw.sample_inputs("sphere", m_max + n_test, d, seed=1000 + s)
-        xtr, xte = x[:m_max], x[m_max:]
-        rng = np.random.default_rng(2000 + s)
-        y = f_star(xtr) + math.sqrt(NOISE) * rng.standard_normal(m_max)
-        yte = f_star(xte)
-        K = g(np.clip(xtr @ xtr.T / d, -1, 1))
-        Kt = g(np.clip(xte @ xtr.T / d, -1, 1))
-        for m in ms:
-            m = int(m)
-            a = linalg.solve(K[:m, :m] + RIDGE * np.eye(m), y[:m], assume_a="pos")
-            rows.append(dict(seed=s, m=m, test_mse=float(np.mean((Kt[:, :m] @ a - yte) ** 2)
-                                                          + NOISE)))
-        prog()
-    df = pd.DataFrame(rows)
+    x = iw.sample_inputs("sphere", m_max + n_test, d, seed=1000 + seed)
+    xtr, xte = x[:m_max], x[m_max:]
+    rng = np.random.default_rng(2000 + seed)
+    y = f_star(xtr) + math.sqrt(NOISE) * rng.standard_normal(m_max)
+    yte = f_star(xte)
+    K = g(np.clip(xtr @ xtr.T / d, -1, 1))
+    Kt = g(np.clip(xte @ xtr.T / d, -1, 1))
+    for m in ms:
+        m = int(m)
+        a = linalg.solve(K[:m, :m] + RIDGE * np.eye(m), y[:m], assume_a="pos")
+        rows.append(dict(seed=seed, m=m, test_mse=float(np.mean((Kt[:, :m] @ a - yte) ** 2)
+                                                         + NOISE)))
+    return rows
+
+
+def measured(per_seed: list[list[dict]]) -> pd.DataFrame:
+    """Mean, s.d. and count over seeds at each m, from the rows of every seed in order."""
+    df = pd.DataFrame([r for rows in per_seed for r in rows])
     return df.groupby("m")["test_mse"].agg(["mean", "std", "count"]).reset_index()
 
 
-def mp_spectra(d: int, r: int, seed: int = 0) -> tuple[pd.DataFrame, dict]:
+def mp_panel(d: int, r: int, gamma: float, seed: int = 0) -> list[dict]:
+    """Eigenvalues of the degree-r harmonic Gram W = ΦᵀΦ/m at aspect ratio ≈ ``gamma``, and
+    the Kolmogorov–Smirnov distance of their distribution to the Marchenko–Pastur law (in
+    every row, column ``ks``)."""
     n = harmonic_count(d, r)
+    m = max(2, int(round(n / gamma)))
+    x = iw.sample_inputs("sphere", m, d, seed=seed + m)
+    gram = reproducing_kernel(r, d, np.clip(x @ x.T / d, -1, 1)) / m
+    ev = np.sort(np.linalg.eigvalsh(gram))[::-1][: min(n, m)]
+    g_eff = n / m
+    lo, hi = S.mp_edges(g_eff)
+    grid = np.linspace(lo, hi, 4001)[1:-1]
+    cdf = np.concatenate([[0], np.cumsum(S.mp_density(grid, g_eff) * np.gradient(grid))])
+    cdf = cdf[1:] / cdf[-1]
+    ks = float(stats.kstest(ev, lambda v: np.interp(v, grid, cdf)).statistic)
+    return [dict(gamma=g_eff, m=m, n_harmonics=n, eigenvalue=float(e), ks=ks) for e in ev]
+
+
+def mp_spectra(store, d: int, r: int, seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    """Every Marchenko–Pastur panel (one unit each) and their KS distances by γ."""
     rows, ks = [], {}
     for gamma in GAMMAS:
-        m = max(2, int(round(n / gamma)))
-        x = iw.sample_inputs("sphere", m, d, seed=seed + m)
-        gram = reproducing_kernel(r, d, np.clip(x @ x.T / d, -1, 1)) / m
-        ev = np.sort(np.linalg.eigvalsh(gram))[::-1][: min(n, m)]
-        g_eff = n / m
-        lo, hi = S.mp_edges(g_eff)
-        grid = np.linspace(lo, hi, 4001)[1:-1]
-        cdf = np.concatenate([[0], np.cumsum(S.mp_density(grid, g_eff) * np.gradient(grid))])
-        cdf = cdf[1:] / cdf[-1]
-        ks[f"{gamma:g}"] = float(stats.kstest(ev, lambda v: np.interp(v, grid, cdf)).statistic)
-        rows += [dict(gamma=g_eff, m=m, n_harmonics=n, eigenvalue=float(e)) for e in ev]
+        panel = store.compute({"mp": gamma, "r": r, "seed": seed},
+                              lambda gamma=gamma: mp_panel(d, r, gamma, seed))
+        ks[f"{gamma:g}"] = panel[0]["ks"]
+        rows += [{k: v for k, v in e.items() if k != "ks"} for e in panel]
     return pd.DataFrame(rows), ks
 
 
@@ -148,12 +174,20 @@ def main(argv=None) -> dict:
     harm = {k: harmonic_count(d, k) for k in (1, 2, 3)}
     ms = np.unique(np.concatenate([ms, [v for v in harm.values() if v <= cfg["m_max"]]]))
     ks = kernels(d)
-    from tqdm.auto import tqdm
-    bar = tqdm(total=len(ks) * cfg["seeds"], desc=NAME, disable=args.size == "tiny")
+    store = C.open_store(args, NAME, **cfg, rho=RHO, noise=NOISE, ridge=RIDGE,
+                         max_degree=MAX_DEGREE, gammas=GAMMAS)
+    # units: one kernel's regressions for one seed (every m), one MP panel, one check
+    todo = [(name, s) for name in ks for s in range(cfg["seeds"])]
+    per_seed = {}
+    for name, s in C.progress(todo, NAME):
+        g = ks[name][0]
+        per_seed[name, s] = store.compute(
+            {"kernel": name, "seed": s},
+            lambda g=g, s=s: measured_seed(g, d, ms, s, cfg["n_test"]))
     curves, notes, lams = [], {}, {}
     for name, (g, label) in ks.items():
         pred, lam = predicted(g, d, ms)
-        meas = measured(g, d, ms, cfg["seeds"], cfg["n_test"], lambda: bar.update())
+        meas = measured([per_seed[name, s] for s in range(cfg["seeds"])])
         lams[name] = lam
         df = meas.merge(pred.rename(columns={"test_mse": "predicted"}), on="m")
         df.insert(0, "kernel", name)
@@ -167,11 +201,11 @@ def main(argv=None) -> dict:
             "max_rel_gap_measured_vs_predicted":
                 float(np.max(np.abs(df["mean"] - df["predicted"]) / df["predicted"])),
         }
-    bar.close()
     curves = pd.concat(curves, ignore_index=True)
-    mp, ks_stat = mp_spectra(d, r)
-    prof_err = profile_check(d)
-    engine = engine_check(d, lams)
+    mp, ks_stat = mp_spectra(store, d, r)
+    prof_err = store.compute({"check": "profile"},
+                             lambda: [{"max_abs": profile_check(d)}])[0]["max_abs"]
+    engine = store.compute({"check": "engine"}, lambda: [engine_check(d, lams)])[0]
 
     fig, axes = C.plt.subplots(1, 4, figsize=(17, 4.0))
     for ax, (name, (g, label)) in zip(axes[:3], ks.items()):

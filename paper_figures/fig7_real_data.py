@@ -9,22 +9,36 @@ architectures (``ndim=2``).
   N on the grid (nested subsets), centred one-hot targets, ridge δ = 1e-6·mean(diag K), test
   accuracy by argmax on a fixed test subset. Tree kernels (MLP, S-CNN, D-CNN) come from
   ``iw.kernels.tree_kernels`` (checked against ``iw.kernel``), the GAP kernel
-  from ``iw.kernel`` (neural-tangents), whose cost is O(N²·P²) with P the number of pixels:
+  from ``iw.kernel`` (its default engine), whose cost is O(N²·P²) with P the number of pixels:
   its N grid stops earlier (the largest N reached is in the CSV and the title).
 - Finite networks: ``arch.stax`` at a fixed width, trained by minibatch Adam on one-hot MSE
   (``iw.learning.train_classifier``), centred at initialisation, one seed.
 
     python paper_figures/fig7_real_data.py [--quick | --tiny] [--out DIR] [--fresh]
 
+Resumes from ``<out>/fig7_real_data.runs.sqlite``: one unit per kernel (data set,
+architecture, largest N, test size: both kernels, every N's solve) and one per finite network
+(data set, architecture, N), each committed whole; ``--fresh`` starts over. A data set whose
+units are all committed is not even loaded.
+
 The GAP kernel is the expensive part (Fashion-MNIST, P = 784: ~12 pairs/s per kernel on 2 CPU
-cores). On a machine with an accelerator, compute it further first and let the CPU run resume
-from the rows it saved (a dataset's GAP kernel is skipped once saved rows reach its N):
+cores). On a machine with an accelerator, compute it further first and import the rows it
+wrote here: a kernel is skipped once a committed unit of it reaches its N, and the unit with
+the largest N is the one drawn (a larger GAP run supersedes a smaller one):
 
     python paper_figures/fig7_real_data.py --gap-only --datasets fashion --gap-max 2048 \
-        --gap-test 2000 --memory-budget 40GB          # on the GPU machine
-    python paper_figures/fig7_real_data.py            # here, same --out folder
+        --gap-test 2000 --memory-budget 40GB --out GPU_DIR      # on the GPU machine
+    python paper_figures/fig7_real_data.py --import-gap-rows GPU_DIR/fig7_real_data.csv
+
+(the import takes the kernel rows of any CSV this script wrote, e.g. the committed
+``docs/fig7_gap_fashion_h100.csv``, into the run of the same size, then runs as usual).
 
 Every kernel row records the JAX backend that computed it (column ``device``).
+
+Missing optional data never stops the figure: a data set that is not installed (Debian's
+``dataset-fashion-mnist``; scikit-learn or mnist1d, the ``[data]`` extra) is drawn as a
+panel saying what is missing and how to install it, named in the log and in the summary
+JSON (``missing_data``), and the other data sets are drawn as usual.
 """
 
 from __future__ import annotations
@@ -66,6 +80,14 @@ ARCH_TEXT = {
 }
 WIDTHS = {"MLP": 512, "S-CNN": 64, "D-CNN": 64, "ConvNet-GAP": 32}
 ARCHS = tuple(WIDTHS)
+DATASETS = ("digits", "mnist1d", "fashion")
+DATA_NAMES = {"digits": "scikit-learn's digits", "mnist1d": "mnist1d",
+              "fashion": "Fashion-MNIST"}
+INSTALL = {"fashion": "apt-get install dataset-fashion-mnist (Debian's package)"}
+KERNEL_KINDS = ("nngp", "ntk")
+# the columns of a kernel row (``size`` first in the CSV), as the import rebuilds them
+KERNEL_COLUMNS = ("dataset", "arch", "kind", "n_test", "kernel_seconds", "width", "steps",
+                  "device", "n_train", "accuracy", "test_mse")
 
 # Per data set: largest N and test size for the tree kernels and for the GAP kernel, the
 # finite-network sizes, and training steps (max(min_steps, epochs·N/128)).
@@ -135,21 +157,88 @@ def regression_rows(K: np.ndarray, Kt: np.ndarray, y: np.ndarray, yt: np.ndarray
     return rows
 
 
-def _reached(part: C.Partial, dataset: str, arch: str) -> int:
-    """Largest N with a saved NTK row for (dataset, arch); 0 if none."""
-    ns = [int(r["n_train"]) for r in part.rows
-          if r["dataset"] == dataset and r["arch"] == arch and r["kind"] == "ntk"]
-    return max(ns, default=0)
+def kernel_key(dataset: str, arch: str, n_max: int, n_test: int) -> dict:
+    """The unit of one kernel: both kinds on N ≤ n_max training and n_test test points."""
+    return {"kernel": dataset, "arch": arch, "n_max": int(n_max), "n_test": int(n_test)}
 
 
-def run_dataset(dataset: str, cfg: dict, part: C.Partial, gap_only: bool = False,
-                memory_budget: str | None = None) -> None:
+def finite_key(dataset: str, arch: str, n: int, n_test: int) -> dict:
+    """The unit of one finite network trained on N = n points."""
+    return {"finite": dataset, "arch": arch, "n_train": int(n), "n_test": int(n_test)}
+
+
+def best_kernel(units: list[dict], dataset: str, arch: str) -> dict | None:
+    """The committed kernel unit of (dataset, arch) with the largest N (then test size; then
+    the latest), or None: a larger run supersedes a smaller one."""
+    found = [(u["n_max"], u["n_test"], i, u) for i, u in enumerate(units)
+             if u.get("kernel") == dataset and u["arch"] == arch]
+    return max(found, key=lambda t: t[:3])[3] if found else None
+
+
+class Data:
+    """A data set and its seeded train/test orders, loaded on first use (a run whose units
+    are all committed never loads it); a missing one raises :class:`C.MissingData`."""
+
+    def __init__(self, dataset: str, cfg: dict):
+        self.dataset, self.cfg, self._loaded = dataset, cfg, None
+
+    def get(self) -> tuple[iw.data.Dataset, np.ndarray, np.ndarray]:
+        if self._loaded is None:
+            ds = C.optional_data(DATA_NAMES[self.dataset], lambda: load(self.dataset, self.cfg),
+                                 INSTALL.get(self.dataset))
+            order = np.random.default_rng(0).permutation(len(ds.y_train))
+            test_order = np.random.default_rng(1).permutation(len(ds.y_test))
+            self._loaded = ds, order, test_order
+        return self._loaded
+
+
+def kernel_rows(dataset: str, label: str, arch: iw.Architecture, data: Data, n_max: int,
+                n_test: int, ns: list[int], memory_budget: str | None) -> list[dict]:
+    """One kernel unit: NNGP and NTK on the first n_max training and n_test test points,
+    kernel regression on the first N for every N in ns."""
     import jax
 
-    ds = load(dataset, cfg)
-    order = np.random.default_rng(0).permutation(len(ds.y_train))
-    test_order = np.random.default_rng(1).permutation(len(ds.y_test))
+    ds, order, test_order = data.get()
+    tr, te = order[:n_max], test_order[:n_test]
+    timer = C.Timer()
+    kw = {} if memory_budget is None else {"memory_budget": memory_budget}
+    K, Th = iw.kernels.kernel_pair(arch, ds.x_train[tr], **kw)
+    Kt, Tht = iw.kernels.kernel_pair(arch, ds.x_test[te], ds.x_train[tr], **kw)
+    secs = timer()
+    C.log(f"  {dataset} {label}: kernels {n_max}+{n_test} in {secs:.0f} s")
+    rows = []
+    for kind, A, B in (("nngp", K, Kt), ("ntk", Th, Tht)):
+        for row in regression_rows(A, B, ds.y_train[tr], ds.y_test[te], ds.n_classes, ns):
+            rows.append(dict(dataset=dataset, arch=label, kind=kind, n_test=n_test,
+                             kernel_seconds=secs, width=np.nan, steps=np.nan,
+                             device=jax.default_backend(), **row))
+    return rows
+
+
+def finite_rows(dataset: str, label: str, arch: iw.Architecture, data: Data, n: int,
+                cfg: dict) -> list[dict]:
+    """One finite-network unit: ``arch`` at its width trained by Adam on the first n points."""
+    ds, order, test_order = data.get()
+    tr, te = order[:n], test_order[:cfg["n_test"]]
+    r = iw.learning.train_classifier(
+        arch, ds.x_train[tr], ds.y_train[tr], ds.x_test[te], ds.y_test[te],
+        ds.n_classes, width=WIDTHS[label], epochs=cfg["epochs"],
+        min_steps=cfg["min_steps"], learning_rate=LR, seed=0)
+    C.log(f"  {dataset} {label}: finite width {WIDTHS[label]}, N={n}: "
+          f"acc {r.test_accuracy:.3f} ({r.seconds:.0f} s)")
+    return [dict(dataset=dataset, arch=label, kind="finite", n_test=cfg["n_test"],
+                 kernel_seconds=np.nan, width=WIDTHS[label], steps=r.steps,
+                 n_train=n, accuracy=r.test_accuracy, test_mse=r.test_mse,
+                 train_seconds=r.seconds, final_train_loss=r.train_loss)]
+
+
+def run_dataset(dataset: str, cfg: dict, store, gap_only: bool = False,
+                memory_budget: str | None = None) -> None:
+    """Compute and commit the units of ``dataset`` that are not committed yet (the data are
+    loaded only if one is missing; :class:`C.MissingData` if they are not installed)."""
+    data = Data(dataset, cfg)
     archs = {k: v for k, v in architectures(dataset).items() if k in cfg.get("archs", ARCHS)}
+    units = store.units()
     for label, arch in archs.items():
         gap = isinstance(arch, iw.ConvNet)
         if gap_only and not gap:
@@ -157,22 +246,12 @@ def run_dataset(dataset: str, cfg: dict, part: C.Partial, gap_only: bool = False
         n_max, n_test = (cfg["gap_max"], cfg["gap_test"]) if gap else (cfg["n_max"],
                                                                        cfg["n_test"])
         ns = grid(n_max, start=8 if gap and n_max < 50 else 25)
-        if not ns or _reached(part, dataset, label) >= n_max:
+        best = best_kernel(units, dataset, label)
+        if not ns or (best is not None and best["n_max"] >= n_max):
             continue
-        tr, te = order[:n_max], test_order[:n_test]
-        timer = C.Timer()
-        kw = {} if memory_budget is None or not gap else {"memory_budget": memory_budget}
-        K, Th = iw.kernels.kernel_pair(arch, ds.x_train[tr], **kw)
-        Kt, Tht = iw.kernels.kernel_pair(arch, ds.x_test[te], ds.x_train[tr], **kw)
-        secs = timer()
-        C.log(f"  {dataset} {label}: kernels {n_max}+{n_test} in {secs:.0f} s")
-        for kind in ("nngp", "ntk"):  # a smaller earlier run of this kernel is superseded
-            part.drop(dataset=dataset, arch=label, kind=kind)
-        for kind, A, B in (("nngp", K, Kt), ("ntk", Th, Tht)):
-            for row in regression_rows(A, B, ds.y_train[tr], ds.y_test[te], ds.n_classes, ns):
-                part.add(dict(dataset=dataset, arch=label, kind=kind, n_test=n_test,
-                              kernel_seconds=secs, width=np.nan, steps=np.nan,
-                              device=jax.default_backend(), **row))
+        store.put(kernel_key(dataset, label, n_max, n_test),
+                  kernel_rows(dataset, label, arch, data, n_max, n_test, ns,
+                              memory_budget if gap else None))
     for label, arch in archs.items():
         if gap_only:
             break
@@ -181,27 +260,98 @@ def run_dataset(dataset: str, cfg: dict, part: C.Partial, gap_only: bool = False
         for n in cfg["fin"]:
             if isinstance(arch, iw.ConvNet) and n > cfg.get("fin_gap_max", n):
                 continue
-            kind = "finite"
-            if part.done(dataset=dataset, arch=label, kind=kind, n_train=n):
-                continue
-            tr, te = order[:n], test_order[:cfg["n_test"]]
-            r = iw.learning.train_classifier(
-                arch, ds.x_train[tr], ds.y_train[tr], ds.x_test[te], ds.y_test[te],
-                ds.n_classes, width=WIDTHS[label], epochs=cfg["epochs"],
-                min_steps=cfg["min_steps"], learning_rate=LR, seed=0)
-            C.log(f"  {dataset} {label}: finite width {WIDTHS[label]}, N={n}: "
-                  f"acc {r.test_accuracy:.3f} ({r.seconds:.0f} s)")
-            part.add(dict(dataset=dataset, arch=label, kind=kind, n_test=cfg["n_test"],
-                          kernel_seconds=np.nan, width=WIDTHS[label], steps=r.steps,
-                          n_train=n, accuracy=r.test_accuracy, test_mse=r.test_mse,
-                          train_seconds=r.seconds, final_train_loss=r.train_loss))
+            store.compute(finite_key(dataset, label, n, cfg["n_test"]),
+                          lambda label=label, arch=arch, n=n: finite_rows(
+                              dataset, label, arch, data, n, cfg))
 
 
-def plot(df: pd.DataFrame, cfg: dict, size: str, path: Path) -> None:
-    datasets = [d for d in ("digits", "mnist1d", "fashion") if d in set(df.dataset)]
-    fig, axes = C.plt.subplots(1, len(datasets), figsize=(6.2 * len(datasets), 4.8),
-                               squeeze=False)
+def collect(store, size: str) -> pd.DataFrame:
+    """The figure's rows from the store, in a fixed order whatever the order of commits:
+    per data set, each architecture's best kernel unit, then its finite networks by N."""
+    units = store.units()
+    rows = []
+    for dsn in DATASETS:
+        for label in ARCHS:
+            best = best_kernel(units, dsn, label)
+            if best is not None:
+                rows += store.get(best)
+        for label in ARCHS:
+            fin = sorted((u for u in units if u.get("finite") == dsn and u["arch"] == label),
+                         key=lambda u: (u["n_train"], u["n_test"]))
+            for u in fin:
+                rows += store.get(u)
+    return pd.DataFrame([{"size": size, **r} for r in rows])
+
+
+def import_rows(store, path: Path, size: str) -> int:
+    """Commit the kernel rows (kinds nngp and ntk) of a CSV this script wrote, e.g. the GAP
+    rows of a ``--gap-only`` run on an accelerator, one unit per (data set, architecture,
+    test size); returns the number of units. Refuses rows of another run size."""
+    # floats bit for bit: pandas >= 3 parses exactly by default, older ones need round_trip
+    exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+    try:
+        df = pd.read_csv(path, **exact)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--import-gap-rows: cannot read {path}: {e}") from None
+    need = {"size", "dataset", "arch", "kind", "n_test", "n_train", "accuracy", "test_mse"}
+    if not need <= set(df.columns):
+        raise SystemExit(f"--import-gap-rows: {path} lacks the columns "
+                         f"{sorted(need - set(df.columns))} of a {NAME} CSV")
+    sizes = sorted(set(df["size"].astype(str)))
+    if sizes != [size]:
+        flag = {"tiny": "--tiny", "quick": "--quick", "full": "no size flag"}
+        raise SystemExit(f"--import-gap-rows: {path} holds rows of the run size(s) {sizes}, "
+                         f"not {size!r}; import them into that run ("
+                         + ", ".join(f"{s}: {flag.get(s, '?')}" for s in sizes) + ")")
+    kern = df[df["kind"].isin(KERNEL_KINDS)]
+    bad = sorted(set(kern["dataset"]) - set(DATASETS)) + sorted(set(kern["arch"]) - set(ARCHS))
+    if bad:
+        raise SystemExit(f"--import-gap-rows: {path} names unknown data sets or "
+                         f"architectures {bad}")
+    n = 0
+    for (dsn, label, n_test), g in kern.groupby(["dataset", "arch", "n_test"], sort=False):
+        per_kind = [sorted(g.loc[g["kind"] == k, "n_train"]) for k in KERNEL_KINDS]
+        if per_kind[0] != per_kind[1] or g.duplicated(["kind", "n_train"]).any():
+            raise SystemExit(f"--import-gap-rows: {path}: the {dsn} {label} rows with "
+                             f"n_test={n_test} do not hold one NNGP and one NTK row per N")
+        rows = [{c: _native(r.get(c, np.nan)) for c in KERNEL_COLUMNS}
+                for r in g.to_dict("records")]
+        store.put(kernel_key(dsn, label, g["n_train"].max(), n_test), rows)
+        n += 1
+    others = len(df) - len(kern)
+    C.log(f"{NAME}: imported {n} kernel unit(s) ({len(kern)} rows) from {path}"
+          + (f"; {others} row(s) of other kinds left out" if others else ""))
+    return n
+
+
+def _native(v):
+    """A CSV cell as the Python value the script itself stores (ints, floats, strings)."""
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
+def plot(df: pd.DataFrame, cfg: dict, size: str, path: Path,
+         missing: dict[str, str] | None = None) -> None:
+    """The figure: one panel per data set with rows, and in place of (or on) the panel of a
+    data set that is not installed, what is missing and how to install it."""
+    missing = missing or {}
+    have = set(df.dataset) if len(df) else set()
+    datasets = [d for d in DATASETS if d in have or d in missing]
+    fig, axes = C.plt.subplots(1, max(len(datasets), 1),
+                               figsize=(6.2 * max(len(datasets), 1), 4.8), squeeze=False)
+    if not datasets:
+        C.missing_panel(axes[0][0], "no results", f"nothing was computed at the {size} size "
+                        f"for the data sets asked for")
     for ax, dsn in zip(axes[0], datasets):
+        if dsn not in have:
+            C.missing_panel(ax, f"{dsn}: data not installed", missing[dsn])
+            continue
+        if dsn in missing:
+            ax.text(0.5, 0.98, f"incomplete: {missing[dsn]}", transform=ax.transAxes,
+                    ha="center", va="top", fontsize=6.5, color="tab:red", wrap=True)
         sub = df[df.dataset == dsn]
         for label, color in C.ARCH_COLORS.items():
             a = sub[sub.arch == label]
@@ -253,6 +403,9 @@ def _options(p) -> None:
     p.add_argument("--gap-test", type=int, help="test points of the GAP kernel")
     p.add_argument("--memory-budget", help="iw.kernel's memory budget for the GAP kernel, "
                    "e.g. 40GB on a GPU")
+    p.add_argument("--import-gap-rows", type=Path, metavar="CSV",
+                   help="first commit the kernel rows of a CSV this script wrote (e.g. a "
+                   "--gap-only run on a GPU, or docs/fig7_gap_fashion_h100.csv) to the store")
 
 
 def main(argv=None) -> dict:
@@ -273,20 +426,34 @@ def main(argv=None) -> dict:
             raise SystemExit(f"--memory-budget: {e}") from None
     C.style()
     timer = C.Timer()
-    part = C.Partial(args.out / f"{NAME}.partial.csv",
-                     ("dataset", "arch", "kind", "n_train"), args.size, args.fresh)
+    # every option that changes numbers: the size's table, ridge, widths, learning rate; the
+    # kernel units add their own N and test size (--gap-max, --gap-test)
+    store = C.open_store(args, NAME, sizes=SIZES[args.size], ridge_rel=RIDGE_REL, lr=LR,
+                         widths=WIDTHS)
+    if args.import_gap_rows is not None:
+        import_rows(store, args.import_gap_rows, args.size)
+    missing: dict[str, str] = {}
     for dsn, c in cfg.items():
         C.log(f"{NAME}: {dsn}")
-        run_dataset(dsn, c, part, args.gap_only, args.memory_budget)
-    df = part.frame()
-    plot(df, cfg, args.size, args.out / f"{NAME}.png")
+        try:
+            run_dataset(dsn, c, store, args.gap_only, args.memory_budget)
+        except C.MissingData as e:
+            missing[dsn] = str(e)
+            C.log(f"{NAME}: {dsn} left out of the figure: {e} [{e.detail}]")
+    df = collect(store, args.size)
+    plot(df, cfg, args.size, args.out / f"{NAME}.png", missing)
     C.write_csv(df, args.out / f"{NAME}.csv")
-    best = (df.sort_values("n_train").groupby(["dataset", "arch", "kind"]).tail(1)
-            [["dataset", "arch", "kind", "n_train", "accuracy"]])
-    gap_reached = {d: int(df[(df.dataset == d) & (df.arch == "ConvNet-GAP")
-                             & (df.kind == "ntk")].n_train.max())
-                   if len(df[(df.dataset == d) & (df.arch == "ConvNet-GAP")
-                             & (df.kind == "ntk")]) else 0 for d in cfg}
+    if len(df):
+        best = (df.sort_values("n_train").groupby(["dataset", "arch", "kind"]).tail(1)
+                [["dataset", "arch", "kind", "n_train", "accuracy"]])
+    else:
+        best = pd.DataFrame(columns=["dataset", "arch", "kind", "n_train", "accuracy"])
+
+    def gap_ntk(d: str) -> pd.DataFrame:
+        return df[(df.dataset == d) & (df.arch == "ConvNet-GAP") & (df.kind == "ntk")] \
+            if len(df) else df
+
+    gap_reached = {d: int(gap_ntk(d).n_train.max()) if len(gap_ntk(d)) else 0 for d in cfg}
     gap_mem = {d: iw.kernels.estimate_block_memory(architectures(d)["ConvNet-GAP"], 1, 1,
                                            {"digits": 64, "mnist1d": 40, "fashion": 784}[d])
                for d in cfg}
@@ -295,9 +462,13 @@ def main(argv=None) -> dict:
                "gap_largest_n": gap_reached,
                "gap_bytes_per_pair_estimate": gap_mem,
                "largest_n_results": best.to_dict("records"), "seconds": timer()}
+    if missing:  # what is not installed, and how to install it
+        summary["missing_data"] = missing
     C.write_json(summary, args.out / f"{NAME}.json")
     C.log(best.to_string(index=False))
     C.log(f"GAP kernel largest N: {gap_reached} ({timer():.0f} s)")
+    for dsn, why in missing.items():
+        C.log(f"MISSING DATA, {dsn} not drawn: {why}")
     return summary
 
 

@@ -27,7 +27,15 @@ SCRIPTS = [
     ("benchmarks/spectrum_scaling.py", ["--quick", "--max-m", "4"]),
     ("benchmarks/depth_cutoff.py", ["--tiny"]),
     # figures 5-7
+    ("paper_figures/fig5_finite_width.py", ["--tiny"]),
+    ("paper_figures/fig6_multiple_descent.py", ["--tiny"]),
+    ("paper_figures/fig7_real_data.py", ["--tiny"]),
     # benchmarks of the seed studies and the speed benchmarks
+    ("benchmarks/width_power_law.py", ["--tiny"]),
+    ("benchmarks/filter_clusters.py", ["--tiny"]),
+    ("benchmarks/sequential_vs_parallel.py", ["--tiny"]),
+    ("benchmarks/spectrum_speed.py", ["--tiny"]),
+    ("benchmarks/kernel_speed.py", ["--tiny"]),
 ]
 
 

@@ -39,7 +39,9 @@ __all__ = [
     "FASHION_MNIST_DIR",
 ]
 
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+# Debian's dataset-fashion-mnist; INFWIDTH_FASHION_MNIST_DIR points elsewhere (or nowhere)
+FASHION_MNIST_DIR = Path(os.environ.get("INFWIDTH_FASHION_MNIST_DIR",
+                                        "/usr/share/datasets/fashion-mnist"))
 
 
 @dataclass(frozen=True)

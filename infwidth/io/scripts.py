@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
 
 import matplotlib
 
@@ -20,6 +20,7 @@ from infwidth.io.runstore import RunStore, RunStoreError  # noqa: E402
 
 DEFAULT_OUT = Path("results") / "paper_figures"  # relative to the working directory
 SIZES = ("tiny", "quick", "full")
+T = TypeVar("T")
 
 
 def parse_args(argv: Sequence[str] | None, doc: str,
@@ -100,45 +101,49 @@ def savefig(fig: plt.Figure, path: Path, dpi: int = 130, tight: bool = True) -> 
     write_png(fig, path, dpi=dpi, tight=tight)
 
 
-class Partial:
-    """Rows saved as they are produced (``<name>.partial.csv``), so a rerun resumes.
+class MissingData(RuntimeError):
+    """An optional data set (or the package that makes it) is not installed: ``str(e)`` says
+    what is missing and how to install it, ``e.detail`` the loader's own message."""
 
-    ``done(key)`` says whether a row with these key columns exists; ``add(row)`` appends
-    and rewrites the file atomically.
-    """
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.detail = detail
 
-    def __init__(self, path: Path, keys: Sequence[str], size: str, fresh: bool = False):
-        self.path, self.keys, self.size = Path(path), tuple(keys), size
-        self.rows: list[dict] = []
-        if self.path.exists() and not fresh:
-            old = pd.read_csv(self.path)
-            if "size" in old and (old["size"] == size).all() and set(self.keys) <= set(old):
-                self.rows = old.to_dict("records")
 
-    def _key(self, row: dict) -> tuple:
-        return tuple(str(row[k]) for k in self.keys)
+# the optional modules that load or make a data set, and how to install them
+OPTIONAL_MODULES = {"sklearn": 'pip install -e ".[data]" (scikit-learn)',
+                    "mnist1d": 'pip install -e ".[data]" (mnist1d)'}
 
-    def done(self, **key) -> dict | None:
-        k = self._key(key)
-        for r in self.rows:
-            if self._key(r) == k:
-                return r
-        return None
 
-    def add(self, row: dict) -> None:
-        row = {"size": self.size, **row}
-        self.rows.append(row)
-        write_csv(pd.DataFrame(self.rows), self.path)
+def optional_data(what: str, load: Callable[[], T], install: str | None = None) -> T:
+    """``load()``, or :class:`MissingData` naming ``what`` and how to install it when the
+    data set's files are missing (FileNotFoundError; ``install`` says how to get them, e.g.
+    ``apt-get install dataset-fashion-mnist``) or its optional package is (scikit-learn,
+    mnist1d: the ``[data]`` extra). Any other error propagates: only missing optional data
+    is a reason to draw the rest."""
+    try:
+        return load()
+    except ModuleNotFoundError as e:
+        root = (e.name or "").split(".")[0]
+        if root not in OPTIONAL_MODULES:
+            raise
+        raise MissingData(f"{what} needs the Python package {root!r}, which is not "
+                          f"installed; install it with {OPTIONAL_MODULES[root]}",
+                          str(e)) from None
+    except FileNotFoundError as e:
+        how = f"; install it with {install}" if install else f" ({e})"
+        raise MissingData(f"{what} is not installed{how}", str(e)) from None
 
-    def drop(self, **match) -> None:
-        """Remove the rows whose columns equal ``match`` (superseded results)."""
-        keep = [r for r in self.rows if any(str(r.get(k)) != str(v) for k, v in match.items())]
-        if len(keep) != len(self.rows):
-            self.rows = keep
-            write_csv(pd.DataFrame(self.rows), self.path)
 
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows)
+def missing_panel(ax, title: str, message: str) -> None:
+    """Draw, in place of a panel, what is missing and how to install it."""
+    import textwrap
+
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    ax.text(0.5, 0.5, "\n".join(textwrap.wrap(message, 48)), ha="center", va="center",
+            transform=ax.transAxes, fontsize=8, color="tab:red",
+            bbox=dict(boxstyle="round", fc="w", ec="tab:red"))
 
 
 def style() -> None:
