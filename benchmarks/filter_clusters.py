@@ -1,7 +1,7 @@
 """Per-filter label clusters, SNR and AFCC along the layers of a small CNN (seeds/001).
 
 Measures, on Fashion-MNIST (default) or digits (``--quick``), the claims of Meir et al.
-(Sci. Rep. 2024) as reconstructed in theory.md §5:
+(Sci. Rep. 2024) as reconstructed in docs/theory.md §5:
 
 1. per conv layer, for the trained CNN and its random initialisation (control): accuracy of a
    bias-free linear readout on the layer's flattened features, mean cluster size, clusters per
@@ -14,18 +14,19 @@ Measures, on Fashion-MNIST (default) or digits (``--quick``), the claims of Meir
    of the same density.
 
 Outputs in --out (default results/filter_clusters/): layers.csv, subsets.csv, history.csv,
-summary.json, filter_clusters.png. A rerun with the same arguments resumes from the saved rows
-(and the saved trained parameters).
+setup.json, summary.json, filter_clusters.png. Every unit of work (the main training with its
+parameters, one layer of one network, one label subset, the readout on pixels) is committed
+whole to runs.sqlite; a rerun with the same arguments resumes with the same numbers (--fresh:
+start over).
 
     python benchmarks/filter_clusters.py            # Fashion-MNIST, ~6-8 min on 2 cores
     python benchmarks/filter_clusters.py --quick    # digits, < 2 min
+    python benchmarks/filter_clusters.py --tiny     # smoke-test size (seconds)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
@@ -39,40 +40,22 @@ from scipy import stats
 from tqdm import tqdm
 
 import infwidth as iw
-from infwidth.io.outputs import atomic_write, write_csv, write_json, write_png
+from infwidth.io.outputs import write_csv, write_json, write_png
+from infwidth.io.runstore import RunStore
+from infwidth.io.scripts import open_run_store
 from infwidth.studies.filter_clusters import filters as F
 
 # --------------------------------------------------------------------------- io helpers
 save_csv, save_json = write_csv, write_json
 
 
-def load_rows(path: Path) -> list[dict]:
-    return pd.read_csv(path).to_dict("records") if path.exists() else []
-
-
-def save_params(params, path: Path) -> None:
-    import jax
-    leaves = [np.asarray(a) for a in jax.tree.leaves(params)]
-
-    def write(p):
-        with open(p, "wb") as fh:
-            np.savez(fh, *leaves)
-    atomic_write(path, write)
-
-
-def load_params(cfg: F.VGGConfig, path: Path):
-    import jax
-    import jax.numpy as jnp
-    treedef = jax.tree.structure(F.init_cnn_params(cfg, 0))
-    with np.load(path) as z:
-        leaves = [jnp.asarray(z[f"arr_{i}"]) for i in range(len(z.files))]
-    return jax.tree.unflatten(treedef, leaves)
-
-
 # --------------------------------------------------------------------------- setup
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="digits 8×8, 3 conv layers, < 2 min")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true",
+                      help="digits 8×8, 3 conv layers, < 2 min")
+    size.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds)")
     ap.add_argument("--out", default="results/filter_clusters")
     ap.add_argument("--n-train", type=int, default=None)
     ap.add_argument("--n-test", type=int, default=None)
@@ -80,10 +63,17 @@ def parse(argv=None):
     ap.add_argument("--threshold", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-subsets", action="store_true", help="skip the label-subset sweep")
+    ap.add_argument("--fresh", action="store_true", help="forget stored units, start over")
     args = ap.parse_args(argv)
     if not 0 < args.threshold < 1:
         ap.error(f"--threshold must lie in (0, 1), got {args.threshold}")
-    if args.quick:
+    if args.seed < 0:
+        ap.error(f"--seed must be >= 0, got {args.seed}")
+    if args.tiny:  # smoke-test size: the resume tests; two label subsets (3 and all)
+        setup = dict(dataset="digits", n_train=args.n_train or 256, n_test=args.n_test or 128,
+                     epochs=args.epochs or 2, batch_size=64, learning_rate=3e-3,
+                     blocks=[[4], [4], [8]], image_shape=[8, 8, 1], label_counts=[3, 10])
+    elif args.quick:
         setup = dict(dataset="digits", n_train=args.n_train or 1348, n_test=args.n_test or 449,
                      epochs=args.epochs or 20, batch_size=64, learning_rate=3e-3,
                      blocks=[[8], [16], [32]], image_shape=[8, 8, 1])
@@ -115,28 +105,38 @@ def restrict(ds, labels):
     return ds.x_train[tr], remap[ds.y_train[tr]], ds.x_test[te], remap[ds.y_test[te]]
 
 
+def label_counts(setup: dict, n_classes: int) -> list[int]:
+    """The numbers of labels k of the subset sweep: 3 … all (``label_counts`` if set)."""
+    return list(setup.get("label_counts") or range(3, n_classes + 1))
+
+
 # --------------------------------------------------------------------------- stages
-def train_main(setup, ds, out: Path, cfg):
-    path = out / "params_trained.npz"
-    if path.exists():
-        return F.TrainedCNN(cfg, load_params(cfg, path), pd.read_csv(out / "history.csv"), True)
-    net = F.train_cnn(ds.x_train, ds.y_train, cfg, epochs=setup["epochs"],
-                      batch_size=setup["batch_size"], learning_rate=setup["learning_rate"],
-                      seed=setup["seed"])
-    save_csv(net.history, out / "history.csv")
-    save_params(net.params, path)
-    return net
+def train_main(setup, ds, store: RunStore, cfg):
+    """The main training (its history and parameters): one unit."""
+    import jax
+    import jax.numpy as jnp
+
+    def compute() -> list[dict]:
+        net = F.train_cnn(ds.x_train, ds.y_train, cfg, epochs=setup["epochs"],
+                          batch_size=setup["batch_size"],
+                          learning_rate=setup["learning_rate"], seed=setup["seed"])
+        return [{"history": net.history.to_dict("records"),
+                 "params": jax.tree.map(np.asarray, net.params)}]
+
+    rec = store.compute({"part": "train"}, compute)[0]
+    return F.TrainedCNN(cfg, jax.tree.map(jnp.asarray, rec["params"]),
+                        pd.DataFrame(rec["history"]), True)
 
 
-def layer_stage(setup, ds, out: Path, cfg, nets, bar):
-    path = out / "layers.csv"
-    rows = load_rows(path)
-    done = {(r["network"], int(r["layer"])) for r in rows}
+def layer_stage(setup, ds, store: RunStore, cfg, nets, bar):
+    """One unit per network × conv layer."""
+    rows = []
     n_te = len(ds.y_test)
     for name, net in nets.items():
         for layer in range(1, cfg.n_layers + 1):
             bar.set_postfix_str(f"{name} layer {layer}")
-            if (name, layer) not in done:
+
+            def compute(net=net, layer=layer) -> list[dict]:
                 t0 = time.perf_counter()
                 df = F.layer_analysis(net, ds.x_train, ds.y_train, ds.x_test, ds.y_test,
                                       layers=[layer], threshold=setup["threshold"],
@@ -144,20 +144,21 @@ def layer_stage(setup, ds, out: Path, cfg, nets, bar):
                 row = df.iloc[0].to_dict()
                 row["accuracy_se"] = float(np.sqrt(row["accuracy"] * (1 - row["accuracy"]) / n_te))
                 row["seconds"] = time.perf_counter() - t0
-                rows.append(row)
-                save_csv(pd.DataFrame(rows), path)
+                return [row]
+
+            rows += store.compute({"part": "layer", "network": name, "layer": layer}, compute)
             bar.update()
-    return pd.DataFrame(rows).sort_values(["network", "layer"], ascending=[False, True])
+    return pd.DataFrame(rows)
 
 
-def subset_stage(setup, ds, out: Path, cfg, main_net, bar):
-    path = out / "subsets.csv"
-    rows = load_rows(path)
-    done = {int(r["n_labels"]) for r in rows}
+def subset_stage(setup, ds, store: RunStore, cfg, main_net, bar):
+    """One unit per label subset (k labels, trained from scratch)."""
+    rows = []
     perm = np.random.default_rng([setup["seed"], 7]).permutation(ds.n_classes)
-    for k in range(3, ds.n_classes + 1):
+    for k in label_counts(setup, ds.n_classes):
         bar.set_postfix_str(f"{k} labels")
-        if k not in done:
+
+        def compute(k=k) -> list[dict]:
             t0 = time.perf_counter()
             labels = np.sort(perm[:k])
             xtr, ytr, xte, yte = restrict(ds, labels)
@@ -172,18 +173,31 @@ def subset_stage(setup, ds, out: Path, cfg, main_net, bar):
             last = F.layer_analysis(net, xtr, ytr, xte, yte, layers=[cfg.n_layers],
                                     threshold=setup["threshold"], run_afcc=False,
                                     seed=setup["seed"], readout=setup["readout"]).iloc[0]
-            rows.append({"n_labels": k, "labels": " ".join(map(str, labels)),
-                         "n_train": len(ytr), "n_test": len(yte),
-                         "error": float(np.mean(pred != yte)),
-                         "max_label_error": F.max_label_error(yte, pred),
-                         "last_layer_accuracy": last["accuracy"],
-                         "mean_cluster_size": last["mean_cluster_size"],
-                         "clusters_per_filter": last["clusters_per_filter"],
-                         "noise_per_filter": last["noise_per_filter"], "snr": last["snr"],
-                         "seconds": time.perf_counter() - t0})
-            save_csv(pd.DataFrame(rows), path)
+            return [{"n_labels": k, "labels": " ".join(map(str, labels)),
+                     "n_train": len(ytr), "n_test": len(yte),
+                     "error": float(np.mean(pred != yte)),
+                     "max_label_error": F.max_label_error(yte, pred),
+                     "last_layer_accuracy": last["accuracy"],
+                     "mean_cluster_size": last["mean_cluster_size"],
+                     "clusters_per_filter": last["clusters_per_filter"],
+                     "noise_per_filter": last["noise_per_filter"], "snr": last["snr"],
+                     "seconds": time.perf_counter() - t0}]
+
+        rows += store.compute({"part": "subset", "n_labels": k}, compute)
         bar.update()
-    return pd.DataFrame(rows).sort_values("n_labels")
+    return pd.DataFrame(rows)
+
+
+def pixel_readout(setup, ds, store: RunStore, cfg) -> float:
+    """Accuracy of the same linear readout on the pixels: one unit."""
+    def compute() -> list[dict]:
+        shape = (-1,) + cfg.image_shape
+        w = F.fit_readout(ds.x_train.reshape(shape), ds.y_train, ds.n_classes,
+                          seed=setup["seed"], **setup["readout"])
+        return [{"accuracy": float(np.mean(F.readout_logits(ds.x_test.reshape(shape), w)
+                                           .argmax(1) == ds.y_test))}]
+
+    return store.compute({"part": "pixel_readout"}, compute)[0]["accuracy"]
 
 
 # --------------------------------------------------------------------------- summary
@@ -331,32 +345,31 @@ def main(argv=None) -> int:
     args, setup = parse(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg_path = out / "setup.json"
-    same = {k: v for k, v in json.loads(json.dumps(setup)).items() if k != "subsets"}
-    if cfg_path.exists() and {k: v for k, v in json.loads(cfg_path.read_text()).items()
-                              if k != "subsets"} != same:
-        sys.exit(f"{out} holds results of a different setup ({cfg_path}); use another --out "
-                 f"or delete it")
-    save_json(setup, cfg_path)
+    save_json(setup, out / "setup.json")
+    # every setting but the switch of the subset sweep changes the units' numbers
+    store = open_run_store(out / "runs.sqlite", "filter_clusters",
+                           {k: v for k, v in setup.items() if k != "subsets"}, args.fresh)
+    n_before = len(store.units())
     t_start, cpu_start = time.perf_counter(), time.process_time()
     ds = load_data(setup)
     cfg = F.VGGConfig(tuple(map(tuple, setup["blocks"])), tuple(setup["image_shape"]),
                       ds.n_classes)
-    n_sub = ds.n_classes - 2 if setup["subsets"] else 0
+    n_sub = len(label_counts(setup, ds.n_classes)) if setup["subsets"] else 0
     with tqdm(total=1 + 2 * cfg.n_layers + n_sub, desc="filter clusters") as bar:
         bar.set_postfix_str("training")
         t0 = time.perf_counter()
-        net = train_main(setup, ds, out, cfg)
+        net = train_main(setup, ds, store, cfg)
         t_train = time.perf_counter() - t0
         bar.update()
         nets = {"trained": net, "random": F.random_cnn(cfg, setup["seed"])}
-        layers = layer_stage(setup, ds, out, cfg, nets, bar)
-        subsets = subset_stage(setup, ds, out, cfg, net, bar) if setup["subsets"] else None
-    shape = (-1,) + cfg.image_shape
-    w = F.fit_readout(ds.x_train.reshape(shape), ds.y_train, ds.n_classes,
-                      seed=setup["seed"], **setup["readout"])
-    pixel_acc = float(np.mean(F.readout_logits(ds.x_test.reshape(shape), w).argmax(1)
-                              == ds.y_test))
+        layers = layer_stage(setup, ds, store, cfg, nets, bar)
+        subsets = subset_stage(setup, ds, store, cfg, net, bar) if setup["subsets"] else None
+    pixel_acc = pixel_readout(setup, ds, store, cfg)
+    n_new = len(store.units()) - n_before
+    save_csv(net.history, out / "history.csv")
+    save_csv(layers, out / "layers.csv")
+    if subsets is not None:
+        save_csv(subsets, out / "subsets.csv")
     net_acc = float(np.mean(net.predict(ds.x_test) == ds.y_test))
     summary = summarize(layers, subsets, pixel_acc)
     summary.update(cnn_test_accuracy=net_acc, setup=setup,
@@ -383,7 +396,9 @@ def main(argv=None) -> int:
                                                           float_format=lambda v: f"{v:.3f}"))
     print("\nClaims of the seed paper, measured here:")
     print("\n".join(summary["verdicts"]))
-    print(f"\nwall time this run: {summary['seconds_total_this_run']:.0f} s (process CPU time "
+    n_units = 2 + 2 * cfg.n_layers + n_sub
+    print(f"\nunits: {n_new} computed now, {n_units - n_new} resumed from {out}/runs.sqlite")
+    print(f"wall time this run: {summary['seconds_total_this_run']:.0f} s (process CPU time "
           f"{summary['cpu_seconds_this_run']:.0f} s); outputs in {out}/")
     return 0
 

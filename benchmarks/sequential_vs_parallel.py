@@ -16,17 +16,18 @@ parameter count, on digits (8×8, flat) and a Fashion-MNIST subset (28×28, flat
    kernel gap of the same (L, α).
 
 Usage:
-    python benchmarks/sequential_vs_parallel.py [--quick] [--out DIR]
+    python benchmarks/sequential_vs_parallel.py [--quick | --tiny] [--out DIR] [--fresh]
 
-Writes runs.csv, gaps.csv, binned.csv, summary.json, kernel_gap.png and
-seq_vs_par_losses.png to DIR (default results/sequential_vs_parallel/); a rerun skips the
-runs already in runs.csv.
+Writes runs.csv, gaps.csv, binned.csv, config.json, summary.json, kernel_gap.png and
+seq_vs_par_losses.png to DIR (default results/sequential_vs_parallel/). Every unit of work
+(one data set's kernel gaps, one infinite-width counterpart (L, α, layout), one training run)
+is committed whole to DIR/runs.sqlite under the run's settings; a rerun with the same
+settings resumes with the same numbers (--fresh: start over).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -38,10 +39,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
-from tqdm.auto import tqdm
 
 import infwidth as iw
 from infwidth.io.outputs import write_csv, write_json, write_png
+from infwidth.io.runstore import RunStore
+from infwidth.io.scripts import open_run_store, progress, unit
 from infwidth.studies.sequential_vs_parallel import (
     ResidualNet,
     gap_table,
@@ -54,15 +56,16 @@ Q_EDGES = (0.0, 0.03, 0.1, 0.3, 1.0, np.inf)
 KEY = ["dataset", "depth", "width", "alpha", "layout", "seed"]
 
 
-
-
-
-
 def save_png(fig, path: Path) -> None:
     write_png(fig, path, dpi=110, tight=False)
 
 
-def settings(quick: bool) -> dict:
+def settings(quick: bool, tiny: bool = False) -> dict:
+    if tiny:  # smoke-test size (seconds): the resume tests
+        return {"data": {"digits": iw.load_digits(n_train=40, n_test=40, seed=0)},
+                "depths": [2, 3], "widths": [8], "alphas": [0.5], "seeds": [0],
+                "steps": 20, "gap_alphas": [0.01, 0.05, 1.0], "gap_depths": [1, 2, 4],
+                "gap_points": 30}
     if quick:
         return {"data": {"digits": iw.load_digits(n_train=200, n_test=200, seed=0)},
                 "depths": [2, 4], "widths": [32], "alphas": [0.5], "seeds": [0],
@@ -79,11 +82,11 @@ def half_sq(pred: np.ndarray, y: np.ndarray) -> float:
     return 0.5 * float(np.mean(np.sum((pred - y) ** 2, axis=1)))
 
 
-def kernel_columns(arch: ResidualNet, ds: iw.data.Dataset, steps: int, momentum: float,
-                   cache: dict) -> dict:
-    """Infinite-width counterpart of one run (width-independent: cached per L, α, layout)."""
-    key = (ds.name, arch.depth, arch.alpha, arch.layout)
-    if key not in cache:
+def kernel_columns(store: RunStore, name: str, arch: ResidualNet, ds: iw.data.Dataset,
+                   steps: int, momentum: float) -> dict:
+    """Infinite-width counterpart of one run (width-independent: one unit per data set, L, α,
+    layout)."""
+    def compute() -> list[dict]:
         n = len(ds.y_train)
         k = residual_recursion(arch, np.concatenate([ds.x_train, ds.x_test]), ds.x_train)
         ntk_tr, ntk_te = k["ntk"][:n], k["ntk"][n:]
@@ -91,50 +94,56 @@ def kernel_columns(arch: ResidualNet, ds: iw.data.Dataset, steps: int, momentum:
         lr = 0.5 * 2 * n / np.linalg.eigvalsh(ntk_tr)[-1]
         te, tr = kernel_gd_predict(ntk_tr, ntk_te, y, steps=steps, learning_rate=lr,
                                    momentum=momentum)
-        cache[key] = {"learning_rate": float(lr), "kernel_train_loss": half_sq(tr, y),
-                      "kernel_val_loss": half_sq(te, yt),
-                      "kernel_val_error": float(np.mean(te.argmax(1) != ds.y_test))}
-    return cache[key]
+        return [{"learning_rate": float(lr), "kernel_train_loss": half_sq(tr, y),
+                 "kernel_val_loss": half_sq(te, yt),
+                 "kernel_val_error": float(np.mean(te.argmax(1) != ds.y_test))}]
+
+    return store.compute({"part": "kernel", "dataset": name, "depth": arch.depth,
+                          "alpha": arch.alpha, "layout": arch.layout}, compute)[0]
 
 
-def run_grid(cfg: dict, out: Path, momentum: float) -> pd.DataFrame:
-    path = out / "runs.csv"
-    runs = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=KEY)
-    done = {tuple(r) for r in runs[KEY].itertuples(index=False)}
+def run_grid(cfg: dict, store: RunStore, momentum: float) -> pd.DataFrame:
+    """One unit per training run (data set, L, width, α, layout, seed), in a fixed order."""
     todo = [(name, L, w, a, lay, s) for name in cfg["data"] for L in cfg["depths"]
             for w in cfg["widths"] for a in cfg["alphas"]
             for lay in ("sequential", "parallel") for s in cfg["seeds"]]
-    todo = [t for t in todo if t not in done]
-    cache: dict = {}
-    for name, L, w, a, lay, s in tqdm(todo, desc="train seq/par"):
+
+    def train(name: str, L: int, w: int, a: float, lay: str, s: int) -> list[dict]:
         ds = cfg["data"][name]
         arch = ResidualNet(layout=lay, depth=L, width=w, alpha=a, out_dim=ds.n_classes)
-        kern = kernel_columns(arch, ds, cfg["steps"], momentum, cache)
+        kern = kernel_columns(store, name, arch, ds, cfg["steps"], momentum)
         y, yt = ds.one_hot(ds.y_train), ds.one_hot(ds.y_test)
         res = train_gd(arch, ds.x_train, y, ds.x_test, yt, steps=cfg["steps"],
                        learning_rate=kern["learning_rate"], momentum=momentum, seed=s)
         params = arch.n_params(ds.dim)
-        row = {"dataset": name, "depth": L, "width": w, "alpha": a, "layout": lay, "seed": s,
-               "params": params, "q": len(y) * ds.n_classes / params,
-               "train_loss": res.train_loss, "val_loss": half_sq(res.test_pred, yt),
-               "val_error": float(np.mean(res.test_pred.argmax(1) != ds.y_test)),
-               "diverged": res.diverged, "seconds": res.seconds, **kern}
-        runs = pd.concat([runs, pd.DataFrame([row])], ignore_index=True)
-        write_csv(runs, path)
-    return runs
+        return [{"dataset": name, "depth": L, "width": w, "alpha": a, "layout": lay,
+                 "seed": s, "params": params, "q": len(y) * ds.n_classes / params,
+                 "train_loss": res.train_loss, "val_loss": half_sq(res.test_pred, yt),
+                 "val_error": float(np.mean(res.test_pred.argmax(1) != ds.y_test)),
+                 "diverged": res.diverged, "seconds": res.seconds, **kern}]
+
+    return pd.concat([unit(store, {"part": "run", **dict(zip(KEY, t))},
+                           lambda t=t: train(*t))
+                      for t in progress(todo, desc="train seq/par")], ignore_index=True)
 
 
-def gaps(cfg: dict) -> tuple[pd.DataFrame, list]:
+def gaps(cfg: dict, store: RunStore) -> tuple[pd.DataFrame, list]:
+    """Kernel gaps over α × L and the neural-tangents spot check: one unit per data set."""
     tables, checks = [], []
     for name, ds in cfg["data"].items():
-        x = ds.x_train[: cfg["gap_points"]]
-        base = ResidualNet(out_dim=ds.n_classes)
-        g = gap_table(base, x, cfg["gap_alphas"], cfg["gap_depths"], method="recursion")
-        tables.append(g.assign(dataset=name))
-        nt = gap_table(base, x[:64], [0.25], [4])  # neural-tangents spot check
-        rec = gap_table(base, x[:64], [0.25], [4], method="recursion")
-        checks.append({"dataset": name, "max_rel_diff_gap": float(
-            np.max(np.abs(nt.gap.values - rec.gap.values) / rec.gap.values))})
+        def compute(ds=ds, name=name) -> list[dict]:
+            x = ds.x_train[: cfg["gap_points"]]
+            base = ResidualNet(out_dim=ds.n_classes)
+            g = gap_table(base, x, cfg["gap_alphas"], cfg["gap_depths"], method="recursion")
+            nt = gap_table(base, x[:64], [0.25], [4])  # neural-tangents spot check
+            rec = gap_table(base, x[:64], [0.25], [4], method="recursion")
+            check = {"dataset": name, "max_rel_diff_gap": float(
+                np.max(np.abs(nt.gap.values - rec.gap.values) / rec.gap.values))}
+            return [{"table": g.assign(dataset=name).to_dict("records"), "check": check}]
+
+        rec = store.compute({"part": "gaps", "dataset": name}, compute)[0]
+        tables.append(pd.DataFrame(rec["table"]))
+        checks.append(rec["check"])
     return pd.concat(tables, ignore_index=True), checks
 
 
@@ -241,12 +250,15 @@ def plot_losses(runs: pd.DataFrame, path: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="digits only, tiny grid (≤ 2 min)")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="digits only, small grid (≤ 2 min)")
+    size.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds)")
     ap.add_argument("--out", default="results/sequential_vs_parallel", help="output folder")
+    ap.add_argument("--fresh", action="store_true", help="forget stored units, start over")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = settings(args.quick)
+    cfg = settings(args.quick, args.tiny)
     # the gap grid also holds every trained (L, α), for the table's ntk_gap column
     cfg["gap_alphas"] = sorted(set(cfg["gap_alphas"]) | set(cfg["alphas"]))
     cfg["gap_depths"] = sorted(set(cfg["gap_depths"]) | set(cfg["depths"]))
@@ -254,19 +266,18 @@ def main(argv=None) -> int:
     config = {k: v for k, v in cfg.items() if k != "data"} | {
         "quick": args.quick, "momentum": momentum,
         "data": {k: [len(d.y_train), len(d.y_test)] for k, d in cfg["data"].items()}}
-    cfg_path = out / "config.json"
-    if cfg_path.exists() and json.loads(cfg_path.read_text()) != json.loads(
-            json.dumps(config)):
-        print(f"{out} holds results of another configuration; use another --out",
-              file=sys.stderr)
-        return 2
-    write_json(config, cfg_path)
+    if args.tiny:
+        config["tiny"] = True
+    write_json(config, out / "config.json")
+    store = open_run_store(out / "runs.sqlite", "sequential_vs_parallel", config, args.fresh)
+    n_before = len(store.units())
     t0 = time.perf_counter()
 
-    g, checks = gaps(cfg)
+    g, checks = gaps(cfg, store)
     write_csv(g, out / "gaps.csv")
     sl = slopes(g)
-    runs = run_grid(cfg, out, momentum)
+    runs = run_grid(cfg, store, momentum)
+    write_csv(runs, out / "runs.csv")
     table = binned(runs, g)
     write_csv(table, out / "binned.csv")
     plot_gaps(g, out / "kernel_gap.png")
@@ -296,6 +307,8 @@ def main(argv=None) -> int:
     print(table.to_string(index=False, float_format=f))
     div = int(runs.diverged.astype(bool).sum())
     print(f"\nruns: {len(runs)} ({div} diverged, left out of the table)")
+    n_new, n_units = len(store.units()) - n_before, len(store.units())
+    print(f"units: {n_new} computed now, {n_units - n_new} resumed from {out}/runs.sqlite")
     wall = time.perf_counter() - t0
     write_json({"config": config, "wall_seconds_this_run": wall, "slopes": sl.to_dict(
         "records"), "nt_check": checks, "binned": table.to_dict("records"),

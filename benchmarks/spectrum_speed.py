@@ -11,10 +11,13 @@ same time?
    exact route's. Reported: the largest D within the exact route's wall time and
    the ratio of the two times.
 
-    python benchmarks/spectrum_speed.py [--quick] [--out DIR] [--repeats 3]
+    python benchmarks/spectrum_speed.py [--quick | --tiny] [--out DIR] [--repeats 3] [--fresh]
 
-Writes timings.csv, summary.json and speed.png to --out (default results/spectrum_speed/);
-a rerun resumes from timings.csv.
+Writes timings.csv, summary.json and speed.png to --out (default results/spectrum_speed/).
+Each timed case (one repeat of an exact route, one D of the Gram route) is a unit committed
+to runs.sqlite; a rerun with the same settings reuses the stored timings and says so
+(--fresh: time everything again). ``--tiny`` (smoke test: degree ≤ 2, one repeat, Gram
+route at D = 4, 5 without the early stop) only checks that the script runs and resumes.
 """
 
 from __future__ import annotations
@@ -27,16 +30,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 import infwidth as iw
 from infwidth.eigenspaces.monte_carlo import MAX_GRAM_DIM
 from infwidth.io.outputs import write_csv, write_json, write_png
+from infwidth.io.scripts import open_run_store, progress
 
 TARGET_S = 2.0
-
-
-
 
 def _timed(fn) -> float:
     t = time.perf_counter()
@@ -46,56 +46,73 @@ def _timed(fn) -> float:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="one repeat, degree ≤ 3")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="one repeat, degree ≤ 3")
+    size.add_argument("--tiny", action="store_true",
+                      help="smoke test: degree ≤ 2, one repeat, Gram D = 4, 5 (seconds)")
     ap.add_argument("--out", default="results/spectrum_speed")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--max-degree", type=int, default=4)
     ap.add_argument("--kind", default="ntk", choices=("ntk", "nngp"))
+    ap.add_argument("--fresh", action="store_true", help="forget stored timings, start over")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.repeats, args.max_degree = 1, min(args.max_degree, 3)
-        if args.out == "results/spectrum_speed":
-            args.out = "results/spectrum_speed_quick"
+    if args.repeats < 1:
+        ap.error(f"--repeats must be positive, got {args.repeats}")
+    gram_dims = range(4, MAX_GRAM_DIM + 1)
+    for flag, repeats, degree in (("quick", 1, 3), ("tiny", 1, 2)):
+        if getattr(args, flag):
+            args.repeats, args.max_degree = repeats, min(args.max_degree, degree)
+            if args.out == "results/spectrum_speed":
+                args.out = f"results/spectrum_speed_{flag}"
+    if args.tiny:
+        gram_dims = range(4, 6)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "timings.csv"
-    done = pd.read_csv(path) if path.exists() else pd.DataFrame(
-        columns=["route", "dim", "repeat", "seconds", "types", "eigenfunctions"])
-    rows = done.to_dict("records")
-
-    def have(route, dim, rep):
-        return any(r["route"] == route and r["dim"] == dim and r["repeat"] == rep for r in rows)
-
     arch, dim = iw.DCNN(patch_dim=8, filter_sizes=(8, 8, 8)), 4096
-    spec = iw.spectrum(arch, dim, kind=args.kind, max_degree=args.max_degree)  # warm-up
-    n_types, n_eig = len(spec.types), float(sum(t.multiplicity for t in spec.types))
+    gram_arch = iw.ConvNet(filter_size=3, depth=3)
+    store = open_run_store(out / "runs.sqlite", "spectrum_speed",
+                           {"kind": args.kind, "max_degree": args.max_degree,
+                            "exact": [repr(arch), dim], "gram": repr(gram_arch)}, args.fresh)
+    rows, reused = [], 0
+
+    def timed_case(route: str, d: int, rep: int, measure) -> float:
+        """One timed case: its row from the store when committed, else measured now."""
+        nonlocal reused
+        key = {"route": route, "dim": d, "repeat": rep}
+        reused += key in store
+        rows.extend(store.compute(key, lambda: [{**key, **measure()}]))
+        return rows[-1]["seconds"]
+
+    warm: list = []
+
+    def exact(est: bool) -> dict:
+        if not warm:  # warm-up (first call) before the first timed exact case
+            spec = iw.spectrum(arch, dim, kind=args.kind, max_degree=args.max_degree)
+            warm.append((len(spec.types), float(sum(t.multiplicity for t in spec.types))))
+        s = _timed(lambda: iw.spectrum(arch, dim, kind=args.kind,
+                                       max_degree=args.max_degree, error_estimate=est))
+        return dict(seconds=s, types=warm[0][0], eigenfunctions=warm[0][1])
+
     for route, est in (("exact", True), ("exact-no-error-estimate", False)):
-        for rep in tqdm(range(args.repeats), desc=route, leave=False):
-            if have(route, dim, rep):
-                continue
-            s = _timed(lambda: iw.spectrum(arch, dim, kind=args.kind,
-                                           max_degree=args.max_degree, error_estimate=est))
-            rows.append(dict(route=route, dim=dim, repeat=rep, seconds=s, types=n_types,
-                             eigenfunctions=n_eig))
-            write_csv(pd.DataFrame(rows), path)
+        for rep in progress(range(args.repeats), desc=route):
+            timed_case(route, dim, rep, lambda est=est: exact(est))
     ex = [r["seconds"] for r in rows if r["route"] == "exact"]
+    n_types, n_eig = rows[0]["types"], rows[0]["eigenfunctions"]
     t_exact = min(ex)
 
-    gram_arch = iw.ConvNet(filter_size=3, depth=3)
-    for d in range(4, MAX_GRAM_DIM + 1):
-        if not have("gram", d, 0):
+    for d in gram_dims:
+        def gram(d=d) -> dict:
             def run():
                 return iw.spectrum(gram_arch, d, kind=args.kind,
                                    max_degree=min(args.max_degree, d), method="gram")
             run()  # same shapes: XLA compiles here, not in the timed call
-            s = _timed(run)
-            rows.append(dict(route="gram", dim=d, repeat=0, seconds=s, types=np.nan,
-                             eigenfunctions=2.0 ** d))
-            write_csv(pd.DataFrame(rows), path)
-        s = [r["seconds"] for r in rows if r["route"] == "gram" and r["dim"] == d][0]
-        if s > t_exact:
+            return dict(seconds=_timed(run), types=np.nan, eigenfunctions=2.0 ** d)
+
+        s = timed_case("gram", d, 0, gram)
+        if s > t_exact and not args.tiny:  # --tiny: fixed dims, whatever the timings
             break
     df = pd.DataFrame(rows)
+    write_csv(df, out / "timings.csv")
     gram = df[df.route == "gram"].sort_values("dim")
     within = gram[gram.seconds <= t_exact]
     d_max = int(within.dim.max()) if len(within) else None
@@ -104,13 +121,14 @@ def main(argv=None):
     summary = dict(
         exact=dict(arch="DCNN(patch_dim=8, filter_sizes=(8, 8, 8))", dim=dim,
                    max_degree=args.max_degree, kind=args.kind, types=n_types,
-                   eigenfunctions=n_eig, best_s=t_exact, median_s=statistics.median(ex),
-                   best_without_error_estimate_s=no_est, target_s=TARGET_S,
-                   target_over_best=TARGET_S / t_exact),
+                   eigenfunctions=n_eig, best_seconds=t_exact,
+                   median_seconds=statistics.median(ex),
+                   best_seconds_without_error_estimate=no_est, target_seconds=TARGET_S,
+                   target_over_best_time=TARGET_S / t_exact),
         gram=dict(arch="ConvNet(filter_size=3, depth=3)", largest_dim_within_exact_time=d_max,
                   seconds_at_that_dim=t_gram, exact_over_gram_time=t_exact / t_gram,
                   times=dict(zip(gram.dim.astype(int).tolist(), gram.seconds.tolist()))),
-        cores=os.cpu_count())
+        cores=os.cpu_count(), timings_reused_from_store=reused)
     write_json(summary, out / "summary.json")
 
     import matplotlib
@@ -137,6 +155,9 @@ def main(argv=None):
     print("Gram route (full cube, neural-tangents kernel, ConvNet depth 3):")
     for _, r in gram.iterrows():
         print(f"  D = {int(r.dim):2d}: {r.seconds:7.2f} s  ({2 ** int(r.dim)} points)")
+    if reused:
+        print(f"({reused} of {len(rows)} timings were reused from {out}/runs.sqlite, "
+              f"measured by an earlier run; --fresh measures all again)")
     print(f"largest D the Gram route reaches within the exact route's {t_exact:.2f} s: "
           f"D = {d_max} ({t_gram:.2f} s; exact/gram time ratio {t_exact / t_gram:.2f}), "
           f"against D = {dim} for the exact route.")

@@ -13,17 +13,18 @@ parameterisation, one learning rate η = 0.5·2n/λ_max(Θ) for all widths), the
 - compare the error reached per forward-pass FLOP by the two families.
 
 Usage:
-    python benchmarks/width_power_law.py [--quick] [--out DIR]
+    python benchmarks/width_power_law.py [--quick | --tiny] [--out DIR] [--fresh]
 
-Writes sweep.csv (one row per width × seed), kernel.csv, fits.csv, flops.csv, summary.json,
-width_power_law.png and error_vs_flops.png to DIR (default results/width_power_law/). A
-rerun resumes: kernels are cached in kernels_<data>.npz and finished runs are skipped.
+Writes sweep.csv (one row per width × seed), kernel.csv, fits.csv, flops.csv, config.json,
+summary.json, width_power_law.png and error_vs_flops.png to DIR (default
+results/width_power_law/). Every unit of work (one data set's kernel side, one training run
+of a family × width × seed) is committed whole to DIR/runs.sqlite under the run's settings;
+a rerun with the same settings resumes with the same numbers (--fresh: start over).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,9 @@ import pandas as pd
 from matplotlib.ticker import NullFormatter
 
 import infwidth as iw
-from infwidth.io.outputs import write_csv, write_json, write_npz, write_png
+from infwidth.io.outputs import write_csv, write_json, write_png
+from infwidth.io.runstore import RunStore
+from infwidth.io.scripts import open_run_store, progress, unit
 from infwidth.studies.width_power_law.gd import kernel_gd_predict, kernel_regression
 from infwidth.studies.width_power_law.lenet import (
     LeNet,
@@ -50,11 +53,24 @@ from infwidth.studies.width_power_law.scaling import compare_power_laws, width_s
 METRICS = ("test_error", "test_mse")
 
 
-# ------------------------------------------------------------------------------ io
-
-
-
-
+# ------------------------------------------------------------------------------ settings
+def settings(size: str) -> dict:
+    """Data sizes, widths d1, seeds, families (ratios r = d2/d1 as multiples of the
+    conservation-law r*) and the GD budget of a run size (tiny / quick / full)."""
+    if size == "tiny":  # smoke-test size (seconds): the resume tests; one family
+        return {"data": {"digits": {"n_train": 48, "n_test": 48, "widths": [2, 3, 4, 6]}},
+                "ratios": [1.0], "seeds": [0], "steps": 20, "momentum": 0.9, "n_boot": 50}
+    if size == "quick":
+        return {"data": {"digits": {"n_train": 200, "n_test": 200,
+                                    "widths": [2, 3, 4, 6, 8, 12]}},
+                "ratios": [1.0, 0.5], "seeds": [0], "steps": 150, "momentum": 0.9,
+                "n_boot": 200}
+    return {"data": {"digits": {"n_train": 400, "n_test": 400,
+                                "widths": [2, 3, 4, 6, 8, 12, 16, 24, 32]},
+                     "fashion14": {"n_train": 300, "n_test": 300,
+                                   "widths": [2, 3, 4, 6, 8, 12, 16]}},
+            "ratios": [1.0, 0.5], "seeds": [0, 1], "steps": 200, "momentum": 0.9,
+            "n_boot": 1000}
 
 
 # ------------------------------------------------------------------------------ data
@@ -72,50 +88,51 @@ def downsample(ds: iw.data.Dataset, factor: int) -> iw.data.Dataset:
                       (hs, ws, c), ds.n_classes, ds.name + f"-{hs}x{ws}")
 
 
-def datasets(quick: bool) -> dict:
+def datasets(s: dict) -> dict:
     """name -> (dataset, LeNet template, widths d1). The ratio is set per family."""
     out = {}
-    n_tr, n_te = (200, 200) if quick else (400, 400)
-    out["digits"] = (iw.load_digits(n_train=n_tr, n_test=n_te, seed=0),
-                     LeNet(filter_size=3, padding="same"),
-                     [2, 3, 4, 6, 8, 12] if quick else [2, 3, 4, 6, 8, 12, 16, 24, 32])
-    if not quick:
-        fm = iw.load_fashion_mnist(n_train=300, n_test=300, seed=0)
-        out["fashion14"] = (downsample(fm, 2), LeNet(filter_size=3, padding="valid"),
-                            [2, 3, 4, 6, 8, 12, 16])
+    for name, d in s["data"].items():
+        if name == "digits":
+            out[name] = (iw.load_digits(n_train=d["n_train"], n_test=d["n_test"], seed=0),
+                         LeNet(filter_size=3, padding="same"), d["widths"])
+        else:
+            fm = iw.load_fashion_mnist(n_train=d["n_train"], n_test=d["n_test"], seed=0)
+            out[name] = (downsample(fm, 2), LeNet(filter_size=3, padding="valid"),
+                         d["widths"])
     return out
 
 
 # ------------------------------------------------------------------------------ kernel side
-def kernel_side(name: str, ds: iw.data.Dataset, template: LeNet, steps: int, momentum: float,
-                out: Path) -> dict:
-    path = out / f"kernels_{name}.npz"
-    if path.exists():
-        k = dict(np.load(path))
-    else:
+def kernel_side(store: RunStore, name: str, ds: iw.data.Dataset, template: LeNet, steps: int,
+                momentum: float) -> dict:
+    """The infinite-width side of one data set (NTK/NNGP of the LeNet template, the GD
+    learning rate, the kernel predictors' scores): one unit."""
+    def compute() -> list[dict]:
         t0 = time.perf_counter()
         tr = lenet_kernels(template, ds.x_train, progress=True)
         te = lenet_kernels(template, ds.x_test, ds.x_train, progress=True)
-        k = {"ntk_train": tr["ntk"], "ntk_test": te["ntk"], "nngp_train": tr["nngp"],
-             "nngp_test": te["nngp"], "seconds": np.array(time.perf_counter() - t0)}
-        write_npz(path, **k)
-    y = ds.one_hot(ds.y_train)
-    yt = ds.one_hot(ds.y_test)
-    n = len(y)
-    lr = 0.5 * 2 * n / np.linalg.eigvalsh(k["ntk_train"])[-1]
+        seconds = time.perf_counter() - t0
+        y = ds.one_hot(ds.y_train)
+        yt = ds.one_hot(ds.y_test)
+        n = len(y)
+        lr = 0.5 * 2 * n / np.linalg.eigvalsh(tr["ntk"])[-1]
 
-    def scores(pred):
-        return (float(np.mean(pred.argmax(1) != ds.y_test)),
-                float(np.mean((pred - yt) ** 2)))
+        def scores(pred):
+            return (float(np.mean(pred.argmax(1) != ds.y_test)),
+                    float(np.mean((pred - yt) ** 2)))
 
-    gd, _ = kernel_gd_predict(k["ntk_train"], k["ntk_test"], y, steps=steps,
-                              learning_rate=lr, momentum=momentum)
-    rows = {"ntk_gd": scores(gd),
-            "ntk_ridgeless": scores(kernel_regression(k["ntk_train"], k["ntk_test"], y)),
-            "nngp_ridgeless": scores(kernel_regression(k["nngp_train"], k["nngp_test"], y))}
-    return {"learning_rate": float(lr), "seconds": float(k["seconds"]),
-            "table": pd.DataFrame([{"dataset": name, "predictor": p, "test_error": v[0],
-                                    "test_mse": v[1]} for p, v in rows.items()])}
+        gd, _ = kernel_gd_predict(tr["ntk"], te["ntk"], y, steps=steps, learning_rate=lr,
+                                  momentum=momentum)
+        rows = {"ntk_gd": scores(gd),
+                "ntk_ridgeless": scores(kernel_regression(tr["ntk"], te["ntk"], y)),
+                "nngp_ridgeless": scores(kernel_regression(tr["nngp"], te["nngp"], y))}
+        return [{"learning_rate": float(lr), "seconds": seconds,
+                 "table": [{"dataset": name, "predictor": p, "test_error": v[0],
+                            "test_mse": v[1]} for p, v in rows.items()]}]
+
+    rec = store.compute({"part": "kernels", "dataset": name}, compute)[0]
+    return {"learning_rate": rec["learning_rate"], "seconds": rec["seconds"],
+            "table": pd.DataFrame(rec["table"])}
 
 
 # ------------------------------------------------------------------------------ fits
@@ -238,34 +255,41 @@ def plot_flops(sweep, kernels, path):
 # ------------------------------------------------------------------------------ main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="digits only, small sizes (≤ 2 min)")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true",
+                      help="digits only, small sizes (≤ 2 min)")
+    size.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds)")
     ap.add_argument("--out", default="results/width_power_law", help="output folder")
     ap.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples")
+    ap.add_argument("--fresh", action="store_true", help="forget stored units, start over")
     args = ap.parse_args(argv)
+    if args.n_boot is not None and args.n_boot < 1:
+        ap.error(f"--n-boot must be positive, got {args.n_boot}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     quick = args.quick
-    seeds = [0] if quick else [0, 1]
-    steps, momentum = (150, 0.9) if quick else (200, 0.9)
-    n_boot = args.n_boot or (200 if quick else 1000)
+    s = settings("tiny" if args.tiny else "quick" if quick else "full")
+    seeds, steps, momentum = s["seeds"], s["steps"], s["momentum"]
+    n_boot = args.n_boot or s["n_boot"]
     t_start = time.perf_counter()
 
     config = {"quick": quick, "seeds": seeds, "steps": steps,
               "momentum": momentum, "n_boot": n_boot}
-    cfg_path = out / "config.json"
-    if cfg_path.exists() and json.loads(cfg_path.read_text()) != config:
-        print(f"{out} holds results of another configuration; use another --out",
-              file=sys.stderr)
-        return 2
-    write_json(config, cfg_path)
+    if args.tiny:
+        config["tiny"] = True
+    write_json(config, out / "config.json")
+    # the units depend on everything but the bootstrap (fits are redone on every run)
+    store = open_run_store(out / "runs.sqlite", "width_power_law",
+                           {k: v for k, v in s.items() if k != "n_boot"}, args.fresh)
 
-    sweep_path = out / "sweep.csv"
-    sweep = pd.read_csv(sweep_path) if sweep_path.exists() else pd.DataFrame()
-    kernel_tables, summary = [], {"config": config, "datasets": {}}
-    for name, (ds, template, widths) in datasets(quick).items():
+    sweep_parts, kernel_tables, n_new, n_units = [], [], 0, 0
+    summary = {"config": config, "datasets": {}}
+    for name, (ds, template, widths) in datasets(s).items():
         side = ds.image_shape[0]
         r_star = conservation_ratio(side, template.filter_size, template.padding)
-        ks = kernel_side(name, ds, template, steps, momentum, out)
+        n_new += {"part": "kernels", "dataset": name} not in store
+        n_units += 1
+        ks = kernel_side(store, name, ds, template, steps, momentum)
         kernel_tables.append(ks["table"])
         summary["datasets"][name] = {"n_train": len(ds.y_train), "n_test": len(ds.y_test),
                                      "widths": widths,
@@ -278,23 +302,28 @@ def main(argv=None) -> int:
         print(conservation_law(LeNet(width=6, ratio=r_star, filter_size=template.filter_size,
                                      padding=template.padding), side * side)
               .to_string(index=False))
-        for r in (r_star, r_star / 2):
+        for r in (r_star * f for f in s["ratios"]):
             fam = LeNet(width=1, ratio=r, filter_size=template.filter_size,
                         padding=template.padding)
             label = f"r={r:g}" + (" (r*)" if r == r_star else "")
-            prev = sweep[sweep.dataset == name] if len(sweep) else None
 
-            def save(row, name=name):
-                nonlocal sweep
-                sweep = pd.concat([sweep, pd.DataFrame([{"dataset": name, **row}])],
-                                  ignore_index=True)
-                write_csv(sweep, sweep_path)
+            def train(w: int, seed: int, fam=fam, label=label, ds=ds, name=name,
+                      lr=ks["learning_rate"]) -> pd.DataFrame:
+                """One training run (one family, width and seed): one unit."""
+                row = width_sweep(fam, ds.x_train, ds.y_train, ds.x_test, ds.y_test, [w],
+                                  [seed], steps=steps, learning_rate=lr, momentum=momentum,
+                                  name=label, progress=False)
+                return row.assign(dataset=name)[["dataset", *row.columns]]
 
-            width_sweep(fam, ds.x_train, ds.y_train, ds.x_test, ds.y_test, widths, seeds,
-                        steps=steps, learning_rate=ks["learning_rate"], momentum=momentum,
-                        name=label, existing=prev.drop(columns="dataset")
-                        if prev is not None and len(prev) else None,
-                        on_row=save, progress=True)
+            todo = [(w, seed) for w in widths for seed in seeds]
+            keys = [{"part": "train", "dataset": name, "family": label, "width": w,
+                     "seed": seed} for w, seed in todo]
+            n_new += sum(k not in store for k in keys)
+            n_units += len(keys)
+            sweep_parts += [unit(store, k, lambda w=w, seed=seed: train(w, seed))
+                            for k, (w, seed) in zip(keys, progress(todo, f"{label} widths"))]
+    sweep = pd.concat(sweep_parts, ignore_index=True)
+    write_csv(sweep, out / "sweep.csv")
 
     kernels = pd.concat(kernel_tables, ignore_index=True)
     write_csv(kernels, out / "kernel.csv")
@@ -327,6 +356,7 @@ def main(argv=None) -> int:
     conv = sweep.converged.astype(bool).mean()
     div = int(sweep.diverged.astype(bool).sum())
     print(f"\nruns: {len(sweep)}, train loss ≤ 1e-3 × initial in {conv:.0%}, diverged {div}")
+    print(f"units: {n_new} computed now, {n_units - n_new} resumed from {out}/runs.sqlite")
     wall = time.perf_counter() - t_start
     summary.update({"wall_seconds_this_run": wall, "n_runs": len(sweep),
                     "fraction_converged": float(conv), "n_diverged": div,
