@@ -24,34 +24,18 @@ import pandas as pd
 
 import infwidth as iw
 from infwidth.io.outputs import write_csv, write_json
-from infwidth.io.scripts import open_run_store
+from infwidth.io.scripts import open_run_store, reset_peak_rss, rss_kib
 from infwidth.kernels.engine import DTYPES, estimate_block_memory
-
-
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1])
-    return -1
-
-
-def _reset_peak() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
 
 
 def _measure(fn) -> tuple[float, float]:
     """(seconds, MiB of peak RSS above the RSS at the start)."""
-    _reset_peak()
-    base = _rss_kib("VmRSS:")
+    reset_peak_rss()
+    base = rss_kib("VmRSS:")
     t = time.perf_counter()
     fn()
     dt = time.perf_counter() - t
-    return dt, max(_rss_kib("VmHWM:") - base, 0) / 1024
+    return dt, max(rss_kib("VmHWM:") - base, 0) / 1024
 
 
 def cases(quick: bool, tiny: bool = False):

@@ -27,23 +27,8 @@ import pandas as pd
 import infwidth as iw
 from infwidth.architectures.myrtle import Myrtle
 from infwidth.io.outputs import write_csv, write_json
+from infwidth.io.scripts import reset_peak_rss, rss_kib
 from infwidth.kernels.native import native_kernels, native_memory_estimate, native_plan
-
-
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1])
-    return -1
-
-
-def _reset_peak() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
 
 
 def arccos_rate(n: int = 2**22, reps: int = 5) -> float:
@@ -104,12 +89,12 @@ def main(argv=None) -> pd.DataFrame:
         ref = [np.asarray(k) for k in direct(xs)]
         t_nt = time.perf_counter() - t
         native_kernels(arch, x[: min(n, 4)])  # warm-up (imports, thread pool)
-        _reset_peak()
-        base = _rss_kib("VmRSS:")
+        reset_peak_rss()
+        base = rss_kib("VmRSS:")
         t = time.perf_counter()
         res = native_kernels(arch, x)
         t_nv = time.perf_counter() - t
-        rss = max(_rss_kib("VmHWM:") - base, 0) / 1024
+        rss = max(rss_kib("VmHWM:") - base, 0) / 1024
         tracemalloc.start()
         native_kernels(arch, x)
         peak = tracemalloc.get_traced_memory()[1] / 2**20

@@ -96,6 +96,28 @@ def progress(items: Sequence, desc: str) -> Iterable:
     return tqdm(items, desc=desc)
 
 
+def rss_kib(field: str = "VmHWM") -> int:
+    """This process's memory from /proc/self/status in KiB (VmHWM: the peak since the last
+    :func:`reset_peak_rss`; VmRSS: now), or -1 where /proc is not there."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def reset_peak_rss() -> None:
+    """Reset VmHWM to the current RSS (Linux; a no-op elsewhere)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def savefig(fig: plt.Figure, path: Path, dpi: int = 130, tight: bool = True) -> None:
     """Write a PNG atomically (``tight``: crop to the drawn extent) and close the figure."""
     write_png(fig, path, dpi=dpi, tight=tight)
