@@ -153,24 +153,26 @@ def _mehler(f: Callable, q1, q2, c, xp, n_terms: int = _HERMITE_TERMS):
                              out)
 
 
-def _e_phiphi(activation, q1, q2, c, method="auto", deg=_QUAD_DEG, xp=np):
-    """E[φ(u_1)φ(u_2)] for Var u_i = q_i, Corr = c."""
+def _e_pair(which: int, activation, q1, q2, c, method="auto", deg=_QUAD_DEG, xp=np):
+    """E[φ(u_1)φ(u_2)] (``which`` = 0) or E[φ'(u_1)φ'(u_2)] (1) for Var u_i = q_i, Corr = c:
+    the Gaussian dual in closed form (relu, erf), else Mehler's series or quadrature."""
     c = xp.clip(c, -1.0, 1.0)
     if method == "auto" and activation in _CLOSED_FORM:
-        return gaussian_dual(activation, q1, q2, t=c, xp=xp)[0]
+        return gaussian_dual(activation, q1, q2, t=c, xp=xp)[which]
+    phi = _phis(activation, xp)[which]
     if method == "auto":
-        return _mehler(_phis(activation, xp)[0], q1, q2, c, xp)
-    return _quad_pair(_phis(activation, xp)[0], q1, q2, c, deg, xp)
+        return _mehler(phi, q1, q2, c, xp)
+    return _quad_pair(phi, q1, q2, c, deg, xp)
+
+
+def _e_phiphi(activation, q1, q2, c, method="auto", deg=_QUAD_DEG, xp=np):
+    """E[φ(u_1)φ(u_2)] for Var u_i = q_i, Corr = c."""
+    return _e_pair(0, activation, q1, q2, c, method, deg, xp)
 
 
 def _e_dphidphi(activation, q1, q2, c, method="auto", deg=_QUAD_DEG, xp=np):
     """E[φ'(u_1)φ'(u_2)]."""
-    c = xp.clip(c, -1.0, 1.0)
-    if method == "auto" and activation in _CLOSED_FORM:
-        return gaussian_dual(activation, q1, q2, t=c, xp=xp)[1]
-    if method == "auto":
-        return _mehler(_phis(activation, xp)[1], q1, q2, c, xp)
-    return _quad_pair(_phis(activation, xp)[1], q1, q2, c, deg, xp)
+    return _e_pair(1, activation, q1, q2, c, method, deg, xp)
 
 
 def _e_phi2(activation, q, method="auto", deg=_QUAD_DEG):
