@@ -16,12 +16,13 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Sequence
 
 import numpy as np
 
 __all__ = ["check_int", "check_pos_int", "check_nonneg", "check_number", "check_finite",
-           "check_seed", "check_choice", "check_sample_sizes"]
+           "check_seed", "check_choice", "check_sample_sizes", "parse_bytes"]
 
 
 def check_int(name: str, v: Any, lo: int) -> int:
@@ -105,3 +106,22 @@ def check_sample_sizes(sample_sizes: Any, name: str = "sample_sizes") -> np.ndar
     if np.any(arr <= 0):
         raise ValueError(f"{name} must be positive integers, got {sample_sizes!r}")
     return np.unique(arr.astype(np.int64))
+
+
+def parse_bytes(value: Any, name: str = "memory_budget") -> int:
+    """Bytes from an int or a string such as "512MB", "4GiB", "2.5GB"."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a number of bytes or a string like '4GB', got {value!r}")
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        b = float(value)
+    elif isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)(i?)[bB]?\s*", value)
+        if not m:
+            raise ValueError(f"{name} must look like '512MB' or '4GB', got {value!r}")
+        power = " KMGT".index(m.group(2).upper() or " ")
+        b = float(m.group(1)) * (1024 if m.group(3) else 1000) ** power
+    else:
+        raise TypeError(f"{name} must be a number of bytes or a string like '4GB', got {value!r}")
+    if not math.isfinite(b) or b <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return int(b)

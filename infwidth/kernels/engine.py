@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from functools import lru_cache, partial
 from typing import Any
@@ -21,6 +20,7 @@ from tqdm.auto import tqdm
 
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_inputs
+from infwidth.validation import parse_bytes
 
 __all__ = ["kernel", "ENGINES", "estimate_block_memory", "plan_blocks", "parse_bytes",
            "DEFAULT_MEMORY_BUDGET"]
@@ -32,25 +32,6 @@ DEFAULT_MEMORY_BUDGET = 4 * 2**30  # bytes
 # of one (n1, n2, S) array, S the largest per-pair spatial footprint. benchmarks/kernel_speed.py
 # measured at most 5.3 (GAP ConvNet, n=64, P=64: 1428 MiB of peak RSS for NTK), rounded up.
 _WORKSPACE_FACTOR = 6
-
-
-def parse_bytes(value: Any, name: str = "memory_budget") -> int:
-    """Bytes from an int or a string such as "512MB", "4GiB", "2.5GB"."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number of bytes or a string like '4GB', got {value!r}")
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        b = float(value)
-    elif isinstance(value, str):
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)(i?)[bB]?\s*", value)
-        if not m:
-            raise ValueError(f"{name} must look like '512MB' or '4GB', got {value!r}")
-        power = " KMGT".index(m.group(2).upper() or " ")
-        b = float(m.group(1)) * (1024 if m.group(3) else 1000) ** power
-    else:
-        raise TypeError(f"{name} must be a number of bytes or a string like '4GB', got {value!r}")
-    if not math.isfinite(b) or b <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return int(b)
 
 
 def _spatial_footprint(arch: Architecture, dim: int) -> int:

@@ -441,7 +441,7 @@ def native_kernels(arch: Any, x1: Any, x2: Any = None,
     need_ntk = "ntk" in kinds
     t = _auto_tile(plan, n1, n2) if tile is None else tile
     if memory_budget is not None:
-        from infwidth.kernels.engine import parse_bytes
+        from infwidth.validation import parse_bytes
 
         budget = parse_bytes(memory_budget)
         while True:
