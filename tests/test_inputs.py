@@ -181,3 +181,20 @@ def test_check_targets():
         check_targets(np.zeros((2, 2, 2)), None)
     with pytest.raises(ValueError, match="y_test contains NaN"):
         check_targets([0.0, np.nan], 2, "y_test")
+
+
+def test_sphere_inputs_follow_the_architectures_leaves():
+    """A 2-D D-CNN's leaves are 2×2 squares: each is a sphere of radius √4, while a row of 4
+    consecutive pixels is not; 1-D leaves give exactly the block draw."""
+    arch = iw.DCNN(patch_dim=2, filter_sizes=(2,), ndim=2)  # 4×4 images, four 2×2 patches
+    x = iw.sample_inputs("sphere", 50, 16, seed=1, arch=arch)
+    for leaf in arch.leaf_coordinates(16):
+        np.testing.assert_allclose((x[:, leaf] ** 2).sum(1), 4.0, rtol=1e-12)
+    assert not np.allclose((x[:, :4] ** 2).sum(1), 4.0)
+    tree = iw.DCNN(patch_dim=4, filter_sizes=(2, 2))
+    np.testing.assert_array_equal(iw.sample_inputs("sphere", 5, 16, patch_dim=4, seed=3),
+                                  iw.sample_inputs("sphere", 5, 16, seed=3, arch=tree))
+    with pytest.raises(ValueError, match="patch_dim=3"):
+        iw.sample_inputs("sphere", 5, 16, patch_dim=3, arch=tree)
+    with pytest.raises(TypeError, match="arch"):
+        iw.sample_inputs("sphere", 5, 16, arch="dcnn")

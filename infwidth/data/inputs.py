@@ -14,30 +14,49 @@ DOMAINS = ("hypercube", "sphere")
 
 
 def sample_inputs(domain: str, n: int, dim: int, patch_dim: int | None = None,
-                  seed: int = 0) -> np.ndarray:
+                  seed: int = 0, arch: Any = None) -> np.ndarray:
     """Draw ``n`` inputs of ``dim`` coordinates, float64, shape (n, dim).
 
     - "hypercube": x uniform on {±1}^dim.
-    - "sphere": each consecutive block of ``patch_dim`` coordinates uniform on the sphere of
-      radius √patch_dim (independently); ``patch_dim=None`` means one sphere of radius √dim.
+    - "sphere": each patch uniform on the sphere of radius √n0, independently. The patches
+      are ``arch``'s leaves when an architecture is given (``arch.leaf_coordinates(dim)``:
+      the 2×2 squares of a 2-D D-CNN, say), else consecutive blocks of ``patch_dim``
+      coordinates (``patch_dim=None``: one sphere of radius √dim). Where the leaves are
+      consecutive blocks both give the same draw.
 
     Example:
         >>> x = sample_inputs("sphere", n=3, dim=8, patch_dim=4, seed=0)
         >>> x.shape, bool(np.allclose((x[:, :4] ** 2).sum(1), 4.0))
         ((3, 8), True)
+        >>> img = sample_inputs("sphere", 2, 16, seed=0,
+        ...                     arch=iw.DCNN(patch_dim=2, filter_sizes=(2,), ndim=2))
+        >>> round(float((img[0, [0, 1, 4, 5]] ** 2).sum()), 12)  # a 2×2 patch of the 4×4 image
+        4.0
     """
     if domain not in DOMAINS:
         raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
     n, dim = check_pos_int("n", n), check_pos_int("dim", dim)
-    patch_dim = dim if patch_dim is None else check_pos_int("patch_dim", patch_dim)
-    if dim % patch_dim:
-        raise ValueError(f"dim={dim} is not divisible by patch_dim={patch_dim}")
+    if arch is not None:
+        if not callable(getattr(arch, "leaf_coordinates", None)):
+            raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+        leaves = np.asarray(arch.leaf_coordinates(dim))
+        if patch_dim is not None and check_pos_int("patch_dim", patch_dim) != leaves.shape[1]:
+            raise ValueError(f"patch_dim={patch_dim} but the architecture's leaves read "
+                             f"{leaves.shape[1]} coordinates each")
+        patch_dim = leaves.shape[1]
+    else:
+        patch_dim = dim if patch_dim is None else check_pos_int("patch_dim", patch_dim)
+        if dim % patch_dim:
+            raise ValueError(f"dim={dim} is not divisible by patch_dim={patch_dim}")
+        leaves = np.arange(dim).reshape(dim // patch_dim, patch_dim)
     rng = np.random.default_rng(check_seed("seed", seed))
     if domain == "hypercube":
         return rng.choice(np.array([-1.0, 1.0]), size=(n, dim))
     g = rng.standard_normal((n, dim // patch_dim, patch_dim))
     g *= np.sqrt(patch_dim) / np.linalg.norm(g, axis=-1, keepdims=True)
-    return g.reshape(n, dim)
+    x = np.empty((n, dim))
+    x[:, leaves.ravel()] = g.reshape(n, dim)
+    return x
 
 
 def check_inputs(x: Any, name: str = "x1", dim: int | None = None) -> np.ndarray:
