@@ -40,7 +40,11 @@ SCRIPTS = [
 
 
 def _run(script: str, args: list[str], out: Path, kill_after: int | None = None) -> int:
-    env = {**os.environ, "TQDM_DISABLE": "1", "MPLBACKEND": "Agg"}
+    # One BLAS thread: OpenBLAS's threaded Cholesky may split work differently from run to run,
+    # and the claim is the same bits for the same seed on the same thread count (seen once:
+    # LAPACK's condition-number estimate differing in its last bits between two processes).
+    env = {**os.environ, "TQDM_DISABLE": "1", "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1",
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     env.pop("INFWIDTH_KILL_AFTER_UNITS", None)
     if kill_after is not None:
         env["INFWIDTH_KILL_AFTER_UNITS"] = str(kill_after)

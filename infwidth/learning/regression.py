@@ -163,6 +163,21 @@ def label_noise(n: int, noise: float, seed: int) -> np.ndarray:
     return noise * np.random.default_rng(_derived_seed(seed, 2)).standard_normal(n)
 
 
+def _aligned_fortran_copy(a: np.ndarray, align: int = 64) -> np.ndarray:
+    """A Fortran-ordered float64 copy of ``a`` starting on an ``align``-byte boundary.
+
+    OpenBLAS's vector kernels (behind LAPACK's Cholesky and its condition estimate) round
+    differently when an array starts at another offset within a cache line, so a heap copy
+    made in a process with another allocation history could change the last bits; a fixed
+    alignment keeps "same seed, same bits" across processes."""
+    n_bytes = a.size * 8
+    buf = np.empty(n_bytes + align, dtype=np.uint8)
+    start = (-buf.ctypes.data) % align
+    out = buf[start:start + n_bytes].view(np.float64).reshape(a.shape, order="F")
+    out[...] = a
+    return out
+
+
 def nested_regression(gram: Any, y_train: Any, y_test: Any, sample_sizes: Any,
                       ridge: float = 0.0, jitter: float = DEFAULT_JITTER,
                       return_predictions: bool = False) -> list[dict]:
@@ -194,12 +209,13 @@ def nested_regression(gram: Any, y_train: Any, y_test: Any, sample_sizes: Any,
     k_test = gram[n_train:, :n_train]
     out = []
     for m in ms:
-        a = gram[:m, :m].copy()
+        a = _aligned_fortran_copy(gram[:m, :m])
         shift = ridge + jitter * float(np.trace(a)) / m
         a[np.diag_indices(m)] += shift
         anorm = float(np.abs(a).sum(axis=0).max())
         try:
-            c, low = scipy.linalg.cho_factor(a, lower=True, check_finite=False)
+            c, low = scipy.linalg.cho_factor(a, lower=True, overwrite_a=True,
+                                             check_finite=False)
         except np.linalg.LinAlgError:
             ev = np.linalg.eigvalsh(gram[:m, :m])
             cond = float(ev[-1] / ev[0]) if ev[0] > 0 else math.inf
