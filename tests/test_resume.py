@@ -12,11 +12,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = ("second", "time", "wall", "timing")
+# LAPACK's condition-number estimate (dpocon) runs on work arrays that scipy allocates per
+# call; OpenBLAS's vector kernels round by their alignment, so the estimate's last bits can
+# differ between processes (seen: 1 run in 5 of the suite, fig3) while every result is
+# bit-equal. It is a diagnostic, compared to 1e-12 relative.
+ESTIMATES = {"condition_number"}
 
 # script, arguments of its smallest run
 SCRIPTS = [
@@ -78,9 +84,11 @@ def assert_same_results(a: Path, b: Path) -> None:
         assert (b / f).exists(), f"{f} missing after the resumed run"
         if f.suffix == ".csv":
             x, y = pd.read_csv(a / f), pd.read_csv(b / f)
-            cols = [c for c in x.columns if not _is_timing(c)]
+            cols = [c for c in x.columns if not _is_timing(c) and c not in ESTIMATES]
             assert list(x.columns) == list(y.columns), f
             pd.testing.assert_frame_equal(x[cols], y[cols], check_exact=True, obj=str(f))
+            for c in ESTIMATES & set(x.columns):
+                np.testing.assert_allclose(x[c], y[c], rtol=1e-12, err_msg=f"{f}: {c}")
         else:
             x = _json_without_timing(json.loads((a / f).read_text()))
             y = _json_without_timing(json.loads((b / f).read_text()))
