@@ -58,12 +58,14 @@ def _nt(arch, x):
     return {"nngp": np.asarray(r[0]), "ntk": np.asarray(r[1])}
 
 
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("name,arch,dim", CASES, ids=[c[0] for c in CASES])
-def test_matches_neural_tangents(name, arch, dim):
+def test_matches_neural_tangents(name, arch, dim, backend):
     rng = np.random.default_rng(1)
     x1, x2 = rng.standard_normal((4, dim)), rng.standard_normal((3, dim))
     depth = sum(isinstance(ly, Activation) for ly in kernel_layers(arch, dim))
-    sym, cross = native_kernels(arch, x1), native_kernels(arch, x1, x2)
+    sym = native_kernels(arch, x1, backend=backend)
+    cross = native_kernels(arch, x1, x2, backend=backend)
     ref = _nt(arch, np.concatenate([x1, x2]))  # one oracle call: both blocks
     ref_sym = {k: v[:4, :4] for k, v in ref.items()}
     ref_cross = {k: v[:4, 4:] for k, v in ref.items()}
@@ -76,6 +78,19 @@ def test_matches_neural_tangents(name, arch, dim):
                                    rtol=depth * np.sqrt(EPS))
         np.testing.assert_allclose(cross[kind], ref_cross[kind], rtol=0,
                                    atol=1e-10 * np.abs(ref_cross[kind]).max())
+
+
+def test_compiled_asin_acos_to_round_off():
+    """The numba kernels' branch-free fdlibm asin/acos against numpy on [−1, 1], the
+    branch points ±0.5 and the ends included: a few ulp of π."""
+    from infwidth.kernels.native_numba import _asin_acos_array
+
+    c = np.concatenate([np.linspace(-1, 1, 200_001), [-1, -0.5, -0.0, 0.0, 0.5, 1],
+                        np.nextafter(0.5, [0, 1]), np.nextafter(-0.5, [0, -1])])
+    s, a = _asin_acos_array(c)
+    np.testing.assert_allclose(a, np.arccos(c), rtol=0, atol=4 * EPS)
+    np.testing.assert_allclose(s, np.arcsin(c), rtol=0, atol=4 * EPS)
+    assert a[c == 1].max() == 0.0 and np.all(a[c == -1] == np.pi)
 
 
 def test_relu_diagonal_exact_closed_form():

@@ -13,12 +13,15 @@
   where θ = 0), then reused by every tile.
 - Symmetry. With ``x2=None`` only tiles on and above the diagonal are computed; the result
   is exactly symmetric.
-- CPU path (numpy). XLA:CPU's float64 transcendentals are scalar (~20–25 M/s); numpy's
-  vectorised ``arccos`` runs ~340 M/s, ``sqrt`` ~430 M/s, and a multiply ~2000 M/s on
-  cache-resident arrays but ~600 M/s out of cache (measured on this 2-core EPYC). The
-  nonlinearity is therefore evaluated with in-place numpy ufuncs on cache-sized chunks
-  (ReLU: θ = arccos c, 2 transcendentals and ~11 cheap passes per element), and tiles run
-  on a thread pool (numpy releases the GIL inside ufuncs).
+- CPU path (numba, the default; numpy where numba is missing). XLA:CPU's float64
+  transcendentals are scalar (~20–25 M/s) and numpy's vectorised ``arccos`` (~340–700 M/s)
+  still costs ~13 memory passes per ReLU dual. :mod:`infwidth.kernels.native_numba` fuses
+  the dual (with a branch-free fdlibm ``acos`` that LLVM vectorises), the stride-1 conv of
+  the covariance (separable, one pair's block at a time in cache), pooling and the first
+  Gram into compiled loops that release the GIL; tiles run on a thread pool. The numpy
+  backend (in-place ufuncs on cache-sized chunks) is kept as a dependency-free fallback.
+  A first conv with an overlapping filter becomes a Gram of im2col patches, so its conv of
+  the input Gram is never formed.
 - GPU path (JAX). The same recursion in ``jax.numpy``, jitted per tile shape, tiles spread
   round-robin over ``jax.devices()``.
 
@@ -39,18 +42,19 @@ import numpy as np
 
 from infwidth.architectures.layers import GAP, Activation, AvgPool, Conv, Dense, Flatten, Layer
 from infwidth.architectures.layers import kernel_layers as _kernel_layers
-from infwidth.kernels.native_ops import CHUNK, JaxOps, NumpyOps
+from infwidth.kernels.native_ops import CHUNK, JaxOps, NumpyOps, conv_taps
 
 __all__ = ["native_kernels", "native_memory_estimate", "native_plan", "supports",
-           "NATIVE_KINDS", "NATIVE_BACKENDS"]
+           "default_backend", "NATIVE_KINDS", "NATIVE_BACKENDS"]
 
 NATIVE_KINDS = ("nngp", "ntk")
-NATIVE_BACKENDS = ("numpy", "jax")
+NATIVE_BACKENDS = ("numba", "numpy", "jax")
 _DTYPES = {"float64": np.float64, "float32": np.float32}
 _DEFAULT_BUDGET = 4 * 2**30
-# Elements per tile array (measured on this CPU: diagonal tiles of 2^16–2^18 elements, full
-# covariances 1–4 pairs per tile, are fastest).
-_TILE_ELEMS = 2**17
+# Elements per tile array (measured on this CPU with the numba kernels: diagonal tiles of
+# ~2^19 elements, whose rows are long enough to vectorise, and full covariances of 1 pair
+# per tile, are fastest).
+_TILE_ELEMS = 2**19
 _TILE_ELEMS_FULL = 2**16
 # Live tile-sized arrays at the peak of one linear layer (Σ, Θ, and a conv's two per-axis
 # accumulators), used by the memory estimate.
@@ -64,8 +68,11 @@ _LIVE = 4
 class _Plan:
     """Steps of the recursion. ``nd``: spatial axes of the input (0: none); ``patch``: the
     first conv's filter when it is non-overlapping (inputs are cut into patches, and the
-    first layer becomes a per-patch Gram); ``pos0``: positions per axis of the first Gram;
-    ``coords``: coordinates per position; ``full0``: whether the first Gram is (P, P)."""
+    first layer becomes a per-patch Gram); ``window``, ``window_padding``: an overlapping
+    stride-1 first conv, whose taps are gathered into each position's coordinates (im2col),
+    so that its conv of the first Gram is a Gram of patches; ``pos0``: positions per axis of
+    the first Gram; ``coords``: coordinates per position; ``full0``: whether the first Gram
+    is (P, P)."""
 
     nd: int
     in_shape: tuple[int, ...]
@@ -75,6 +82,8 @@ class _Plan:
     full0: bool
     steps: tuple[tuple, ...]
     act_shapes: tuple[tuple[int, ...], ...]
+    window: tuple[int, ...] = ()
+    window_padding: str = "same"
 
     @property
     def n_act(self) -> int:
@@ -104,6 +113,7 @@ def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...]) -> _Plan:
     if not isinstance(layers[-1], Dense):
         raise ValueError("the last layer must be a Dense readout")
     first = layers[0]
+    window, window_padding = (), "same"
     if isinstance(first, Dense):
         nd, pos, coords, patch = 0, (), math.prod(in_shape), 1
     else:
@@ -119,6 +129,13 @@ def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...]) -> _Plan:
             pos, coords = tuple(s // patch for s in pos), coords * patch ** nd
             if min(pos) < 1:
                 raise ValueError(f"input {in_shape[:-1]} is smaller than the first filter")
+        elif max(first.filter) > 1:
+            window, window_padding = first.filter, first.padding
+            if window_padding == "valid":
+                pos = tuple(s - k + 1 for s, k in zip(pos, window))
+            coords = coords * math.prod(window)
+            if min(pos) < 1:
+                raise ValueError(f"input {in_shape[:-1]} is smaller than the first filter")
     pool_or_gap = [i for i, ly in enumerate(layers) if isinstance(ly, (AvgPool, GAP))]
     last_pool = max(pool_or_gap, default=-1)
     full = bool(pool_or_gap) and nd > 0
@@ -129,7 +146,7 @@ def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...]) -> _Plan:
                 raise ValueError(f"layer {i}: a Conv after the readout (or in an MLP)")
             if ly.ndim != nd:
                 raise ValueError(f"layer {i}: Conv is {ly.ndim}-D, inputs have {nd} axes")
-            if i == 0 and patch > 1 or (i == 0 and ly.filter[0] == 1):
+            if i == 0:  # the first Gram is already of patches (or of pointwise positions)
                 out = shape
             elif ly.stride[0] > 1:
                 out = tuple(s // k for s, k in zip(shape, ly.stride))
@@ -172,7 +189,7 @@ def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...]) -> _Plan:
     if spatial:
         raise ValueError("a convolutional network needs a Flatten or GAP readout")
     return _Plan(nd, tuple(in_shape), patch, pos, coords, bool(pool_or_gap) and nd > 0,
-                 tuple(steps), tuple(act_shapes))
+                 tuple(steps), tuple(act_shapes), window, window_padding)
 
 
 @lru_cache(maxsize=256)
@@ -211,6 +228,14 @@ def _prepare(plan: _Plan, x: np.ndarray, dtype) -> np.ndarray:
         else:
             h, w = plan.pos0
             r = r.reshape(n, h, k, w, k, -1).transpose(0, 1, 3, 2, 4, 5)
+    elif plan.window:  # im2col: position o gathers x[o + a − lo] over the taps a (0 outside)
+        idx = [conv_taps(s, q, 1, plan.window_padding)
+               for s, q in zip(plan.in_shape[:-1], plan.window)]
+        pad = np.pad(r, [(0, 0)] + [(0, 1)] * plan.nd + [(0, 0)])  # index −1: the zero row
+        if plan.nd == 1:
+            r = pad[:, idx[0]]
+        else:
+            r = pad[:, idx[0][:, None, :, None], idx[1][None, :, None, :]]
     return np.ascontiguousarray(r.reshape(n, math.prod(plan.pos0), -1), dtype=dtype)
 
 
@@ -231,8 +256,7 @@ def _forward(plan: _Plan, ops, g, var_fn: Callable, need_ntk: bool, self_pass: b
             _, ly, shape, full, _, first = st
             w2, b2 = ly.W_std ** 2, ly.b_std ** 2
             taps = 1.0
-            if isinstance(ly, Conv) and not (first and plan.patch > 1) and not (
-                    first and ly.filter[0] == 1):
+            if isinstance(ly, Conv) and not first:  # a first conv is the first Gram itself
                 taps = float(math.prod(ly.filter))
                 s = ops.conv(s, ly, nd, full)
                 if t is not None:
@@ -324,6 +348,7 @@ def _fixed_bytes(plan: _Plan, n1: int, n2: int, n_kinds: int, item: int,
     working dtype)."""
     out = (n_kinds + (plan.nd == 0)) * n1 * n2 * item  # + the MLP's first Gram
     inputs = (n1 + (0 if symmetric else n2)) * math.prod(plan.pos0) * plan.coords * item
+    inputs *= 2 if plan.window else 1  # im2col: the gathered patches and their typed copy
     var = sum(math.prod(s) for s in plan.act_shapes) * (n1 + (0 if symmetric else n2)) * item
     return int(out + inputs + var + 2 * n_kinds * (n1 + n2) * item)
 
@@ -407,8 +432,9 @@ def native_kernels(arch: Any, x1: Any, x2: Any = None,
 
     ``x1``, ``x2``: flat (n, dim) arrays (``x2=None``: the symmetric Gram of ``x1``).
     ``kinds``: any of ("nngp", "ntk"); the NNGP alone skips Θ. ``tile``: pairs per tile side
-    (default: about 2^18 elements per tile array). ``backend``: "numpy" or "jax" (default:
-    numpy on a CPU, jax on an accelerator). ``memory_budget`` (bytes or "4GB"): the tile is
+    (default: about 2^19 elements per tile array on the diagonal, 2^16 for
+    full covariances). ``backend``: "numba", "numpy" or "jax"
+    (default: :func:`default_backend`). ``memory_budget`` (bytes or "4GB"): the tile is
     shrunk to fit and a budget that cannot hold one tile is refused before any work.
     ``threads``: numpy worker threads (default: every CPU). Returns {kind: (n1, n2) array}.
 
@@ -424,9 +450,7 @@ def native_kernels(arch: Any, x1: Any, x2: Any = None,
     _check_opt_pos_int("tile", tile)
     _check_opt_pos_int("threads", threads)
     if backend is None:
-        import jax
-
-        backend = "numpy" if jax.default_backend() == "cpu" else "jax"
+        backend = default_backend()
     if backend not in NATIVE_BACKENDS:
         raise ValueError(f"backend must be one of {NATIVE_BACKENDS} or None, got {backend!r}")
     x1 = _inputs(x1, "x1")
@@ -456,9 +480,13 @@ def native_kernels(arch: Any, x1: Any, x2: Any = None,
                              f"tile per worker); raise memory_budget or pass fewer inputs")
     a = _prepare(plan, x1, np_dtype)
     b = a if symmetric else _prepare(plan, x2, np_dtype)
-    run = _run_numpy if backend == "numpy" else _run_jax
-    nngp, ntk = run(plan, a, b, symmetric, min(t, n1), min(t, n2), need_ntk, threads,
-                    np_dtype)
+    if backend == "jax":
+        nngp, ntk = _run_jax(plan, a, b, symmetric, min(t, n1), min(t, n2), need_ntk,
+                             np_dtype)
+    else:
+        ops = _numba_ops() if backend == "numba" else NumpyOps()
+        nngp, ntk = _run_numpy(plan, ops, a, b, symmetric, min(t, n1), min(t, n2), need_ntk,
+                               threads, np_dtype)
     out = {"nngp": nngp, "ntk": ntk}
     return {k: out[k] for k in kinds}
 
@@ -478,8 +506,35 @@ def _finish(out: list, self_out: tuple, symmetric: bool) -> None:
                 np.fill_diagonal(o, d)
 
 
-def _run_numpy(plan, a, b, symmetric, t1, t2, need_ntk, threads, dtype):
-    ops = NumpyOps()
+def _numba_ops():
+    try:
+        from infwidth.kernels.native_numba import NumbaOps
+    except ImportError as e:
+        raise ValueError("backend='numba' needs numba (pip install numba), or pass "
+                         "backend='numpy'") from e
+    return NumbaOps()
+
+
+@lru_cache(maxsize=1)
+def _has_numba() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_backend() -> str:
+    """"jax" on an accelerator; on a CPU "numba" (fused compiled loops) where numba is
+    installed, else "numpy"."""
+    import jax
+
+    if jax.default_backend() != "cpu":
+        return "jax"
+    return "numba" if _has_numba() else "numpy"
+
+
+def _run_numpy(plan, ops, a, b, symmetric, t1, t2, need_ntk, threads, dtype):
 
     def self_pass(x):
         m = max(1, t1 * t2)
@@ -561,7 +616,7 @@ def _pad_rows(x: np.ndarray, m: int, axis: int = 0) -> np.ndarray:
     return np.take(x, idx, axis=axis)
 
 
-def _run_jax(plan, a, b, symmetric, t1, t2, need_ntk, threads, dtype):
+def _run_jax(plan, a, b, symmetric, t1, t2, need_ntk, dtype):
     import jax
 
     if dtype == np.float64 and not jax.config.jax_enable_x64:

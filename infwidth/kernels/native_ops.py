@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -20,7 +21,7 @@ try:  # the clip ufunc itself: np.clip's Python wrapper costs ~20 µs a call
 except ImportError:  # numpy < 2
     from numpy.core.umath import clip as _clip
 
-__all__ = ["NumpyOps", "JaxOps", "CHUNK"]
+__all__ = ["NumpyOps", "JaxOps", "CHUNK", "conv_taps", "gram_layout"]
 
 # The nonlinearity runs on chunks of CHUNK elements (in L2; measured best on this CPU).
 CHUNK = 2**15
@@ -31,6 +32,31 @@ CHUNK = 2**15
 # pair axes last), (*S, t1, t2) for the diagonal (every spatial slice a run of (t1, t2)
 # blocks). A pairwise (self) array has t1 = n, t2 = 1.
 # --------------------------------------------------------------------------------------
+@lru_cache(maxsize=256)
+def conv_taps(n: int, q: int, stride: int, padding: str) -> np.ndarray:
+    """(m, q) input index of output position o's tap a on an axis of length n: o·stride + a
+    for a strided conv, o + a − ⌊(q − 1)/2⌋ for same/circular (wrapped mod n when circular;
+    −1 where it falls in the zero padding), o + a for valid."""
+    if stride > 1:
+        m = n // stride
+        return (np.arange(m)[:, None] * stride + np.arange(q)[None, :]).astype(np.int64)
+    lo = 0 if padding == "valid" else (q - 1) // 2
+    m = n - q + 1 if padding == "valid" else n
+    src = np.arange(m)[:, None] + np.arange(q)[None, :] - lo
+    if padding == "circular":
+        return (src % n).astype(np.int64)
+    return np.where((src >= 0) & (src < n), src, -1).astype(np.int64)
+
+
+def gram_layout(g: np.ndarray, c: int, full: bool, pos: tuple[int, ...]) -> np.ndarray:
+    """A first Gram's inner products /c (in place), reshaped to the tile layout:
+    (t1, t2, *S, *S) from (t1, t2, P, P), or (*S, t1, t2) from (P, t1, t2)."""
+    g *= 1.0 / c
+    if full:
+        return g.reshape(g.shape[:2] + pos * 2)
+    return g.reshape(pos + g.shape[-2:])
+
+
 def _ix(ndim: int, where: dict[int, slice]) -> tuple[slice, ...]:
     return tuple(where.get(a, slice(None)) for a in range(ndim))
 
@@ -82,10 +108,7 @@ class NumpyOps:
             g = (a[:, 0] @ b[:, 0].T)[None]
         else:
             g = np.matmul(a.transpose(1, 0, 2), b.transpose(1, 2, 0))
-        g *= 1.0 / c
-        if full:
-            return g.reshape(g.shape[:2] + pos * 2)
-        return g.reshape(pos + g.shape[-2:])
+        return gram_layout(g, c, full, pos)
 
     @staticmethod
     def conv(x, layer: Conv, nd: int, full: bool):
