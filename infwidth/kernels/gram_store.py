@@ -404,14 +404,17 @@ def kernel_regression_from_store(gram: StoredGram | str | os.PathLike, n_train: 
                                  y_train: Any, y_test: Any = None, *, kind: str | None = None,
                                  ridge: float = 0.0, jitter: float = 1e-10,
                                  memory_budget: int | str = DEFAULT_MEMORY_BUDGET,
-                                 tol: float = 1e-10, max_iter: int | None = None) -> dict:
+                                 tol: float = 1e-10, max_iter: int | None = None,
+                                 test_start: int | None = None) -> dict:
     """Kernel regression with the Gram of a symmetric store of [train; test] points.
 
     Solves (K_tr + s·I)·α = y, s = ridge + jitter·tr(K_tr)/n_train (as
     :func:`infwidth.learning.regression.nested_regression`), then predicts K_te,tr·α for the
-    rows after ``n_train``. The Gram is read in row blocks of at most 1/8 of
-    ``memory_budget``. Solver: n_train ≤ :func:`cholesky_limit` → Cholesky on the training
-    Gram assembled in memory (factored in place); above → conjugate gradients whose matvecs
+    rows from ``test_start`` (default ``n_train``: the rows after the training rows; a
+    larger value skips rows, so nested training sets can share one store). The Gram is read
+    in row blocks of at most 1/8 of ``memory_budget``. Solver: n_train ≤
+    :func:`cholesky_limit` → Cholesky on the training Gram assembled in memory (factored in
+    place); above → conjugate gradients whose matvecs
     stream the training rows from the store (one pass over n_train² entries per iteration;
     needs a well-conditioned system: give a ridge), raising RuntimeError if the relative
     residual has not reached ``tol`` after ``max_iter`` (default min(max(100, n_train), 2000))
@@ -425,6 +428,10 @@ def kernel_regression_from_store(gram: StoredGram | str | os.PathLike, n_train: 
                          "the training points followed by the test points")
     if not (isinstance(n_train, (int, np.integer)) and 0 < n_train <= n):
         raise ValueError(f"n_train must be an integer in 1..{n}, got {n_train!r}")
+    test_start = n_train if test_start is None else test_start
+    if not (isinstance(test_start, (int, np.integer)) and n_train <= test_start <= n):
+        raise ValueError(f"test_start must be an integer in {n_train}..{n}, got "
+                         f"{test_start!r}")
     y = np.asarray(y_train, dtype=np.float64)
     y2 = y[:, None] if y.ndim == 1 else y
     if y2.shape[0] != n_train or not np.all(np.isfinite(y2)):
@@ -483,10 +490,10 @@ def kernel_regression_from_store(gram: StoredGram | str | os.PathLike, n_train: 
                 f"memory_budget={budget / 2**20:.1f} MiB, and conjugate gradients reached only "
                 f"a relative residual {res:.2e} > tol={tol:.0e} after {it} iterations; give a "
                 f"ridge (better conditioning), raise max_iter, or raise memory_budget")
-    pred = np.empty((n - n_train, y2.shape[1]))
-    for i0 in range(n_train, n, rows):
+    pred = np.empty((n - test_start, y2.shape[1]))
+    for i0 in range(test_start, n, rows):
         i1 = min(n, i0 + rows)
-        pred[i0 - n_train:i1 - n_train] = g.row_block(i0, i1, kind)[:, :n_train] @ alpha
+        pred[i0 - test_start:i1 - test_start] = g.row_block(i0, i1, kind)[:, :n_train] @ alpha
     out = {"solver": solver, "alpha": alpha if y.ndim == 2 else alpha[:, 0],
            "prediction": pred if y.ndim == 2 else pred[:, 0], "shift": shift,
            "iterations": it, "residual": res, "cholesky_limit": limit}

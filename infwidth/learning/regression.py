@@ -15,6 +15,8 @@ the bytes it needs and the largest m that fits.
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -282,7 +284,9 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
                             jitter: float = DEFAULT_JITTER, posterior_variance: bool = False,
                             per_seed: bool = False, progress: bool | None = None,
                             memory_budget: int | str = DEFAULT_MEMORY_BUDGET,
-                            architecture: str | None = None) -> pd.DataFrame:
+                            architecture: str | None = None,
+                            store: str | os.PathLike | None = None,
+                            client: Any = None) -> pd.DataFrame:
     """Measured test MSE of kernel regression with ``arch``'s NNGP/NTK on ``target``.
 
     For each seed s (data seed ``seed + s``): draw max(m) + n_test inputs and a concrete
@@ -303,6 +307,15 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
     Every argument is checked, and the memory of one seed estimated from the largest m
     (:func:`gram_memory`), before any work: a run over ``memory_budget`` (bytes or "4GiB",
     the default of :func:`infwidth.kernel`) is refused with the largest m that fits.
+
+    ``store`` (a folder): each seed's Gram is filled into the Zarr store
+    ``<store>/seed<s>.zarr`` by :func:`infwidth.kernels.gram` (tile by tile, resumable after
+    a kill, on a Dask ``client`` if given; needs the ``[distributed]`` extra) and read back
+    from it. Where the whole (max m + n_test)² Gram fits in a quarter of ``memory_budget``
+    it is loaded and solved as above; above that, each m is solved from the store in row
+    blocks (:func:`infwidth.kernels.kernel_regression_from_store`: in-memory Cholesky of the
+    m×m training Gram up to :func:`~infwidth.kernels.gram_store.cholesky_limit` (21,674 at
+    4 GiB), conjugate gradients streaming the rows above it; condition_number is then NaN).
 
     Example:
         >>> import infwidth as iw
@@ -329,14 +342,23 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be True, False or None, got {progress!r}")
+    if store is not None and not isinstance(store, (str, os.PathLike)):
+        raise TypeError(f"store must be a folder path or None, got {type(store).__name__}")
+    if client is not None and store is None:
+        raise ValueError("client needs a store: the tiles a Dask cluster computes are "
+                         "written to it")
+    if store is not None and posterior_variance:
+        raise ValueError("posterior_variance is computed from an in-memory Gram; pass "
+                         "store=None")
     first = next(iter(targets.values()))
     _check_arch_fits(arch, first)
     for t in targets.values():
         t.check_domain(domain, dim)
         t.arch_degrees(arch)  # refuses components that are not eigenfunctions on arch
     n_train = int(ms[-1])
-    block = check_gram_memory(arch, first, n_train, n_test, memory_budget,
-                              posterior_variance=bool(posterior_variance))
+    if store is None:
+        block = check_gram_memory(arch, first, n_train, n_test, memory_budget,
+                                  posterior_variance=bool(posterior_variance))
     rows = []
     show = (seeds * len(ms) * n_train > 2e5) if progress is None else progress
     for s in tqdm(range(seeds), desc="kernel regression seeds", disable=not show,
@@ -347,8 +369,16 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
         clean = np.stack([f(x) for f in fs], axis=1)
         y_train = clean[:n_train] + np.stack(
             [label_noise(n_train, noise, sd)] * len(fs), axis=1)
-        gram = tree_gram(arch, x, kind=kind, block=block)
-        res = nested_regression(gram, y_train, clean[n_train:], ms, ridge, jitter)
+        if store is None:
+            gram = tree_gram(arch, x, kind=kind, block=block)
+        else:
+            gram = _stored_gram(arch, x, kind, Path(store) / f"seed{sd}.zarr", client,
+                                memory_budget, show)
+        if isinstance(gram, np.ndarray):
+            res = nested_regression(gram, y_train, clean[n_train:], ms, ridge, jitter)
+        else:
+            res = [_from_store(gram, int(m), y_train, clean[n_train:], n_train, ridge,
+                               jitter, memory_budget) for m in ms]
         pvar = _posterior_variance(gram, n_train, ms, ridge, jitter) \
             if posterior_variance else None
         del gram, x  # one seed's Gram at a time (the estimate counts one)
@@ -366,6 +396,31 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
         return curve_frame(long, architecture=label, source="measured")
     agg = aggregate_seeds(long)
     return curve_frame(agg, architecture=label, source="measured", spread=agg["test_mse_std"])
+
+
+def _stored_gram(arch: Architecture, x: np.ndarray, kind: str, path: Path, client: Any,
+                 memory_budget: int | str, show: bool) -> Any:
+    """The Gram of ``x`` through a Zarr tile store (filled where missing): in memory when
+    it fits a quarter of ``memory_budget``, else the lazy StoredGram."""
+    from infwidth.kernels.distributed import gram
+
+    g = gram(arch, x, kinds=(kind,), store=path, client=client, memory_budget=memory_budget,
+             progress=show)
+    n = x.shape[0]
+    if 8 * n * n <= parse_bytes(memory_budget) // 4:
+        return g.to_numpy().astype(np.float64)
+    return g
+
+
+def _from_store(g: Any, m: int, y_train: np.ndarray, y_test: np.ndarray, n_train: int,
+                ridge: float, jitter: float, memory_budget: int | str) -> dict:
+    """One m of a nested curve solved from the store (rows 0..m train, n_train.. test)."""
+    from infwidth.kernels.gram_store import kernel_regression_from_store
+
+    r = kernel_regression_from_store(g, m, y_train[:m], y_test, ridge=ridge, jitter=jitter,
+                                     memory_budget=memory_budget, test_start=n_train)
+    return {"sample_size": m, "test_mse": np.atleast_1d(r["test_mse"]),
+            "condition_number": float("nan")}
 
 
 def aggregate_seeds(long: pd.DataFrame) -> pd.DataFrame:
