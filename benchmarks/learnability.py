@@ -49,7 +49,6 @@ from tqdm.auto import tqdm  # noqa: E402
 import infwidth as iw  # noqa: E402
 from infwidth.io.outputs import write_csv, write_json, write_png  # noqa: E402
 from infwidth.io.runstore import RunStore, RunStoreError  # noqa: E402
-from infwidth.kernels.hypercube_gram import tree_gram  # noqa: E402
 from infwidth.learning import nested_regression, regression_dataset  # noqa: E402
 from infwidth.learning.config import ConfigError, JobConfig, load_config  # noqa: E402
 from infwidth.learning.finite import aggregate_widths  # noqa: E402
@@ -87,7 +86,7 @@ def run_kernel_units(store: RunStore, cfg: JobConfig, archs: dict, tgts: dict, b
             x, _ = regression_dataset(first, n_train + cfg.n_test, sd)
             clean = np.stack([regression_dataset(t, 1, sd)[1](x) for t in tgts.values()],
                              axis=1)
-            gram = tree_gram(arch, x, kind=cfg.kind)
+            gram = iw.kernel(arch, x, kind=cfg.kind)
             for u in todo:
                 m = u["sample_size"]
                 r = nested_regression(gram, clean[:n_train], clean[n_train:], [m])[0]

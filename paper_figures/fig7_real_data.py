@@ -7,10 +7,11 @@ architectures (``ndim=2``).
 
 - Kernel regression: one seeded random order of the training set; the first N points for every
   N on the grid (nested subsets), centred one-hot targets, ridge δ = 1e-6·mean(diag K), test
-  accuracy by argmax on a fixed test subset. Tree kernels (MLP, S-CNN, D-CNN) come from
-  ``iw.kernels.tree_kernels`` (checked against ``iw.kernel``), the GAP kernel
-  from ``iw.kernel`` (its default engine), whose cost is O(N²·P²) with P the number of pixels:
-  its N grid stops earlier (the largest N reached is in the CSV and the title).
+  accuracy by argmax on a fixed test subset. Every kernel comes from ``iw.kernel`` (the native
+  engine, NNGP and NTK in one pass, ``iw.kernels.kernel_pair``); the GAP kernel's cost is
+  O(N²·P²) with P the number of pixels, so its N grid stops earlier (the largest N reached is
+  in the CSV and the title; ``benchmarks/real_data_kernels.py`` takes it as far as a time
+  budget allows).
 - Finite networks: ``arch.stax`` at a fixed width, trained by minibatch Adam on one-hot MSE
   (``iw.learning.train_classifier``), centred at initialisation, one seed.
 
@@ -21,10 +22,11 @@ architecture, largest N, test size: both kernels, every N's solve) and one per f
 (data set, architecture, N), each committed whole; ``--fresh`` starts over. A data set whose
 units are all committed is not even loaded.
 
-The GAP kernel is the expensive part (Fashion-MNIST, P = 784: ~12 pairs/s per kernel on 2 CPU
-cores). On a machine with an accelerator, compute it further first and import the rows it
-wrote here: a kernel is skipped once a committed unit of it reaches its N, and the unit with
-the largest N is the one drawn (a larger GAP run supersedes a smaller one):
+The GAP kernel is the expensive part (Fashion-MNIST, P = 784: ~180 pairs/s for both kernels
+on 2 CPU cores with the native engine; ~6 with neural-tangents). On a machine with an
+accelerator, compute it further first and import the rows it wrote here: a kernel is
+skipped once a committed unit of it reaches its N, and the unit with the largest N is the
+one drawn (a larger GAP run supersedes a smaller one):
 
     python paper_figures/fig7_real_data.py --gap-only --datasets fashion --gap-max 2048 \
         --gap-test 2000 --memory-budget 40GB --out GPU_DIR      # on the GPU machine

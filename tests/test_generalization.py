@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 import infwidth as iw
-from infwidth.kernels.hypercube_gram import tree_gram
 from infwidth.learning import nested_regression, solve_kappa
 
 GOLDEN = (1 + math.sqrt(5)) / 2
@@ -102,28 +101,31 @@ def test_scnn_cross_patch_types_are_never_learned():
 # ------------------------------------------------------------------------------ Gram
 @pytest.mark.parametrize("arch", [
     iw.MLP(depth=2), iw.MLP(depth=1, activation="erf", b_std=0.3), iw.SCNN(patch_dim=4),
-    iw.DCNN(patch_dim=4, filter_sizes=(2, 2)),                 # chunked sign-pattern path
-    iw.DCNN(patch_dim=2, filter_sizes=(2, 2), activation="erf", b_std=0.5),  # coded tables
+    iw.DCNN(patch_dim=4, filter_sizes=(2, 2)),
+    iw.DCNN(patch_dim=2, filter_sizes=(2, 2), activation="erf", b_std=0.5),
     iw.DCNN(patch_dim=2, filter_sizes=(2,), ndim=2),            # 2-D tree
 ])
 @pytest.mark.parametrize("kind", ["ntk", "nngp"])
-def test_tree_gram_matches_the_reference_recursion(arch, kind):
+def test_the_gram_on_the_hypercube_matches_the_reference_recursion(arch, kind):
+    """The regression Gram (iw.kernel, native engine) against the numpy reference, both in
+    float64: a few ulp per layer."""
     x = iw.sample_inputs("hypercube", 30, 16, seed=0)
     y = iw.sample_inputs("hypercube", 20, 16, seed=1)
     ref = iw.kernels.tree_kernel(arch, x, y, kind=kind)
-    assert np.allclose(tree_gram(arch, x, y, kind=kind), ref, rtol=1e-13, atol=1e-15)
-    assert np.allclose(tree_gram(arch, x, kind=kind), iw.kernels.tree_kernel(arch, x, kind=kind),
-                       rtol=1e-13, atol=1e-15)
+    assert np.allclose(iw.kernel(arch, x, y, kind=kind), ref, rtol=1e-13, atol=1e-15)
+    assert np.allclose(iw.kernel(arch, x, kind=kind),
+                       iw.kernels.tree_kernel(arch, x, kind=kind), rtol=1e-13, atol=1e-15)
 
 
-def test_tree_gram_matches_neural_tangents_and_handles_the_sphere():
+def test_the_gram_matches_neural_tangents_and_handles_the_sphere():
     """neural-tangents' arccos loses ~1e-8 near correlation 1 (theory: same kernel)."""
     arch = iw.DCNN(patch_dim=4, filter_sizes=(2, 2))
     for domain in ("hypercube", "sphere"):
         x = iw.sample_inputs(domain, 12, 16, patch_dim=4, seed=2)
-        k = tree_gram(arch, x)
-        assert np.allclose(k, iw.kernel(arch, x), rtol=1e-7, atol=0)
-        assert np.allclose(k, iw.kernels.tree_kernel(arch, x), rtol=1e-7, atol=0)
+        k = iw.kernel(arch, x)
+        assert np.allclose(k, iw.kernel(arch, x, engine="neural-tangents"), rtol=1e-7,
+                           atol=0)
+        assert np.allclose(k, iw.kernels.tree_kernel(arch, x), rtol=1e-13, atol=0)
 
 
 # --------------------------------------------------------------------- regression curves
@@ -132,7 +134,7 @@ def test_nested_solves_equal_direct_solves():
     t = iw.Target.local("hypercube", 16, 4, degree=2)
     x, f = iw.learning.regression_dataset(t, 60, seed=0)
     y = f(x)
-    k = tree_gram(arch, x)
+    k = iw.kernel(arch, x)
     res = nested_regression(k, y[:40], y[40:], [10, 40], ridge=0.1, jitter=0.0,
                             return_predictions=True)
     for r in res:
@@ -174,7 +176,7 @@ def test_measured_curve_columns_and_posterior_variance():
     assert (df.n_seeds == 2).all() and (df.test_mse > 0.01).all()
     # nt.predict's posterior variance equals k(x,x) − k(x,X)(K + shift)⁻¹k(X,x)
     x, _ = iw.learning.regression_dataset(t, 32 + 50, seed=0)
-    k = tree_gram(arch, x)
+    k = iw.kernel(arch, x)
     m = 8
     shift = 1e-10 * np.trace(k[:m, :m]) / m
     kx = k[32:, :m]
@@ -338,16 +340,18 @@ def test_gram_memory_is_checked_before_any_work():
         check_gram_memory(arch, t, 10, 10 ** 5, memory_budget="1GB")
 
 
-def test_a_small_memory_budget_shrinks_the_gram_blocks_not_the_numbers():
-    """Under a tight budget tree_gram works in fewer rows at a time: same numbers."""
+def test_a_small_memory_budget_shrinks_the_gram_tiles_not_the_numbers():
+    """Under a budget just above its least need the engine works in smaller tiles: the same
+    bits (each pair's recursion does not depend on the tile)."""
+    from infwidth.kernels.native import native_memory_estimate
     from infwidth.learning.regression import check_gram_memory, gram_memory
 
     arch = iw.DCNN(patch_dim=4, filter_sizes=(2, 2))
     t = iw.Target.pair("hypercube", 16, 4)
     ms, n_test = [64, 300], 100
-    fixed = gram_memory(300, n_test, 16, arch=arch, block=0)
-    budget = fixed + (gram_memory(300, n_test, 16, arch=arch, block=1) - fixed) * 100
-    assert check_gram_memory(arch, t, 300, n_test, budget) == 100
+    budget = gram_memory(300, n_test, 16, arch=arch) + 200_000
+    assert check_gram_memory(arch, t, 300, n_test, budget) <= budget
+    assert native_memory_estimate(arch, 400, None, 16, kinds=("ntk",)) > 200_000 + 8 * 400**2
     ref = iw.kernel_regression_curve(arch, t, ms, seeds=2, n_test=n_test)
     small = iw.kernel_regression_curve(arch, t, ms, seeds=2, n_test=n_test,
                                        memory_budget=budget)

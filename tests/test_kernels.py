@@ -157,74 +157,35 @@ def test_relu_dual_is_stable_at_correlation_one(xp):
         assert (k1, kd1) == (r / 2, 0.5)
 
 
-# ----------------------------------------------------------------- fast one-pass tree kernels
-FAST = [
-    (iw.MLP(depth=2), 12),
-    (iw.MLP(depth=3, activation="erf", b_std=0.3), 12),
-    (iw.SCNN(patch_dim=4), 16),
-    (iw.DCNN(patch_dim=2, filter_sizes=(2, 2)), 16),
-    (iw.SCNN(patch_dim=2, ndim=2), 36),
-    (iw.DCNN(patch_dim=2, filter_sizes=(2,), ndim=2, b_std=0.2), 64),
-    (iw.DCNN(patch_dim=1, filter_sizes=(2, 2), ndim=2, channels=2, activation="erf"), 32),
-]
-
-
-def _assert_close(got, want, tol):
-    """max |got − want| ≤ tol·max |want| (normwise: erf kernels have entries near 0)."""
-    np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
-
-
-@pytest.mark.parametrize("arch, dim", FAST, ids=lambda a: getattr(a, "activation", a))
-def test_tree_kernels_match_neural_tangents_and_the_reference(arch, dim):
-    """NNGP and NTK of the one-pass engine against neural-tangents and the numpy reference:
-    1e-12 (measured ≤ 1ε) everywhere, except neural-tangents' relu NTK diagonal, where its
-    √(q² − s²) is pure round-off: ≤ √ε per relu layer, so (relu layers)·√ε."""
-    rng = np.random.default_rng(0)
-    x, z = rng.standard_normal((6, dim)), rng.standard_normal((5, dim))
-    relu_layers = arch.depth if isinstance(arch, iw.MLP) else len(arch.filter_sizes) + 1
-    off = ~np.eye(6, dtype=bool)
-    cross, sym = iw.kernels.tree_kernels(arch, x, z), iw.kernels.tree_kernels(arch, x)
-    for i, kind in enumerate(("nngp", "ntk")):
-        _assert_close(cross[i], iw.kernel(arch, x, z, kind=kind), 1e-12)
-        _assert_close(cross[i], iw.kernels.tree_kernel(arch, x, z, kind=kind), 1e-12)
-        np.testing.assert_array_equal(sym[i], sym[i].T)
-        _assert_close(sym[i], iw.kernels.tree_kernel(arch, x, kind=kind), 1e-12)
-        nt = iw.kernel(arch, x, kind=kind)
-        _assert_close(sym[i][off], nt[off], 1e-12)
-        noisy = kind == "ntk" and arch.activation == "relu"
-        _assert_close(np.diag(sym[i]), np.diag(nt), relu_layers * np.sqrt(EPS) if noisy else 1e-12)
-
-
-def test_tree_kernels_diagonal_is_exact():
-    """relu MLP, b = 0: Σ(x, x) = ‖x‖²/d at every layer and Θ(x, x) = (depth + 1)·‖x‖²/d."""
+# ------------------------------------------------------- both kinds of one call (kernel_pair)
+# (the engine against neural-tangents, every architecture: tests/test_native_engine.py)
+def test_kernel_pair_diagonal_is_exact():
+    """relu MLP, b = 0: Σ(x, x) = ‖x‖²/d at every layer and Θ(x, x) = (depth + 1)·‖x‖²/d,
+    whatever the tile."""
     x = np.random.default_rng(2).standard_normal((20, 37)) * np.linspace(0.5, 2, 20)[:, None]
     q = (x * x).sum(1) / 37
-    for block in (256, 8):
-        nngp, ntk = iw.kernels.tree_kernels(iw.MLP(depth=4), x, block=block)
-        np.testing.assert_allclose(np.diag(nngp), q, rtol=16 * EPS)
-        np.testing.assert_allclose(np.diag(ntk), 5 * q, rtol=16 * EPS)
+    for tile in (None, 8):
+        both = iw.kernel(iw.MLP(depth=4), x, kind=("nngp", "ntk"), batch_size=tile)
+        np.testing.assert_allclose(np.diag(both["nngp"]), q, rtol=16 * EPS)
+        np.testing.assert_allclose(np.diag(both["ntk"]), 5 * q, rtol=16 * EPS)
 
 
-def test_tree_kernels_blocking_is_exact():
+def test_tiling_does_not_change_the_bits():
     arch = iw.DCNN(patch_dim=2, filter_sizes=(2,))
     x = np.random.default_rng(1).standard_normal((21, 8))
-    full = iw.kernels.tree_kernels(arch, x, block=64)
-    small = iw.kernels.tree_kernels(arch, x, block=8)
-    for a, b in zip(full, small):
-        np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-15)
+    full = iw.kernels.kernel_pair(arch, x)
+    small = iw.kernel(arch, x, kind=("nngp", "ntk"), batch_size=4)
+    for a, kind in zip(full, ("nngp", "ntk")):
+        np.testing.assert_array_equal(a, small[kind])
 
 
 def test_kernel_pair_and_refusals():
     x = iw.sample_inputs("sphere", 4, 8, seed=3)
     gap = iw.ConvNet(filter_size=3, depth=1, readout="gap")
-    k, t = iw.kernels.kernel_pair(gap, x)
-    np.testing.assert_array_equal(k, iw.kernel(gap, x, kind="nngp"))
-    np.testing.assert_array_equal(t, iw.kernel(gap, x, kind="ntk"))
-    tree = iw.DCNN(patch_dim=2, filter_sizes=(2, 2))
-    for a, b in zip(iw.kernels.kernel_pair(tree, x), iw.kernels.tree_kernels(tree, x)):
-        np.testing.assert_array_equal(a, b)
-    with pytest.raises(TypeError, match="needs a tree architecture"):
-        iw.kernels.tree_kernels(iw.ConvNet(), np.ones((2, 8)))
+    for arch in (gap, iw.DCNN(patch_dim=2, filter_sizes=(2, 2))):
+        k, t = iw.kernels.kernel_pair(arch, x)
+        np.testing.assert_array_equal(k, iw.kernel(arch, x, kind="nngp"))
+        np.testing.assert_array_equal(t, iw.kernel(arch, x, kind="ntk"))
     with pytest.raises(ValueError, match="Flatten readouts only"):
         iw.kernels.tree_kernel(gap, x)
 

@@ -1,9 +1,9 @@
-"""Kernels: blocked NNGP/NTK Gram matrices from neural-tangents, under a memory budget.
+"""Kernels: NNGP/NTK Gram matrices under a memory budget, the one entry point.
 
-:func:`kernel` is the public entry point. The tree kernels (the fast one-pass
-:func:`~infwidth.kernels.tree.tree_kernels` and the numpy reference recursion
-:func:`~infwidth.kernels.tree.tree_kernel` that checks neural-tangents) are in
-:mod:`infwidth.kernels.tree`.
+:func:`kernel` runs the native engine (:mod:`infwidth.kernels.native`) for every architecture
+it describes and neural-tangents' ``kernel_fn`` (blocked, one kind per call) otherwise or on
+request. The numpy reference recursion :func:`~infwidth.kernels.tree.tree_kernel`, which
+checks both, is in :mod:`infwidth.kernels.tree`.
 """
 
 from __future__ import annotations

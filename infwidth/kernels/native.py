@@ -570,8 +570,8 @@ def _run_numpy(plan, ops, a, b, symmetric, t1, t2, need_ntk, threads, dtype):
         for o, k in ((nngp, s), (ntk, t)):
             if o is None:
                 continue
-            if symmetric and r == c:
-                k = 0.5 * (k + k.T)
+            if symmetric and r == c:  # the upper triangle mirrored: the bits of an entry
+                k = np.triu(k) + np.triu(k, 1).T  # do not depend on the tiling
             o[r, c] = k
             if symmetric and r != c:
                 o[c, r] = k.T
@@ -655,8 +655,8 @@ def _run_jax(plan, a, b, symmetric, t1, t2, need_ntk, dtype):
             if o is None:
                 continue
             k = np.asarray(k)[:nr, :nc]
-            if symmetric and r == c:
-                k = 0.5 * (k + k.T)
+            if symmetric and r == c:  # the upper triangle mirrored: the bits of an entry
+                k = np.triu(k) + np.triu(k, 1).T  # do not depend on the tiling
             o[r, c] = k
             if symmetric and r != c:
                 o[c, r] = k.T

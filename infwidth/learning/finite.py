@@ -26,8 +26,7 @@ import pandas as pd
 
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_inputs, check_training_data
-from infwidth.kernels.engine import kernel
-from infwidth.kernels.hypercube_gram import tree_gram
+from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, kernel
 from infwidth.learning import train as T
 from infwidth.learning.curves import curve_frame
 from infwidth.validation import check_nonneg, check_number, check_pos_int, check_sample_sizes
@@ -290,7 +289,7 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
         t.arch_degrees(arch)
     first = next(iter(targets.values()))
     n_train = int(ms[-1])
-    block = check_gram_memory(arch, first, n_train, n_test, memory_budget)
+    check_gram_memory(arch, first, n_train, n_test, memory_budget)
     rows = []
     total = seeds * len(targets) * len(ms) * len(ws)
     bar = tqdm(total=total, desc="finite-width runs", leave=False,
@@ -298,7 +297,7 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
     for s in range(seeds):
         sd = seed + s
         x, _ = regression_dataset(first, n_train + n_test, sd)
-        gram = tree_gram(arch, x, kind="ntk", block=block)
+        gram = kernel(arch, x, kind="ntk", memory_budget=memory_budget or DEFAULT_MEMORY_BUDGET)
         x_test = x[n_train:]
         for name, t in targets.items():
             f = regression_dataset(t, 1, sd)[1]

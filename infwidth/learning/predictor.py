@@ -30,7 +30,7 @@ import pandas as pd
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import sample_inputs
 from infwidth.eigenspaces.engine import ROUNDOFF_FACTOR, roundoff_zeroed
-from infwidth.kernels.hypercube_gram import tree_gram
+from infwidth.kernels.engine import kernel
 from infwidth.learning.curves import TOTAL, curve_frame
 from infwidth.learning.targets import Target, canonical_type
 from infwidth.validation import check_nonneg, check_sample_sizes
@@ -183,7 +183,7 @@ def kernel_trace(arch: Architecture, dim: int, domain: str, kind: str = "ntk",
                  patch_dim: int | None = None) -> float:
     """E[K(x, x)]: constant on both input laws, evaluated at one sampled point."""
     x = sample_inputs(domain, 2, dim, patch_dim, seed=0)
-    return float(np.mean(np.diag(tree_gram(arch, x, kind=kind))))
+    return float(np.mean(np.diag(kernel(arch, x, kind=kind))))
 
 
 def component_table(spec: Any, target: Target) -> pd.DataFrame:

@@ -27,8 +27,7 @@ from tqdm.auto import tqdm
 
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_targets, sample_inputs
-from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, KINDS, parse_bytes
-from infwidth.kernels.hypercube_gram import tree_gram
+from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, KINDS, kernel, parse_bytes
 from infwidth.learning.curves import curve_frame
 from infwidth.learning.targets import Target, TargetFunction
 from infwidth.validation import check_nonneg, check_pos_int, check_sample_sizes, check_seed
@@ -37,39 +36,35 @@ __all__ = ["nested_regression", "regression_dataset", "label_noise", "kernel_reg
            "aggregate_seeds", "gram_memory", "check_gram_memory", "DEFAULT_JITTER"]
 
 DEFAULT_JITTER = 1e-10
-_GRAM_BLOCK = 1024  # rows of the Gram computed at once by tree_gram (its default)
-_MIN_BLOCK = 64  # fewer rows a block would make tree_gram's Python loop dominate
 
 
 # --------------------------------------------------------------------------------------
 # Cost before work
 # --------------------------------------------------------------------------------------
-def _block_arrays(arch: Architecture | None, dim: int, domain: str) -> int:
-    """float64 arrays of (block, n) that :func:`tree_gram` keeps at once, per block.
+def _engine_bytes(arch: Architecture | None, n: int, dim: int, kind: str) -> int:
+    """The kernel engine's least working set beyond the (n, n) output: its own estimate
+    (:func:`infwidth.kernels.native.native_memory_estimate`) at 1×1 tiles, less the output
+    (given a budget, :func:`infwidth.kernel` shrinks its tiles to fit); 0 without an
+    architecture or for architectures the native engine does not describe
+    (:func:`infwidth.kernel` plans neural-tangents' blocks within the same budget)."""
+    from infwidth.kernels.native import native_memory_estimate, supports
 
-    Measured (peak RSS, n = 3000, 1024-row blocks, 2 cores): on the hypercube (sign codes,
-    tables) 5.7 (MLP), 6.3 (S-CNN, 64 patches), 13.7 (D-CNN (4, (2, 32)), 64 patches),
-    13.9 (D-CNN (16, (16,)), 16 patches), 46.8 (D-CNN (2, (2,)*5), 32 patches): at most
-    P + 16 for P patches; on the sphere (elementwise, four arrays per patch) 10.3 (MLP),
-    261 (S-CNN and D-CNN with 64 patches): 4P + 12. Other architectures go through
-    :func:`infwidth.kernel`, which plans its own blocks: 0 here."""
-    if arch is None or not dim or arch.tree_plan(dim) is None:
+    if arch is None or not dim or not supports(arch, dim):
         return 0
-    p = int(arch.leaf_coordinates(dim).shape[0])
-    return p + 16 if domain == "hypercube" else 4 * p + 12
+    est = native_memory_estimate(arch, n, None, dim, kinds=(kind,), tile=1)
+    return max(0, est - 8 * n * n)
 
 
 def gram_memory(n_train: int, n_test: int, dim: int = 0, *, arch: Architecture | None = None,
-                domain: str = "hypercube", block: int = _GRAM_BLOCK,
-                posterior_variance: bool = False, extra: int = 0) -> int:
+                kind: str = "ntk", posterior_variance: bool = False, extra: int = 0) -> int:
     """Estimated peak bytes of one seed of :func:`kernel_regression_curve` with largest
     sample size ``n_train`` (n = n_train + n_test points):
 
     - the float64 Gram matrix, 8·n²;
     - the Cholesky working copies of :func:`nested_regression` (K_mm + shift, and its
       factor), 2·8·n_train²;
-    - the inputs and their leaf-ordered copy, 2·8·n·dim, and the labels;
-    - :func:`tree_gram`'s working blocks, 8·block·n per array (:func:`_block_arrays`);
+    - the inputs and their prepared copy, 2·8·n·dim, and the labels;
+    - the kernel engine's working set beyond its output (:func:`_engine_bytes`, with ``arch``);
     - with ``posterior_variance``, neural-tangents' copies (≈ 4·m² + 2·m·n_test + 2·n_test²);
     - ``extra`` bytes (e.g. a finite network's training).
 
@@ -80,7 +75,7 @@ def gram_memory(n_train: int, n_test: int, dim: int = 0, *, arch: Architecture |
     n_train, n_test = check_pos_int("n_train", n_train), check_pos_int("n_test", n_test)
     n = n_train + n_test
     b = 8 * n * n + 2 * 8 * n_train * n_train + 2 * 8 * n * int(dim) + 8 * 4 * n
-    b += 8 * min(int(block), n) * n * _block_arrays(arch, int(dim), domain)
+    b += _engine_bytes(arch, n, int(dim), kind)
     if posterior_variance:
         b += 8 * (4 * n_train ** 2 + 2 * n_train * n_test + 2 * n_test ** 2)
     return int(b + extra)
@@ -95,53 +90,51 @@ def _fmt_bytes(b: float) -> str:
 
 def check_gram_memory(arch: Architecture, target: Target, n_train: int, n_test: int,
                       memory_budget: int | str | None = DEFAULT_MEMORY_BUDGET, *,
-                      posterior_variance: bool = False, extra: int = 0) -> int:
+                      kind: str = "ntk", posterior_variance: bool = False,
+                      extra: int = 0) -> int:
     """Refuse, before any work, a run whose :func:`gram_memory` does not fit
     ``memory_budget`` (bytes or a string like "4GiB"; None: the default of
     :func:`infwidth.kernel`, 4 GiB). The ValueError names memory_budget, the bytes needed
-    and the largest m that fits. Returns the :func:`tree_gram` block size (rows) to use:
-    1024, or fewer when the working blocks would not fit otherwise.
+    and the largest m that fits. Returns the bytes needed.
 
     Example:
         >>> import infwidth as iw
         >>> t = iw.Target.local("hypercube", 16, 4, degree=1)
-        >>> check_gram_memory(iw.MLP(depth=1), t, 1000, 100)
-        1024
+        >>> check_gram_memory(iw.MLP(depth=1), t, 1000, 100) < 2**30
+        True
         >>> check_gram_memory(iw.MLP(depth=1), t, 10**6, 10)
         Traceback (most recent call last):
         ...
         ValueError: memory_budget=4 GiB does not fit ...
     """
     budget = parse_bytes(DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget)
-    dim, domain = target.dim, target.domain
+    dim = target.dim
 
-    def need(m: int, block: int) -> int:
-        return gram_memory(m, n_test, dim, arch=arch, domain=domain, block=block,
+    def need(m: int) -> int:
+        return gram_memory(m, n_test, dim, arch=arch, kind=kind,
                            posterior_variance=posterior_variance, extra=extra)
 
-    n = n_train + n_test
-    smallest = min(_MIN_BLOCK, n)
-    if need(n_train, smallest) <= budget:
-        fixed = need(n_train, 0)
-        per_row = max(need(n_train, 1) - fixed, 1)
-        return int(max(smallest, min(_GRAM_BLOCK, (budget - fixed) // per_row)))
+    if need(n_train) <= budget:
+        return need(n_train)
     lo, hi = 0, n_train  # largest m that fits: bisection (need grows with m)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if need(mid, min(_MIN_BLOCK, mid + n_test)) <= budget:
+        if need(mid) <= budget:
             lo = mid
         else:
             hi = mid - 1
+    n = n_train + n_test
     gram = 8 * n * n
     chol = 2 * 8 * n_train * n_train
     fit = (f"the largest sample size that fits is m={lo}" if lo >= 1 else
            f"not even m=1 fits with n_test={n_test}: lower n_test")
     raise ValueError(
         f"memory_budget={_fmt_bytes(budget)} does not fit the largest sample size "
-        f"m={n_train} with n_test={n_test}: about {_fmt_bytes(need(n_train, smallest))} "
-        f"({need(n_train, smallest)} bytes) per seed (float64 Gram of {n}×{n} "
+        f"m={n_train} with n_test={n_test}: about {_fmt_bytes(need(n_train))} "
+        f"({need(n_train)} bytes) per seed (float64 Gram of {n}×{n} "
         f"{_fmt_bytes(gram)}, Cholesky working copies {_fmt_bytes(chol)}, plus inputs and "
-        f"working blocks); {fit}. Raise memory_budget or use smaller sample sizes.")
+        f"the kernel engine's working set); {fit}. Raise memory_budget or use smaller "
+        f"sample sizes.")
 
 
 # --------------------------------------------------------------------------------------
@@ -290,7 +283,7 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
     """Measured test MSE of kernel regression with ``arch``'s NNGP/NTK on ``target``.
 
     For each seed s (data seed ``seed + s``): draw max(m) + n_test inputs and a concrete
-    target (:func:`regression_dataset`), compute one float64 Gram matrix (:func:`tree_gram`),
+    target (:func:`regression_dataset`), compute one float64 Gram matrix (:func:`infwidth.kernel`),
     and solve every m on its leading principal submatrix (:func:`nested_regression`; ridge
     δ plus the jitter 1e-10·tr(K_mm)/m). Training labels get N(0, noise²) noise; the test MSE
     is against the clean target plus noise² (the expectation of the noisy-label test MSE, the
@@ -357,8 +350,8 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
         t.arch_degrees(arch)  # refuses components that are not eigenfunctions on arch
     n_train = int(ms[-1])
     if store is None:
-        block = check_gram_memory(arch, first, n_train, n_test, memory_budget,
-                                  posterior_variance=bool(posterior_variance))
+        check_gram_memory(arch, first, n_train, n_test, memory_budget, kind=kind,
+                          posterior_variance=bool(posterior_variance))
     rows = []
     show = (seeds * len(ms) * n_train > 2e5) if progress is None else progress
     for s in tqdm(range(seeds), desc="kernel regression seeds", disable=not show,
@@ -370,7 +363,8 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
         y_train = clean[:n_train] + np.stack(
             [label_noise(n_train, noise, sd)] * len(fs), axis=1)
         if store is None:
-            gram = tree_gram(arch, x, kind=kind, block=block)
+            gram = kernel(arch, x, kind=kind,
+                          memory_budget=memory_budget or DEFAULT_MEMORY_BUDGET)
         else:
             gram = _stored_gram(arch, x, kind, Path(store) / f"seed{sd}.zarr", client,
                                 memory_budget, show)
