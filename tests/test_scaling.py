@@ -22,10 +22,10 @@ from infwidth.studies.width_power_law.scaling import compare_power_laws, fit_pow
     (dict(activation="erf", b_std=0.3, padding="valid", filter_size=2, channels=2), 7),
 ])
 def test_lenet_kernel_matches_neural_tangents(kw, side):
-    """The banded recursion equals neural-tangents' full-covariance kernel: NNGP and erf to
-    round-off (1e-12); relu NTK to (4 relu layers)·√ε: where two positions' patches coincide
-    (the diagonal, and ±1 pixels shared by two images) neural-tangents' √(q1q2 − s²) is pure
-    round-off, which costs up to √ε in K̇ per relu layer (measured: 0.13√ε)."""
+    """The LeNet kernel (native engine) equals neural-tangents' full-covariance kernel: NNGP
+    and erf to round-off (1e-12); relu NTK to (4 relu layers)·√ε: where two positions'
+    patches coincide (the diagonal, and ±1 pixels shared by two images) neural-tangents'
+    √(q1q2 − s²) is pure round-off, which costs up to √ε in K̇ per relu layer (measured: 0.13√ε)."""
     arch = LeNet(width=2, **kw)
     dim = side * side * arch.channels
     x = iw.sample_inputs("sphere", 8, dim, patch_dim=arch.channels, seed=0)
