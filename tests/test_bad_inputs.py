@@ -320,6 +320,8 @@ CASES = [
     Case("kernel kind gp", "choice", lambda c: iw.kernel(A, X, kind="gp"), ValueError, "kind"),
     Case("kernel dtype float16", "choice", lambda c: iw.kernel(A, X, dtype="float16"),
          ValueError, "dtype"),
+    Case("kernel progress 'x'", "type", lambda c: iw.kernel(A, X, progress="x"), TypeError,
+         "progress"),
     Case("kernel batch_size 0", "range", lambda c: iw.kernel(A, X, batch_size=0), ValueError,
          "batch_size"),
     Case("kernel memory_budget 'lots'", "choice", lambda c: iw.kernel(A, X, memory_budget="lots"),

@@ -142,6 +142,8 @@ def kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str | tuple[str, .
                                    or not isinstance(batch_size, (int, np.integer))
                                    or batch_size <= 0):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True, False or None, got {progress!r}")
     budget = parse_bytes(memory_budget)
     x1 = check_inputs(x1, "x1")
     dim = x1.shape[1]

@@ -331,16 +331,14 @@ class NumbaOps(NumpyOps):
 
     @staticmethod
     def pool(x, p: int, nd: int):
-        """Σ over a p-window of both positions per axis (unscaled), one pass."""
-        sp = x.shape[2:2 + nd]
-        v = (1,) + sp if nd == 1 else sp
-        m = tuple(n // p if k >= 2 - nd else 1 for k, n in enumerate(v))
-        t1, t2 = x.shape[:2]
-        xv = x.reshape(t1 * t2, v[0], v[1], v[0], v[1])
-        if nd == 1:  # a 1-D map: no window on the dummy axis
+        """Σ over a p×p window of both positions (unscaled), one pass (2-D maps; a 1-D map
+        is pooled by :meth:`NumpyOps.pool`, whose two strided adds are already one pass)."""
+        if nd != 2:
             return NumpyOps.pool(x, p, nd)
+        t1, t2, h, w = x.shape[:4]
+        m = (h // p, w // p)
         out = np.empty((t1 * t2, m[0], m[1], m[0], m[1]), x.dtype)
-        _pool_pairs(xv, out, p)  # reads only the first p·m positions per axis
+        _pool_pairs(x.reshape(t1 * t2, h, w, h, w), out, p)  # reads the first p·m per axis
         return out.reshape((t1, t2) + m * 2)
 
     @staticmethod
