@@ -34,6 +34,7 @@ import pandas as pd
 import infwidth as iw
 from infwidth.architectures.myrtle import Myrtle
 from infwidth.io.outputs import write_csv, write_json
+from infwidth.io.scripts import doubling_grid
 
 RIDGE_REL = 1e-6
 KINDS = ("nngp", "ntk")
@@ -59,15 +60,6 @@ def largest_n(rate: float, seconds: float, cap: int) -> int:
     return max(2, min(cap, int(m / 1.5) // 2 * 2))
 
 
-def grid(n_max: int, start: int = 25) -> list[int]:
-    """25, 50, 100, … (doubling) up to n_max, n_max included."""
-    out, n = [], start
-    while n < n_max:
-        out.append(n)
-        n *= 2
-    return out + [n_max]
-
-
 def run_kernel(key: str, data, minutes: float, cap: int, out: Path, fresh: bool,
                client: str | None, tile: int) -> tuple:
     """One kernel: plan N, fill its store, solve nested regressions. (rows, summary).
@@ -88,7 +80,7 @@ def run_kernel(key: str, data, minutes: float, cap: int, out: Path, fresh: bool,
         n = largest_n(rate, 60 * minutes, cap)
         plan = {"n_train": n, "n_test": n // 2, "rate_pairs_per_second_runtime": rate,
                 "minutes": minutes}
-        plan_path.write_text(json.dumps(plan, indent=1))
+        write_json(plan, plan_path)
         print(f"{label}: {rate:.1f} pairs/s (both kinds) → N = {n} train + {n // 2} test in "
               f"~{minutes:g} min", flush=True)
     n, nt = plan["n_train"], plan["n_test"]
@@ -100,12 +92,12 @@ def run_kernel(key: str, data, minutes: float, cap: int, out: Path, fresh: bool,
     report = g.report
     if report["done_before"] == 0:  # a fill in one go: its wall time is the measurement
         plan["gram_seconds_runtime"], plan["fill_client"] = secs, client
-        plan_path.write_text(json.dumps(plan, indent=1))
+        write_json(plan, plan_path)
     y, yt = data.one_hot(data.y_train[:n]), data.y_test[:nt]
     rows = []
     for kind in KINDS:
         mean_diag = float(np.mean(g.diagonal(kind)[:n]))
-        for m in grid(n):
+        for m in doubling_grid(n):
             r = iw.kernels.kernel_regression_from_store(
                 g, m, y[:m], data.one_hot(yt), kind=kind,
                 ridge=RIDGE_REL * mean_diag, jitter=0.0, test_start=n)
@@ -163,6 +155,8 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if not args.minutes > 0:
         raise SystemExit(f"--minutes must be > 0, got {args.minutes}")
+    if args.tile < 1:
+        raise SystemExit(f"--tile must be >= 1, got {args.tile}")
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         data = iw.load_fashion_mnist()

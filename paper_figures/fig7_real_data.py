@@ -130,15 +130,6 @@ def load(dataset: str, cfg: dict) -> iw.data.Dataset:
     return iw.load_fashion_mnist()
 
 
-def grid(n_max: int, start: int = 25) -> list[int]:
-    """25, 50, 100, … (doubling) up to n_max, n_max included."""
-    out, n = [], start
-    while n < n_max:
-        out.append(n)
-        n *= 2
-    return out + [n_max] if n_max > 0 else []
-
-
 def regression_rows(K: np.ndarray, Kt: np.ndarray, y: np.ndarray, yt: np.ndarray,
                     n_classes: int, ns: list[int]) -> list[dict]:
     """Accuracy and one-hot MSE of kernel regression on the first N points, for N in ns."""
@@ -247,7 +238,7 @@ def run_dataset(dataset: str, cfg: dict, store, gap_only: bool = False,
             continue
         n_max, n_test = (cfg["gap_max"], cfg["gap_test"]) if gap else (cfg["n_max"],
                                                                        cfg["n_test"])
-        ns = grid(n_max, start=8 if gap and n_max < 50 else 25)
+        ns = C.doubling_grid(n_max, start=8 if gap and n_max < 50 else 25)
         best = best_kernel(units, dataset, label)
         if not ns or (best is not None and best["n_max"] >= n_max):
             continue

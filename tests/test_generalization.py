@@ -351,7 +351,8 @@ def test_a_small_memory_budget_shrinks_the_gram_tiles_not_the_numbers():
     ms, n_test = [64, 300], 100
     budget = gram_memory(300, n_test, 16, arch=arch) + 200_000
     assert check_gram_memory(arch, t, 300, n_test, budget) <= budget
-    assert native_memory_estimate(arch, 400, None, 16, kinds=("ntk",)) > 200_000 + 8 * 400**2
+    # the engine's automatic tile needs more than the whole budget: it must shrink its tiles
+    assert native_memory_estimate(arch, 300 + n_test, None, 16, kinds=("ntk",)) > budget
     ref = iw.kernel_regression_curve(arch, t, ms, seeds=2, n_test=n_test)
     small = iw.kernel_regression_curve(arch, t, ms, seeds=2, n_test=n_test,
                                        memory_budget=budget)

@@ -89,6 +89,20 @@ def stored_spectrum(store: RunStore, key: dict, arch, dim: int, domain: str, kin
                     **rec["spectrum"])
 
 
+def doubling_grid(n_max: int, start: int = 25) -> list[int]:
+    """Nested sample sizes start, 2·start, 4·start, … below n_max, then n_max itself.
+
+    Example:
+        >>> doubling_grid(120)
+        [25, 50, 100, 120]
+    """
+    out, n = [], start
+    while n < n_max:
+        out.append(n)
+        n *= 2
+    return out + [n_max] if n_max > 0 else []
+
+
 def progress(items: Sequence, desc: str) -> Iterable:
     """``items`` with a tqdm progress bar on stderr (silenced by TQDM_DISABLE=1)."""
     from tqdm.auto import tqdm

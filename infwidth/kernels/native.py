@@ -13,13 +13,13 @@
   where θ = 0), then reused by every tile.
 - Symmetry. With ``x2=None`` only tiles on and above the diagonal are computed; the result
   is exactly symmetric.
-- CPU path (numba, the default; numpy where numba is missing). XLA:CPU's float64
+- CPU path (numba; ``backend="numpy"`` selects the plain-numpy version). XLA:CPU's float64
   transcendentals are scalar (~20–25 M/s) and numpy's vectorised ``arccos`` (~340–700 M/s)
   still costs ~13 memory passes per ReLU dual. :mod:`infwidth.kernels.native_numba` fuses
   the dual (with a branch-free fdlibm ``acos`` that LLVM vectorises), the stride-1 conv of
   the covariance (separable, one pair's block at a time in cache), pooling and the first
   Gram into compiled loops that release the GIL; tiles run on a thread pool. The numpy
-  backend (in-place ufuncs on cache-sized chunks) is kept as a dependency-free fallback.
+  backend (in-place ufuncs on cache-sized chunks) is kept as a second, simpler path.
   A first conv with an overlapping filter becomes a Gram of im2col patches, so its conv of
   the input Gram is never formed.
 - GPU path (JAX). The same recursion in ``jax.numpy``, jitted per tile shape, tiles spread
@@ -515,23 +515,11 @@ def _numba_ops():
     return NumbaOps()
 
 
-@lru_cache(maxsize=1)
-def _has_numba() -> bool:
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def default_backend() -> str:
-    """"jax" on an accelerator; on a CPU "numba" (fused compiled loops) where numba is
-    installed, else "numpy"."""
+    """"jax" on an accelerator, "numba" (fused compiled loops) on a CPU."""
     import jax
 
-    if jax.default_backend() != "cpu":
-        return "jax"
-    return "numba" if _has_numba() else "numpy"
+    return "numba" if jax.default_backend() == "cpu" else "jax"
 
 
 def _run_numpy(plan, ops, a, b, symmetric, t1, t2, need_ntk, threads, dtype):

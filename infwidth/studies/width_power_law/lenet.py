@@ -263,6 +263,5 @@ def lenet_kernels(arch: LeNet, x1: Any, x2: Any = None, block_size: int | None =
         raise TypeError(f"arch must be a LeNet, got {type(arch).__name__}")
     if block_size is not None:
         check_pos_int("block_size", block_size)
-    del progress  # the engine's tiles are short; kept for the study's scripts
     return kernel(arch, x1, x2, kind=("nngp", "ntk"), batch_size=block_size,
-                  memory_budget=memory_budget)
+                  memory_budget=memory_budget, progress=progress)
