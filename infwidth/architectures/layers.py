@@ -27,6 +27,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Union
 
+from infwidth.architectures.activations import ActivationSpec, get_activation
+
 __all__ = ["Conv", "Dense", "Activation", "AvgPool", "Flatten", "GAP", "Layer",
            "kernel_layers", "PADDINGS"]
 
@@ -96,13 +98,13 @@ class Dense:
 
 @dataclass(frozen=True)
 class Activation:
-    """Pointwise nonlinearity ("relu" or "erf"), unscaled (the next layer's W carries it)."""
+    """Pointwise nonlinearity (a registered name or an ActivationSpec), unscaled (the next
+    layer's W carries it)."""
 
-    name: str
+    name: str | ActivationSpec
 
     def __post_init__(self) -> None:
-        if self.name not in ("relu", "erf"):
-            raise ValueError(f"Activation name must be 'relu' or 'erf', got {self.name!r}")
+        get_activation(self.name)
 
 
 @dataclass(frozen=True)

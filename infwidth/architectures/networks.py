@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from infwidth._nt_compat import load
-from infwidth.architectures.activations import ACTIVATIONS, default_w_std
+from infwidth.architectures.activations import default_w_std, get_activation
 from infwidth.validation import check_number, check_pos_int
 
 __all__ = ["DAG", "MLP", "SCNN", "DCNN", "ConvNet", "Architecture"]
@@ -145,12 +145,7 @@ class Architecture:
     def check_fields(self) -> None:
         """Validate the fields every architecture has (activation, width, out_dim, W_std,
         b_std, ndim, channels); subclasses call it from ``__post_init__``."""
-        if not isinstance(self.activation, str):
-            raise TypeError(f"activation must be one of {sorted(ACTIVATIONS)}, "
-                            f"got {self.activation!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
-                             f"got {self.activation!r}")
+        get_activation(self.activation)
         check_pos_int("width", self.width)
         check_pos_int("out_dim", self.out_dim)
         if self.W_std is not None:
@@ -172,7 +167,7 @@ class Architecture:
 
     def _act(self):
         _, stax = load()
-        return stax.Relu() if self.activation == "relu" else stax.Erf()
+        return get_activation(self.activation).stax()
 
     @property
     def stax(self):

@@ -5,11 +5,14 @@ A jet of order T of φ at the points s is the (N, T+1) array c with φ(s + x) = 
 Σ at x = x', deterministic on the hypercube and the sphere product) and weight std w:
 
 - relu: F(s) = (w²/2)·q·h(s/q), F'(s) = (w²/2)·h'(s/q), with h'(t) = 1/2 + arcsin(t)/π;
-- erf:  F(s) = (2w²/π)·arcsin(s/a), a = (1 + 2q)/2 (the arcsine kernel).
+- erf:  F(s) = (2w²/π)·arcsin(s/a), a = (1 + 2q)/2 (the arcsine kernel);
+- any other activation: F(s) = w²·Σ_k a_k s^k, the power series of its dual at variance q
+  (exact for polynomials, numerical with a reported tail otherwise).
 
-Jets come from the series of u = (1 − (t+x)²)^{−1/2} (the derivative of arcsin), computed by
-the J.C.P. Miller recurrence for powers of a series. Both maps are singular only at
-t = ±1 (relu) or s = ±a (erf).
+The maps and their jets come from the activation registry
+(:class:`~infwidth.architectures.activations.ActivationSpec`: ``gaussian_dual`` for values,
+``jet`` for jets, ``singular`` for the radius); relu and erf are singular only at t = ±1 or
+s = ±a.
 
 :class:`NodeMap` composes the maps of consecutive fan-in-1 layers into one node map
 (G, A, B): a node with pre-activation Σ and children's NTK contributions Θ outputs
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from infwidth.architectures.activations import ACTIVATIONS, dual, gaussian_dual
+from infwidth.architectures.activations import ActivationSpec, arcsin_jet, get_activation
 
 __all__ = ["series_mul", "toeplitz", "series_compose", "series_powers", "arcsin_jet", "dual_values",
            "dual_jet", "NodeMap"]
@@ -69,53 +72,23 @@ def series_powers(a: np.ndarray, R: int) -> list[np.ndarray]:
     return out
 
 
-def arcsin_jet(t: np.ndarray, T: int) -> np.ndarray:
-    """Jet of arcsin at t (|t| < 1), order T."""
-    t = np.asarray(t, dtype=np.float64)
-    p0, p1 = 1.0 - t * t, -2.0 * t  # 1 − (t+x)² = p0 + p1 x − x²
-    u = np.zeros(t.shape + (max(T, 1),))
-    u[..., 0] = 1.0 / np.sqrt(p0)
-    for k in range(1, T):
-        acc = (0.5 - k) * p1 * u[..., k - 1]
-        if k >= 2:
-            acc = acc - (1.0 - k) * u[..., k - 2]
-        u[..., k] = acc / (k * p0)
-    out = np.zeros(t.shape + (T + 1,))
-    out[..., 0] = np.arcsin(t)
-    out[..., 1:] = u[..., :T] / np.arange(1, T + 1)
-    return out
-
-
-def dual_values(activation: str, w2: float, q: float, s: np.ndarray):
+def dual_values(activation: str | ActivationSpec, w2: float, q: float, s: np.ndarray):
     """(F(s), F'(s)) of one layer: F(s) = w²·E[φ(u)φ(v)], F'(s) = w²·E[φ'(u)φ'(v)] with
-    Var u = Var v = q, Cov = s (relu: s/q clipped to [−1, 1]); docs/theory.md §2."""
+    Var u = Var v = q, Cov = s (s/q clipped to [−1, 1] where the dual needs |t| ≤ 1, e.g.
+    relu); docs/theory.md §2."""
+    spec = get_activation(activation)
     s = np.asarray(s, dtype=np.float64)
-    if activation == "relu":
-        k, kd = gaussian_dual(activation, q, q, t=np.clip(s / q, -1.0, 1.0))
+    if spec.clip:
+        k, kd = spec.gaussian_dual(q, q, t=np.clip(s / q, -1.0, 1.0))
     else:
-        k, kd = gaussian_dual(activation, q, q, s)
+        k, kd = spec.gaussian_dual(q, q, s)
     return w2 * k, w2 * kd
 
 
-def dual_jet(activation: str, w2: float, q: float, s: np.ndarray, T: int):
-    """Jets (order T) of F and F' at s."""
-    s = np.asarray(s, dtype=np.float64)
-    k = np.arange(T + 2)
-    if activation == "relu":
-        t = s / q
-        asj = arcsin_jet(t, T)
-        hp = asj / np.pi
-        hp[..., 0] += 0.5
-        h = np.zeros(t.shape + (T + 1,))
-        h[..., 0] = dual("relu", t)
-        h[..., 1:] = hp[..., :T] / np.arange(1, T + 1)
-        scale = q ** (-k[:T + 1].astype(float))
-        return 0.5 * w2 * q * h * scale, 0.5 * w2 * hp * scale
-    a = 0.5 + q
-    c = 2.0 * w2 / np.pi
-    f = c * arcsin_jet(s / a, T + 1) * a ** (-k.astype(float))
-    fp = f[..., 1:] * np.arange(1, T + 2)
-    return f[..., :T + 1], fp
+def dual_jet(activation: str | ActivationSpec, w2: float, q: float, s: np.ndarray, T: int):
+    """Jets (order T) of F and F' at s: the registry's closed form (relu and erf families)
+    or the Taylor shift of the dual's power series (:meth:`ActivationSpec.jet`)."""
+    return get_activation(activation).jet(w2, q, np.asarray(s, dtype=np.float64), T)
 
 
 @dataclass(frozen=True)
@@ -133,8 +106,7 @@ class NodeMap:
 
     def __post_init__(self) -> None:
         for act, _, _ in self.stages:
-            if act not in ACTIVATIONS:
-                raise ValueError(f"activation must be one of {ACTIVATIONS}, got {act!r}")
+            get_activation(act)
 
     @property
     def q(self) -> float:
@@ -173,11 +145,12 @@ class NodeMap:
 
     def singular_points(self) -> np.ndarray:
         """Real points s where G, A or B stop being analytic (preimages of each stage's
-        singularities ±q (relu) or ±(q + 1/2) (erf) under the increasing inner maps)."""
+        singularities ±σ(q) (``ActivationSpec.singular``: q for relu, q + 1/2 for erf, none
+        for an entire dual) under the increasing inner maps)."""
         pts = []
         for i, (act, w2, q) in enumerate(self.stages):
-            sing = (q, -q) if act == "relu" else (q + 0.5, -(q + 0.5))
-            for y in sing:
+            sq = _singular(act, q)
+            for y in (() if sq is None else (sq, -sq)):
                 if i == 0:
                     pts.append(y)
                     continue
@@ -189,14 +162,23 @@ class NodeMap:
     def radius(self, s: np.ndarray) -> np.ndarray:
         """Distance from s to the nearest real singular point."""
         sp = self.singular_points()
+        if sp.size == 0:
+            return np.full(np.shape(s), np.inf)
         return np.min(np.abs(np.asarray(s)[..., None] - sp), axis=-1)
+
+
+def _singular(act, q: float) -> float | None:
+    f = get_activation(act).singular
+    return None if f is None else f(q)
 
 
 def _invert(nm: NodeMap, stage: int, y: float) -> float | None:
     """Real s with (input of stage ``stage``)(s) = y, by bisection on the first stage's
     analytic interval; None if y is outside the range."""
     act0, _, q0 = nm.stages[0]
-    lim = q0 if act0 == "relu" else q0 + 0.5 - 1e-12
+    sq = _singular(act0, q0)
+    # the first stage's analytic interval (|s| ≤ q0 holds for any covariance)
+    lim = q0 if sq is None or sq == q0 else sq - 1e-12
 
     def inner(s):
         sub = NodeMap(nm.stages[:stage], nm.b2)

@@ -27,6 +27,7 @@ from functools import lru_cache
 import numba as nb
 import numpy as np
 
+from infwidth.architectures.activations import get_activation
 from infwidth.architectures.layers import Conv
 from infwidth.kernels.native_ops import NumpyOps, _view4, conv_taps, gram_layout
 
@@ -342,8 +343,14 @@ class NumbaOps(NumpyOps):
         return out.reshape((t1, t2) + m * 2)
 
     @staticmethod
-    def dual(name: str, s, t, v1, v2, nd: int, full: bool, self_pass: bool):
-        """As :meth:`NumpyOps.dual`, one fused pass (``v1``, ``v2`` in the same shapes)."""
+    def dual(act, s, t, v1, v2, nd: int, full: bool, self_pass: bool):
+        """As :meth:`NumpyOps.dual`, one fused pass (``v1``, ``v2`` in the same shapes) for
+        the registry's fast paths ("arccos1": relu, "arcsin": erf); any other activation
+        takes the numpy evaluation of its registry dual."""
+        fast = get_activation(act).fast
+        if fast is None:
+            return NumpyOps.dual(act, s, t, v1, v2, nd, full, self_pass)
+        name = "relu" if fast == "arccos1" else "erf"
         shp = s.shape
         v4 = _view4(shp, nd, full)
         pairs = bool(full and nd)

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from infwidth.architectures.activations import get_activation
 from infwidth.architectures.layers import Conv
 
 try:  # the clip ufunc itself: np.clip's Python wrapper costs ~20 µs a call
@@ -192,15 +193,23 @@ class NumpyOps:
         return (NumpyOps.todiag(s, nd)[..., 0] if full else s[..., 0]).copy()
 
     @staticmethod
-    def dual(name: str, s, t, v1, v2, nd: int, full: bool, self_pass: bool):
-        """K' and K̇'·Θ in place of Σ and Θ, with their scale factors (cK, cD):
-        relu: K = (√(v1v2 − s²) + (π − θ)s)/(2π), K̇ = (π − θ)/(2π), θ = arccos(s/√(v1v2));
-        erf: u = 2s/√((1+2v1)(1+2v2)), K = (2/π)·arcsin u, K̇ = (4/π)/√((1+2v1)(1+2v2) − 4s²).
-        ``v1``, ``v2`` broadcast to the (R, Q, t1, t2) view of ``s``."""
+    def dual(act, s, t, v1, v2, nd: int, full: bool, self_pass: bool):
+        """K' and K̇'·Θ in place of Σ and Θ, with their scale factors (cK, cD), for the
+        activation ``act`` (a registered name or an ActivationSpec). The registry's fused
+        fast paths (``spec.fast``) run here in chunks:
+        "arccos1" (relu): K = (√(v1v2 − s²) + (π − θ)s)/(2π), K̇ = (π − θ)/(2π),
+        θ = arccos(s/√(v1v2)); "arcsin" (erf): u = 2s/√((1+2v1)(1+2v2)),
+        K = (2/π)·arcsin u, K̇ = (4/π)/√((1+2v1)(1+2v2) − 4s²). Any other activation:
+        ``spec.gaussian_dual`` in numpy. ``v1``, ``v2`` broadcast to the (R, Q, t1, t2)
+        view of ``s``."""
+        spec = get_activation(act)
         shp = s.shape
         v4 = _view4(shp, nd, full)
         s4 = s.reshape(v4)
         t4 = None if t is None else t.reshape(v4)
+        if spec.fast is None:
+            return _generic_dual(spec, s4, t4, v1, v2, np, shp)
+        name = "relu" if spec.fast == "arccos1" else "erf"
         if name == "relu" and self_pass and not (full and nd):
             s4 *= math.pi  # θ = 0 on the self diagonal
             if t4 is not None:
@@ -351,13 +360,16 @@ class JaxOps:
             return s[..., 0].reshape(1, -1)
         return self.todiag(s, nd)[..., 0] if full else s[..., 0]
 
-    def dual(self, name, s, t, v1, v2, nd, full, self_pass):
+    def dual(self, act, s, t, v1, v2, nd, full, self_pass):
         jnp = self.xp
+        spec = get_activation(act)
         shp = s.shape
         v4 = _view4(shp, nd, full)
         s4 = s.reshape(v4)
         t4 = None if t is None else t.reshape(v4)
-        if name == "relu":
+        if spec.fast is None:
+            return _generic_dual(spec, s4, t4, v1, v2, jnp, shp)
+        if spec.fast == "arccos1":
             r1 = jnp.where(v1 > 0, 1.0 / jnp.sqrt(jnp.where(v1 > 0, v1, 1.0)), 0.0)
             r2 = jnp.where(v2 > 0, 1.0 / jnp.sqrt(jnp.where(v2 > 0, v2, 1.0)), 0.0)
             c = jnp.clip(s4 * r1 * r2, -1.0, 1.0)
@@ -378,3 +390,16 @@ class JaxOps:
             d = None if t4 is None else t4 * r1 * r2 / jnp.sqrt(1.0 - u * u)
             cs = (2 / math.pi, 2 / math.pi)
         return (k.reshape(shp), None if d is None else d.reshape(shp), cs[0], cs[1])
+
+
+def _generic_dual(spec, s4, t4, v1, v2, xp, shp):
+    """(K, K̇·Θ, 1, 1) from the registry's ``gaussian_dual`` (θ = atan2(√D, s) keeps the
+    self diagonal exact where the dual has an angle)."""
+    k, kd = spec.gaussian_dual(v1, v2, s4, xp=xp)
+    if xp is np:
+        k = np.array(np.broadcast_to(k, s4.shape), dtype=s4.dtype)
+        d = None if t4 is None else np.multiply(t4, kd, dtype=s4.dtype)
+    else:
+        k = xp.broadcast_to(k, s4.shape)
+        d = None if t4 is None else t4 * kd
+    return k.reshape(shp), None if d is None else d.reshape(shp), 1.0, 1.0
