@@ -469,13 +469,7 @@ def _numerical_kernel(fn: Callable, dfn: Callable, deg: int) -> Callable:
 
     def kernel(cv: _Cov):
         xp = cv.xp
-        if xp is np:
-            f, df = (lambda x: np.asarray(fn(x, np), dtype=np.float64),
-                     lambda x: np.asarray(dfn(x, np), dtype=np.float64))
-        else:
-            f, df = (lambda x: fn(x, xp)), (lambda x: dfn(x, xp))
         q1, q2 = cv.q1, cv.q2
-        a1 = xp.sqrt(q1)
         if cv.s_mode:
             pos = q1 > 0
             safe = xp.where(pos, q1, 1.0)
@@ -484,15 +478,58 @@ def _numerical_kernel(fn: Callable, dfn: Callable, deg: int) -> Callable:
         else:
             rho = cv.c * xp.sqrt(q2)
             sig = xp.sqrt(q2) * xp.sqrt(xp.maximum(cv.d, 0.0))
-        rho, sig, a1 = (xp.asarray(v)[..., None] for v in (rho, sig, a1))
+        a1 = xp.sqrt(q1)
+        if xp is np:
+            return _numerical_np(fn, dfn, z, w, a1, rho, sig)
         k = kd = 0.0
+        rho, sig, a1 = (xp.asarray(v)[..., None] for v in (rho, sig, a1))
         for i in range(deg):
             v = rho * z[i] + sig * z
             u = a1 * z[i]
-            k = k + w[i] * (f(u)[..., 0] * (f(v) @ w))
-            kd = kd + w[i] * (df(u)[..., 0] * (df(v) @ w))
+            k = k + w[i] * (fn(u, xp)[..., 0] * (fn(v, xp) @ w))
+            kd = kd + w[i] * (dfn(u, xp)[..., 0] * (dfn(v, xp) @ w))
         return k, kd
     return kernel
+
+
+def _numerical_np(fn, dfn, z, w, a1, rho, sig):
+    """The same rule in numpy, in blocks of covariances (φ evaluated once per block on all
+    deg² nodes)."""
+    a1, rho, sig = np.broadcast_arrays(a1, rho, sig)
+    shape, n, deg = a1.shape, a1.size, z.size
+    a1, rho, sig = (v.reshape(-1) for v in (a1, rho, sig))
+    k, kd = np.empty(n), np.empty(n)
+    step = max(1, 2 ** 20 // (deg * deg))
+    for b0 in range(0, n, step):
+        sl = slice(b0, min(n, b0 + step))
+        u = a1[sl, None] * z
+        v = rho[sl, None, None] * z[:, None] + sig[sl, None, None] * z[None, :]
+        for out, f in ((k, fn), (kd, dfn)):
+            fu = np.asarray(f(u, np), dtype=np.float64)
+            fv = np.asarray(f(v, np), dtype=np.float64)
+            out[sl] = np.einsum("ni,nij,i,j->n", fu, fv, w, w, optimize=True)
+    return k.reshape(shape), kd.reshape(shape)
+
+
+def _jit_np(f: Callable) -> Callable:
+    """A JAX function evaluated on numpy arrays through one jitted call per chunk of a
+    power-of-two size (few compilations, whatever the shapes)."""
+    import jax
+
+    jf = jax.jit(f)
+
+    def run(x):
+        x = np.asarray(x, dtype=np.float64)
+        flat, n = x.reshape(-1), x.size
+        size = min(1 << 16, 1 << max(n - 1, 1).bit_length())
+        out = np.empty(n)
+        for b0 in range(0, n, size):
+            blk = flat[b0:b0 + size]
+            if blk.size < size:
+                blk = np.concatenate([blk, np.zeros(size - blk.size)])
+            out[b0:b0 + size] = np.asarray(jf(blk))[:min(size, n - b0)]
+        return out.reshape(x.shape)
+    return run
 
 
 # --------------------------------------------------------------------------------------
@@ -846,17 +883,14 @@ def numerical_activation(fn: Callable, *, name: str | None = None, deg: int = 32
         import jax
         import jax.numpy as jnp
 
+        g = derivative if derivative is not None else jnp.vectorize(jax.grad(fn))
+        f_np, g_np = _jit_np(fn), _jit_np(g)
+
         def f2(x, xp):
-            return fn(x)
+            return f_np(x) if xp is np else fn(x)
 
-        if derivative is None:
-            g = jnp.vectorize(jax.grad(lambda z: fn(z)))
-
-            def d2(x, xp):
-                return g(jnp.asarray(x, dtype=jnp.float64))
-        else:
-            def d2(x, xp):
-                return derivative(x)
+        def d2(x, xp):
+            return g_np(x) if xp is np else g(x)
     raw = getattr(f2, "__wrapped_fn__", fn)
     raw_d = getattr(d2, "__wrapped_fn__", derivative)
     f2.__wrapped_fn__, d2.__wrapped_fn__ = raw, raw_d
