@@ -36,7 +36,7 @@ from typing import Any, Callable
 import numpy as np
 from numpy.typing import ArrayLike
 
-from infwidth.validation import check_int, check_number, check_pos_int
+from infwidth.validation import check_int, check_number
 
 __all__ = ["ACTIVATIONS", "ActivationSpec", "get_activation", "default_w_std", "dual",
            "dual_derivative", "gaussian_dual", "numerical_activation", "relu", "leaky_relu",
@@ -430,9 +430,9 @@ def _poly_gammas(coef: tuple[float, ...]) -> list[list[float]]:
     """G[l][m] with γ_l(q) = Σ_m G[l][m] q^m: φ(√q z) = Σ_l γ_l(q) q^{l/2} ψ_l(z) for
     φ(x) = Σ_j coef_j x^j (z^j = Σ_m j!/(2^m m!(j−2m)!) He_{j−2m}(z))."""
     deg = len(coef) - 1
-    return [[coef[l + 2 * m] * math.factorial(l + 2 * m)
-             / (2 ** m * math.factorial(m) * math.sqrt(math.factorial(l)))
-             for m in range((deg - l) // 2 + 1)] for l in range(deg + 1)]
+    return [[coef[k + 2 * m] * math.factorial(k + 2 * m)
+             / (2 ** m * math.factorial(m) * math.sqrt(math.factorial(k)))
+             for m in range((deg - k) // 2 + 1)] for k in range(deg + 1)]
 
 
 def _poly_eval(g: list[float], q):
@@ -453,8 +453,8 @@ def _polynomial_kernel(coef: tuple[float, ...]) -> Callable:
 
     def mehler(gam, cv):
         s, out = cv.s, 0.0 * cv.s
-        for l, gl in enumerate(gam):
-            out = out + _poly_eval(gl, cv.q1) * _poly_eval(gl, cv.q2) * s ** l
+        for k, gk in enumerate(gam):
+            out = out + _poly_eval(gk, cv.q1) * _poly_eval(gk, cv.q2) * s ** k
         return out
 
     def kernel(cv: _Cov):
@@ -788,8 +788,8 @@ def polynomial(coef) -> ActivationSpec:
 
     def series(q, n):
         out = np.zeros(n + 1)
-        for l, gl in enumerate(g[:n + 1]):
-            out[l] = _poly_eval(gl, q) ** 2
+        for k, gk in enumerate(g[:n + 1]):
+            out[k] = _poly_eval(gk, q) ** 2
         return out
     dc = tuple(j * coef[j] for j in range(1, len(coef))) or (0.0,)
     return ActivationSpec(f"polynomial({_fmt(*coef)})", ("polynomial",) + coef,

@@ -11,7 +11,9 @@ Mean field (infinite width) of the MLP ``h_1 = σ_w/√d·W_1 x + σ_b b_1``,
   χ_q = σ_w²·d/dq E[φ(√q z)²] at q* = σ_w²·E[φ'² + φφ''];
 - depth scales ξ_c = −1/log χ_c, ξ_q = −1/log χ_q (∞ when the slope is 1).
 
-Closed forms for "relu" (arc-cosine) and "erf" (arcsine). tanh has none: its one-input
+Every φ, φ' and closed-form dual comes from the activation registry
+(:mod:`infwidth.architectures.activations`): closed forms for "relu" (arc-cosine) and "erf"
+(arcsine); tanh is a registry ``numerical_activation`` (its φ, φ'), and its one-input
 expectations use 1-D Gauss–Hermite (256 nodes) and its two-input ones Mehler's formula
 E[φ(u_1)φ(u_2)] = Σ_k c^k α_k(q_1) α_k(q_2) with the Hermite coefficients α_k(q) =
 E[φ(√q z) He_k(z)]/√k! from 1-D Gauss–Hermite, 128 terms: error < 1e-12 for q <= 1.5 and
@@ -41,7 +43,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -49,10 +50,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import optimize
 
-from infwidth.architectures.activations import ACTIVATIONS as _CLOSED_FORM
-from infwidth.architectures.activations import gaussian_dual
+from infwidth.architectures.activations import (
+    ActivationSpec,
+    get_activation,
+    numerical_activation,
+)
 from infwidth.validation import check_int
 
 __all__ = [
@@ -61,7 +65,22 @@ __all__ = [
     "phase_diagram", "kernel_map", "mean_field_kernels", "nt_kernels", "cutoff_depth",
 ]
 
-ACTIVATIONS = ("relu", "erf", "tanh")
+ACTIVATIONS = ("relu", "erf", "tanh")  # the activations whose edge cases this study treats
+
+
+def _tanh_derivative(u):
+    return 1.0 - jnp.tanh(u) ** 2
+
+
+def _tanh(deg: int = 32) -> ActivationSpec:
+    return numerical_activation(jnp.tanh, name="tanh", deg=deg, derivative=_tanh_derivative)
+
+
+_TANH = _tanh()
+
+
+def _spec(activation: str) -> ActivationSpec:
+    return _TANH if activation == "tanh" else get_activation(activation)
 _QUAD_DEG = 256  # Gauss–Hermite nodes: 1-D expectations, and per axis for method="quadrature"
 _HERMITE_TERMS = 128  # terms of the Mehler series for tanh
 
@@ -102,13 +121,9 @@ def _gh(deg: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _phis(activation: str, xp) -> tuple[Callable, Callable]:
-    """(φ, φ') for numpy (xp=np) or jax (xp=jnp)."""
-    if activation == "relu":
-        return (lambda u: xp.maximum(u, 0.0)), (lambda u: (u > 0).astype(u.dtype))
-    if activation == "erf":
-        erf = special.erf if xp is np else jax.scipy.special.erf
-        return erf, (lambda u: 2.0 / math.sqrt(math.pi) * xp.exp(-u * u))
-    return xp.tanh, (lambda u: 1.0 - xp.tanh(u) ** 2)
+    """(φ, φ') for numpy (xp=np) or jax (xp=jnp), from the registry."""
+    spec = _spec(activation)
+    return (lambda u: spec.phi(u, xp)), (lambda u: spec.dphi(u, xp))
 
 
 def _quad_pair(f: Callable, q1, q2, c, deg: int, xp):
@@ -157,8 +172,8 @@ def _e_pair(which: int, activation, q1, q2, c, method="auto", deg=_QUAD_DEG, xp=
     """E[φ(u_1)φ(u_2)] (``which`` = 0) or E[φ'(u_1)φ'(u_2)] (1) for Var u_i = q_i, Corr = c:
     the Gaussian dual in closed form (relu, erf), else Mehler's series or quadrature."""
     c = xp.clip(c, -1.0, 1.0)
-    if method == "auto" and activation in _CLOSED_FORM:
-        return gaussian_dual(activation, q1, q2, t=c, xp=xp)[which]
+    if method == "auto" and _spec(activation).exact:
+        return _spec(activation).gaussian_dual(q1, q2, t=c, xp=xp)[which]
     phi = _phis(activation, xp)[which]
     if method == "auto":
         return _mehler(phi, q1, q2, c, xp)
@@ -178,8 +193,8 @@ def _e_dphidphi(activation, q1, q2, c, method="auto", deg=_QUAD_DEG, xp=np):
 def _e_phi2(activation, q, method="auto", deg=_QUAD_DEG):
     """E[φ(√q z)²]."""
     q = np.asarray(q, dtype=np.float64)
-    if method == "auto" and activation in _CLOSED_FORM:
-        return gaussian_dual(activation, q, q, t=1.0)[0]
+    if method == "auto" and _spec(activation).exact:
+        return _spec(activation).gaussian_dual(q, q, t=1.0)[0]
     phi = _phis(activation, np)[0]
     return _quad_one(lambda u: phi(u) ** 2, q, deg, np)
 
@@ -187,8 +202,8 @@ def _e_phi2(activation, q, method="auto", deg=_QUAD_DEG):
 def _e_dphi2(activation, q, method="auto", deg=_QUAD_DEG):
     """E[φ'(√q z)²]."""
     q = np.asarray(q, dtype=np.float64)
-    if method == "auto" and activation in _CLOSED_FORM:
-        return gaussian_dual(activation, q, q, t=1.0)[1]
+    if method == "auto" and _spec(activation).exact:
+        return _spec(activation).gaussian_dual(q, q, t=1.0)[1]
     dphi = _phis(activation, np)[1]
     return _quad_one(lambda u: dphi(u) ** 2, q, deg, np)
 
@@ -200,8 +215,11 @@ def _d_length(activation, q, deg=_QUAD_DEG):
         return 0.5 + 0.0 * q
     if activation == "erf":
         return 4 / np.pi / ((1 + 2 * q) * np.sqrt(1 + 4 * q))
-    # tanh: φ'² + φφ'' = (1 − t²)² − 2t²(1 − t²) = (1 − t²)(1 − 3t²), t = tanh u.
-    return _quad_one(lambda u: (1 - np.tanh(u) ** 2) * (1 - 3 * np.tanh(u) ** 2), q, deg, np)
+    # = E[z·φ(√q z)·φ'(√q z)]/√q (differentiating under the integral), q > 0.
+    phi, dphi = _phis(activation, np)
+    z, w = _gh(deg)
+    u = np.sqrt(q)[..., None] * z
+    return np.sum(z * phi(u) * dphi(u) * w, axis=-1) / np.sqrt(q)
 
 
 # ----------------------------------------------------------------------- scalar maps
@@ -248,7 +266,11 @@ def correlation_map(c, activation: str, sigma_w2: float, sigma_b2: float, q=None
     return num / length_map(q, activation, sigma_w2, sigma_b2, method=method, deg=deg)
 
 
-_DPHI0_SQ = {"relu": 0.5, "erf": 4 / math.pi, "tanh": 1.0}  # φ'(0)² (relu: E[φ'(z)²])
+def _dphi0_sq(activation: str) -> float:
+    """φ'(0)² (relu: E[φ'(z)²] = 1/2, φ' jumps at 0)."""
+    if activation == "relu":
+        return 0.5
+    return float(_phis(activation, np)[1](np.zeros(1))[0]) ** 2
 
 
 def q_fixed_point(activation: str, sigma_w2: float, sigma_b2: float) -> float:
@@ -260,7 +282,7 @@ def q_fixed_point(activation: str, sigma_w2: float, sigma_b2: float) -> float:
             return sigma_b2 / (1 - sigma_w2 / 2)
         return math.nan if (sigma_w2 == 2 and sigma_b2 == 0) else math.inf
     f = lambda q: length_map(q, activation, sigma_w2, sigma_b2) - q  # noqa: E731
-    slope0 = sigma_w2 * _DPHI0_SQ[activation]
+    slope0 = sigma_w2 * _dphi0_sq(activation)
     if sigma_b2 == 0:
         if slope0 <= 1:
             return 0.0
@@ -361,7 +383,7 @@ def edge_of_chaos(activation: str, sigma_b2) -> np.ndarray:
         if b == 0:
             # q* = 0 up to the edge and χ1 = σ_w²·φ'(0)² there; above it χ1 − 1 grows only
             # quadratically, so a root-finder resolves the edge to ~√ε. Use the closed form.
-            out[i] = 1.0 / _DPHI0_SQ[activation]
+            out[i] = 1.0 / _dphi0_sq(activation)
             continue
         g = lambda w: chi1(activation, w, float(b)) - 1.0  # noqa: E731
         lo, hi = 1e-3, 1.0
@@ -429,12 +451,7 @@ def nt_kernels(x, depth: int, activation: str, sigma_w2: float, sigma_b2: float,
     depth = check_int("depth", depth, 1)
     _, stax = load()
     dense = stax.Dense(1, W_std=math.sqrt(sigma_w2), b_std=math.sqrt(sigma_b2))
-    if activation == "tanh":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            act = stax.ElementwiseNumerical(jnp.tanh, deg, df=lambda u: 1 - jnp.tanh(u) ** 2)
-    else:
-        act = stax.Relu() if activation == "relu" else stax.Erf()
+    act = (_tanh(deg) if activation == "tanh" else _spec(activation)).stax()
     block = jax.jit(stax.serial(act, dense)[2])
     k = dense[2](x, None)
     out = [np.asarray(k.nngp)]
