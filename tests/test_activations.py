@@ -252,3 +252,19 @@ def test_registry_lookup_and_refusals():
         A.monomial(-1)
     with pytest.raises(NotImplementedError):
         A.get_activation("exp_normalized").phi(1.0)
+
+
+@pytest.mark.parametrize("act", ["gelu", A.monomial(3)], ids=lambda a: A.get_activation(a).name)
+def test_moment_mode_from_power_series(act):
+    """The large-fan-in Taylor moments, whose jets come from the registry's power series,
+    against exact atoms, within the summed error estimates."""
+    from infwidth.eigenspaces.tree_recursion import RecursionOptions
+
+    arch = iw.DCNN(patch_dim=2, filter_sizes=(4, 4), activation=act)
+    exact = iw.spectrum(arch, 32, kind="ntk", options=RecursionOptions(exact_pairs=10 ** 7))
+    forced = iw.spectrum(arch, 32, kind="ntk", options=RecursionOptions(force_moment=True))
+    assert "moments" in {t.representation for t in forced.types}
+    by_m = {t.label: t for t in forced.types}
+    for e in exact.types:
+        m = by_m[e.label]
+        assert abs(e.eigenvalue - m.eigenvalue) <= e.error_bound + m.error_bound

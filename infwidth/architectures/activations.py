@@ -42,7 +42,7 @@ __all__ = ["ACTIVATIONS", "ActivationSpec", "get_activation", "default_w_std", "
            "dual_derivative", "gaussian_dual", "numerical_activation", "relu", "leaky_relu",
            "abrelu", "abs_", "sign", "erf", "sigmoid_like", "gelu", "sin", "cos", "gaussian",
            "rbf", "exp", "exp_normalized", "monomial", "rectified_monomial", "polynomial",
-           "hermite", "gabor", "arcsin_jet"]
+           "hermite", "gabor", "arcsin_jet", "gauss_hermite", "hermite_functions"]
 
 _TWO_PI = 2.0 * math.pi
 
@@ -209,7 +209,7 @@ class ActivationSpec:
             a = np.asarray(self.series(q, n), dtype=np.float64)
         else:
             z, w = _gh(min(2 * n + 64, 350))
-            psi = _hermite_functions(z, n)
+            psi = hermite_functions(z, n)
             beta = psi @ (w * np.asarray(self.phi(math.sqrt(q) * z), dtype=np.float64))
             a = beta ** 2 / q ** np.arange(n + 1)
         diag = float(self.gaussian_dual(q, q, q)[0])
@@ -244,12 +244,16 @@ def _with_deg(spec: ActivationSpec, deg: int) -> ActivationSpec:
 # Gauss–Hermite helpers (probabilists' nodes, weights summing to 1)
 # --------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=32)
-def _gh(deg: int) -> tuple[np.ndarray, np.ndarray]:
+def gauss_hermite(deg: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes z_i and weights w_i (Σ w_i = 1) of the deg-point rule for E[f(z)], z ~ N(0, 1)."""
     z, w = np.polynomial.hermite_e.hermegauss(deg)
     return z, w / math.sqrt(2.0 * math.pi)
 
 
-def _hermite_functions(z: np.ndarray, n: int) -> np.ndarray:
+_gh = gauss_hermite
+
+
+def hermite_functions(z: np.ndarray, n: int) -> np.ndarray:
     """ψ_k(z) = He_k(z)/√k!, k = 0..n (orthonormal under N(0, 1)), shape (n+1, len(z))."""
     psi = np.empty((n + 1, z.size))
     psi[0] = 1.0

@@ -54,7 +54,9 @@ from scipy import optimize
 
 from infwidth.architectures.activations import (
     ActivationSpec,
+    gauss_hermite,
     get_activation,
+    hermite_functions,
     numerical_activation,
 )
 from infwidth.validation import check_int
@@ -114,10 +116,7 @@ def _check_x(x) -> np.ndarray:
 
 
 # ------------------------------------------------------------- Gaussian expectations
-@functools.lru_cache(maxsize=16)
-def _gh(deg: int) -> tuple[np.ndarray, np.ndarray]:
-    z, w = np.polynomial.hermite_e.hermegauss(deg)
-    return z, w / math.sqrt(2.0 * math.pi)
+_gh = gauss_hermite  # nodes and weights (Σ w = 1) for E[f(z)], z ~ N(0, 1)
 
 
 def _phis(activation: str, xp) -> tuple[Callable, Callable]:
@@ -145,11 +144,7 @@ def _quad_one(f: Callable, q, deg: int, xp):
 def _hermite_basis(n_terms: int, deg: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes z_i and w_i·ψ_k(z_i), ψ_k = He_k/√k! (orthonormal under N(0, 1)), (n_terms, deg)."""
     z, w = _gh(deg)
-    psi = np.empty((n_terms, deg))
-    psi[0], psi[1] = 1.0, z
-    for k in range(1, n_terms - 1):
-        psi[k + 1] = (z * psi[k] - math.sqrt(k) * psi[k - 1]) / math.sqrt(k + 1)
-    return z, psi * w
+    return z, hermite_functions(z, n_terms - 1) * w
 
 
 def _mehler(f: Callable, q1, q2, c, xp, n_terms: int = _HERMITE_TERMS):
