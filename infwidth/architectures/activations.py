@@ -853,8 +853,9 @@ def numerical_activation(fn: Callable, *, name: str | None = None, deg: int = 32
     K ≈ Σ_ij w_i w_j φ(u_i)φ(v_ij) over deg² nodes, and K̇ the same with φ' (``derivative``,
     or ``jax.grad`` of ``fn``). Cost: 2·deg² evaluations of φ and φ' per covariance entry
     (deg = 32: ~2000 per entry, ~10³× a closed form). ``spec.error`` estimates the error of
-    the normalised dual (deg against 2·deg nodes on probe covariances); it is small for
-    smooth φ and large for kinks or steps (use a closed form there). The power series of the
+    the normalised dual (deg against 2·deg nodes on probe covariances, q up to 2): at
+    deg = 32 it is 3e-9 for softplus, 4e-3 for tanh (poles at ±iπ/2 close to the real axis;
+    6e-5 at deg = 64), and large for kinks or steps (use a closed form there). The power series of the
     spectrum engine come from a 1-D Hermite projection whose tail is reported.
 
     Args:
@@ -869,8 +870,8 @@ def numerical_activation(fn: Callable, *, name: str | None = None, deg: int = 32
 
     Example:
         >>> import jax.numpy as jnp
-        >>> sp = numerical_activation(jnp.tanh, name="tanh", deg=24)
-        >>> sp.error < 1e-6, round(float(dual(sp, 1.0)), 10)
+        >>> softplus = numerical_activation(lambda x: jnp.logaddexp(x, 0.0), name="softplus")
+        >>> softplus.error < 1e-8, round(float(dual(softplus, 1.0)), 12)
         (True, 1.0)
     """
     if not callable(fn):
