@@ -118,6 +118,14 @@ class ActivationSpec:
     singular: Callable | None = field(default=lambda q: q, compare=False, repr=False)
     clip: bool = field(default=True, compare=False, repr=False)
     deg: int = field(default=0, compare=False, repr=False)
+    recipe: tuple | None = field(default=None, compare=False, repr=False)
+
+    def __reduce__(self):
+        """Pickled as its constructor call (the dual formulas are closures)."""
+        if self.recipe is None:
+            raise TypeError(f"activation {self.name} was not built by a constructor of "
+                            "infwidth.architectures.activations: it cannot be pickled")
+        return _rebuild, self.recipe
 
     def __post_init__(self) -> None:
         if self.w_std is None:
@@ -599,6 +607,20 @@ def _erf_jet(a: float, b: float, c0: float) -> Callable:
 # --------------------------------------------------------------------------------------
 # Constructors
 # --------------------------------------------------------------------------------------
+def _constructor(f: Callable) -> Callable:
+    """Record the call that built a spec (its pickle)."""
+    @functools.wraps(f)
+    def make(*args: Any, **kwargs: Any) -> ActivationSpec:
+        spec = f(*args, **kwargs)
+        object.__setattr__(spec, "recipe", (f.__name__, args, kwargs))
+        return spec
+    return make
+
+
+def _rebuild(name: str, args: tuple, kwargs: dict) -> ActivationSpec:
+    return globals()[name](*args, **kwargs)
+
+
 def _num(name: str, v: Any, **kw) -> float:
     return float(check_number(name, v, **kw))
 
@@ -607,6 +629,7 @@ def _fmt(*vals: float) -> str:
     return ", ".join(f"{v:g}" for v in vals)
 
 
+@_constructor
 def abrelu(a: float, b: float) -> ActivationSpec:
     """a·min(x, 0) + b·max(x, 0) (neural-tangents ``ABRelu``)."""
     a, b = _num("a", a), _num("b", b)
@@ -619,6 +642,7 @@ def abrelu(a: float, b: float) -> ActivationSpec:
         dfn=lambda x, xp: xp.where(x > 0, b, a) + 0.0 * x, jet_fn=_abrelu_jet(a, b))
 
 
+@_constructor
 def leaky_relu(alpha: float) -> ActivationSpec:
     """max(x, 0) + α·min(x, 0) (neural-tangents ``LeakyRelu``)."""
     alpha = _num("alpha", alpha)
@@ -633,17 +657,20 @@ def _renamed(spec: ActivationSpec, name: str, layer: Callable | None = None,
                    layer=spec.layer if layer is None else layer, **kw)
 
 
+@_constructor
 def relu() -> ActivationSpec:
     """max(x, 0) (W² = 2; fused native path "arccos1")."""
     return _renamed(abrelu(0.0, 1.0), "relu", lambda st: st.Relu(), w_std=math.sqrt(2.0),
                     fast="arccos1")
 
 
+@_constructor
 def abs_() -> ActivationSpec:
     """|x| (neural-tangents ``Abs``; W = 1)."""
     return _renamed(abrelu(-1.0, 1.0), "abs", lambda st: st.Abs())
 
 
+@_constructor
 def sign() -> ActivationSpec:
     """sign(x): K = 1 − 2θ/π; its K̇ is taken as 0 (φ' = 0 almost everywhere), as in
     neural-tangents: the layer then passes no NTK from below."""
@@ -654,6 +681,7 @@ def sign() -> ActivationSpec:
 _ERF_SQ = 2.0 / math.pi * math.asin(2.0 / 3.0)  # E[erf(z)²], z ~ N(0, 1)
 
 
+@_constructor
 def erf(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> ActivationSpec:
     """a·erf(b·x) + c (neural-tangents ``Erf``); the default is "erf" (fused native path
     "arcsin")."""
@@ -676,12 +704,14 @@ def erf(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> ActivationSpec:
         clip=False)
 
 
+@_constructor
 def sigmoid_like() -> ActivationSpec:
     """0.5·erf(x/2.4020563531719796) + 0.5 (neural-tangents ``Sigmoid_like``)."""
     return _renamed(erf(0.5, 1 / 2.4020563531719796, 0.5), "sigmoid_like",
                     lambda st: st.Sigmoid_like())
 
 
+@_constructor
 def gelu() -> ActivationSpec:
     """x·Φ(x) (neural-tangents ``Gelu``, exact erf form)."""
     def fn(x, xp):
@@ -694,6 +724,7 @@ def gelu() -> ActivationSpec:
                           singular=lambda q: 1.0 + q)
 
 
+@_constructor
 def sin(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> ActivationSpec:
     """a·sin(b·x + c) (neural-tangents ``Sin``)."""
     a, b, c = _num("a", a), _num("b", b), _num("c", c)
@@ -710,6 +741,7 @@ def sin(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> ActivationSpec:
                           singular=None)
 
 
+@_constructor
 def cos(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> ActivationSpec:
     """a·cos(b·x + c) = a·sin(b·x + c + π/2) (neural-tangents ``Cos``)."""
     a, b, c = _num("a", a), _num("b", b), _num("c", c)
@@ -717,6 +749,7 @@ def cos(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> ActivationSpec:
     return _renamed(sin(a, b, c + math.pi / 2), name, lambda st: st.Cos(a, b, c))
 
 
+@_constructor
 def rbf(gamma: float = 1.0) -> ActivationSpec:
     """√2·sin(√(2γ)x + π/4), whose dual is the RBF kernel exp(−γ|u − v|²)
     (neural-tangents ``Rbf``)."""
@@ -735,6 +768,7 @@ def rbf(gamma: float = 1.0) -> ActivationSpec:
                           series=series, singular=None)
 
 
+@_constructor
 def exp(a: float = 1.0, b: float = 1.0) -> ActivationSpec:
     """a·exp(b·x) (neural-tangents ``Exp``)."""
     a, b = _num("a", a), _num("b", b)
@@ -749,6 +783,7 @@ def exp(a: float = 1.0, b: float = 1.0) -> ActivationSpec:
                           series=series, singular=None)
 
 
+@_constructor
 def gaussian(a: float = 1.0, b: float = -1.0) -> ActivationSpec:
     """a·exp(b·x²), b < 1/4 (neural-tangents ``Gaussian``)."""
     a, b = _num("a", a), _num("b", b, hi=0.25, hi_open=True)
@@ -766,6 +801,7 @@ def gaussian(a: float = 1.0, b: float = -1.0) -> ActivationSpec:
                           singular=lambda q: (1.0 - 2.0 * b * q) / (2.0 * abs(b)) if b else None)
 
 
+@_constructor
 def exp_normalized(gamma: float = 1.0, shift: float = -1.0) -> ActivationSpec:
     """neural-tangents' ``ExpNormalized`` kernel map K = √(q1q2)·exp(γ(t + shift)) (no
     pointwise φ: no finite net, no Gauss–Hermite check)."""
@@ -783,6 +819,7 @@ def exp_normalized(gamma: float = 1.0, shift: float = -1.0) -> ActivationSpec:
                           singular=None)
 
 
+@_constructor
 def polynomial(coef) -> ActivationSpec:
     """Σ_j coef[j]·x^j (neural-tangents ``Polynomial``); dual exact for every (q1, q2, s)."""
     coef = tuple(_num("coef", v) for v in coef)
@@ -809,6 +846,7 @@ def _horner(coef: tuple[float, ...], x):
     return out
 
 
+@_constructor
 def monomial(degree: int) -> ActivationSpec:
     """x^degree (neural-tangents ``Monomial``, degrees 0–5 there; any degree here)."""
     degree = check_int("degree", degree, 0)
@@ -817,6 +855,7 @@ def monomial(degree: int) -> ActivationSpec:
                     else st.Polynomial((0.0,) * degree + (1.0,)))
 
 
+@_constructor
 def hermite(degree: int) -> ActivationSpec:
     """He_k(x)/√k! (orthonormal under N(0, 1)). neural-tangents' ``Hermite`` kernel assumes
     unit variances (K = s^k); the dual here holds for every covariance, and :meth:`stax`
@@ -828,6 +867,7 @@ def hermite(degree: int) -> ActivationSpec:
     return _renamed(polynomial(c), f"hermite({degree})", lambda st: st.Polynomial(c))
 
 
+@_constructor
 def rectified_monomial(degree: int) -> ActivationSpec:
     """max(x, 0)^degree (neural-tangents ``RectifiedMonomial``): arc-cosine kernel of that
     degree; K̇ = 0 for degree 0 (the step), as neural-tangents."""
@@ -838,6 +878,7 @@ def rectified_monomial(degree: int) -> ActivationSpec:
         dfn=lambda x, xp: n * xp.where(x >= 0, x ** (n - 1), 0.0) if n >= 1 else 0.0 * x)
 
 
+@_constructor
 def gabor() -> ActivationSpec:
     """exp(−x²)·sin(x) (neural-tangents ``Gabor``)."""
     return ActivationSpec("gabor", ("gabor",), _gabor_kernel,
@@ -845,6 +886,7 @@ def gabor() -> ActivationSpec:
                           singular=lambda q: q + 0.5)
 
 
+@_constructor
 def numerical_activation(fn: Callable, *, name: str | None = None, deg: int = 32,
                          derivative: Callable | None = None,
                          _wrapped: bool = False) -> ActivationSpec:
@@ -855,8 +897,8 @@ def numerical_activation(fn: Callable, *, name: str | None = None, deg: int = 32
     (deg = 32: ~2000 per entry, ~10³× a closed form). ``spec.error`` estimates the error of
     the normalised dual (deg against 2·deg nodes on probe covariances, q up to 2): at
     deg = 32 it is 3e-9 for softplus, 4e-3 for tanh (poles at ±iπ/2 close to the real axis;
-    6e-5 at deg = 64), and large for kinks or steps (use a closed form there). The power series of the
-    spectrum engine come from a 1-D Hermite projection whose tail is reported.
+    6e-5 at deg = 64), and large for kinks or steps (use a closed form there). The power
+    series of the spectrum engine come from a 1-D Hermite projection whose tail is reported.
 
     Args:
         fn: φ, traceable by JAX (``jax.numpy`` operations), applied elementwise.
