@@ -47,8 +47,8 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.linalg
 
+from infwidth._json import canonical_json
 from infwidth.architectures.networks import Architecture
-from infwidth.io.runstore import canonical_json
 from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, parse_bytes
 from infwidth.kernels.tiles import tile_grid, tile_slices
 
