@@ -17,12 +17,20 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["check_int", "check_pos_int", "check_nonneg", "check_number", "check_finite",
-           "check_seed", "check_choice", "check_sample_sizes", "parse_bytes"]
+__all__ = ["check_int", "check_pos_int", "check_opt_pos_int", "check_nonneg", "check_number",
+           "check_finite", "check_seed", "check_choice", "check_sample_sizes", "parse_bytes",
+           "check_kinds", "check_kind", "check_dtype", "check_architecture", "check_progress",
+           "KINDS", "DTYPES"]
+
+KINDS = ("nngp", "ntk")
+"""The infinite-width kernels: NNGP Σ and NTK Θ (the order in which they are computed)."""
+DTYPES = ("float64", "float32")
+"""The floating-point precisions a computation may run in."""
 
 
 def check_int(name: str, v: Any, lo: int) -> int:
@@ -40,6 +48,22 @@ def check_pos_int(name: str, v: Any) -> int:
         raise TypeError(f"{name} must be a positive integer, got {v!r}")
     if v <= 0:
         raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def check_opt_pos_int(name: str, v: Any) -> int | None:
+    """None or an integer ≥ 1 (None: chosen by the callee).
+
+    Example:
+        >>> check_opt_pos_int("tile", None) is None
+        True
+    """
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive integer or None, got {v!r}")
+    if v <= 0:
+        raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
     return int(v)
 
 
@@ -86,6 +110,62 @@ def check_choice(name: str, v: Any, choices: Sequence[Any]) -> Any:
     if v not in tuple(choices):
         raise ValueError(f"{name} must be one of {list(choices)}, got {v!r}")
     return v
+
+
+def check_kind(kind: Any, name: str = "kind") -> str:
+    """One name from :data:`KINDS`."""
+    return check_choice(name, kind, KINDS)
+
+
+def check_kinds(kind: Any, name: str = "kind") -> tuple[str, ...]:
+    """One name from :data:`KINDS`, or a non-empty tuple or list of distinct ones (a repeat
+    is refused, not dropped); returned as a tuple.
+
+    Example:
+        >>> check_kinds("ntk"), check_kinds(["nngp", "ntk"])
+        (('ntk',), ('nngp', 'ntk'))
+        >>> check_kinds(("ntk", "ntk"), "kinds")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: kinds must be one of ('nngp', 'ntk') or a tuple of distinct ones, got (...)
+    """
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if not isinstance(kinds, (tuple, list)):
+        raise TypeError(f"{name} must be one of {KINDS} or a tuple of distinct ones, "
+                        f"got {kind!r}")
+    if not kinds or len(set(map(repr, kinds))) != len(kinds) \
+            or any(not isinstance(k, str) or k not in KINDS for k in kinds):
+        raise ValueError(f"{name} must be one of {KINDS} or a tuple of distinct ones, "
+                         f"got {kind!r}")
+    return tuple(kinds)
+
+
+def check_dtype(dtype: Any, name: str = "dtype") -> str:
+    """One name from :data:`DTYPES` ("float64" or "float32")."""
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise ValueError(f"{name} must be {' or '.join(map(repr, DTYPES))}, got {dtype!r}")
+    return dtype
+
+
+def check_progress(progress: Any, name: str = "progress") -> bool | None:
+    """True, False or None (None: the callee decides, e.g. a bar for long runs only)."""
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True, False or None, got {progress!r}")
+    return None if progress is None else bool(progress)
+
+
+def check_architecture(arch: Any, name: str = "arch") -> Any:
+    """An infwidth architecture (an instance of
+    :class:`infwidth.architectures.networks.Architecture`).
+
+    The class is looked up among the loaded modules, never imported: this module sits below
+    the architectures, and an instance of the class means its module is loaded.
+    """
+    module = sys.modules.get("infwidth.architectures.networks")
+    if module is None or not isinstance(arch, module.Architecture):
+        raise TypeError(f"{name} must be an infwidth architecture (an Architecture such "
+                        f"as MLP, SCNN, DCNN, ConvNet or Myrtle), got {type(arch).__name__}")
+    return arch
 
 
 def check_sample_sizes(sample_sizes: Any, name: str = "sample_sizes") -> np.ndarray:

@@ -48,13 +48,12 @@ from infwidth.eigenspaces.sphere import sphere_leaf
 from infwidth.eigenspaces.steiner import degree_profile, learning_index, learning_index_from_space
 from infwidth.eigenspaces.tree_recursion import RecursionOptions, tree_eigenvalues
 from infwidth.eigenspaces.tree_types import enumerate_types
-from infwidth.validation import check_pos_int, check_seed
+from infwidth.validation import check_architecture, check_kind, check_pos_int, check_seed
 
 __all__ = ["spectrum", "Spectrum", "EigenType", "METHODS", "eigenfunction", "learning_index",
            "Eigenfunction", "RecursionOptions", "roundoff_zeroed", "ROUNDOFF_FACTOR"]
 
 METHODS = ("exact", "fwht", "monte-carlo", "gram")
-KINDS = ("ntk", "nngp")
 ROUNDOFF_FACTOR = 2.0
 NEGATIVE_POLICIES = ("raise", "warn", "keep")
 
@@ -231,14 +230,11 @@ def _rng(rng: Any) -> np.random.Generator:
 # --------------------------------------------------------------------------------------
 def _validate(arch: Any, dim: Any, domain: Any, kind: Any, max_degree: Any, method: Any
               ) -> tuple[TypeSystem, str]:
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture (MLP, SCNN, DCNN, ConvNet), "
-                        f"got {type(arch).__name__}")
+    check_architecture(arch)
     check_pos_int("dim", dim)
     if domain not in DOMAINS:
         raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    check_kind(kind)
     if isinstance(max_degree, bool) or not isinstance(max_degree, (int, np.integer)):
         raise TypeError(f"max_degree must be a non-negative integer, got {max_degree!r}")
     if max_degree < 0:
@@ -394,9 +390,7 @@ def eigenfunction(arch: Architecture, dim: int, degrees: Any, domain: str = "hyp
         >>> psi(x).shape
         (3,)
     """
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture (MLP, SCNN, DCNN, ConvNet), "
-                        f"got {type(arch).__name__}")
+    check_architecture(arch)
     if domain not in DOMAINS:
         raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
     gen = _rng(rng)

@@ -29,7 +29,13 @@ from infwidth.data.inputs import check_inputs, check_training_data
 from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, kernel
 from infwidth.learning import train as T
 from infwidth.learning.curves import curve_frame
-from infwidth.validation import check_nonneg, check_number, check_pos_int, check_sample_sizes
+from infwidth.validation import (
+    check_architecture,
+    check_nonneg,
+    check_number,
+    check_pos_int,
+    check_sample_sizes,
+)
 
 __all__ = ["TrainResult", "stable_learning_rate", "train_mse", "with_width", "finite_width_curve",
            "aggregate_widths", "ClassifierResult", "train_classifier"]
@@ -102,8 +108,7 @@ def train_mse(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None
         >>> res.converged
         True
     """
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+    check_architecture(arch)
     x_train, y_train, x_test, y_test = check_training_data(x_train, y_train, x_test, y_test,
                                                            arch.out_dim)
     n, dim = x_train.shape
@@ -192,8 +197,7 @@ def train_classifier(arch: Architecture, x_train: Any, y_train: Any, x_test: Any
         20
     """
     t0 = time.perf_counter()
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+    check_architecture(arch)
     n_classes = check_pos_int("n_classes", n_classes)
     x_train = check_inputs(x_train, "x_train")
     n, dim = x_train.shape
@@ -270,8 +274,7 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
         regression_dataset,
     )
 
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+    check_architecture(arch)
     targets = _as_targets(target)
     ms = check_sample_sizes(sample_sizes)
     ws = check_sample_sizes(widths, "widths")

@@ -27,10 +27,17 @@ from tqdm.auto import tqdm
 
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_targets, sample_inputs
-from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, KINDS, kernel, parse_bytes
+from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, kernel, parse_bytes
 from infwidth.learning.curves import curve_frame
 from infwidth.learning.targets import Target, TargetFunction
-from infwidth.validation import check_nonneg, check_pos_int, check_sample_sizes, check_seed
+from infwidth.validation import (
+    check_architecture,
+    check_kind,
+    check_nonneg,
+    check_pos_int,
+    check_sample_sizes,
+    check_seed,
+)
 
 __all__ = ["nested_regression", "regression_dataset", "label_noise", "kernel_regression_curve",
            "aggregate_seeds", "gram_memory", "check_gram_memory", "DEFAULT_JITTER"]
@@ -318,14 +325,12 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
         >>> list(df.columns[:7])
         ['architecture', 'target', 'component', 'sample_size', 'test_mse', 'spread', 'source']
     """
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+    check_architecture(arch)
     if architecture is not None and not isinstance(architecture, str):
         raise TypeError(f"architecture must be a label (str) or None, got {architecture!r}")
     targets = _as_targets(target)
     ms = check_sample_sizes(sample_sizes)
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    check_kind(kind)
     ridge, noise = check_nonneg("ridge", ridge), check_nonneg("noise", noise)
     jitter = check_nonneg("jitter", jitter)
     seeds, n_test = check_pos_int("seeds", seeds), check_pos_int("n_test", n_test)

@@ -21,7 +21,7 @@ import pandas as pd
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_targets, check_training_data
 from infwidth.learning import train as T
-from infwidth.validation import check_pos_int
+from infwidth.validation import check_architecture, check_pos_int
 
 __all__ = ["GDResult", "init_params", "train_gd", "kernel_gd_predict", "kernel_regression"]
 
@@ -82,8 +82,7 @@ def train_gd(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
         >>> bool(r.train_loss < r.history.train_loss.iloc[0])
         True
     """
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+    check_architecture(arch)
     x_train, y_train, x_test, y_test = check_training_data(x_train, y_train, x_test, y_test,
                                                            arch.out_dim)
     n, dim = x_train.shape
