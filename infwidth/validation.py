@@ -25,12 +25,14 @@ import numpy as np
 __all__ = ["check_int", "check_pos_int", "check_opt_pos_int", "check_nonneg", "check_number",
            "check_finite", "check_seed", "check_choice", "check_sample_sizes", "parse_bytes",
            "check_kinds", "check_kind", "check_dtype", "check_architecture", "check_progress",
-           "KINDS", "DTYPES"]
+           "check_memory", "format_bytes", "KINDS", "DTYPES", "DEFAULT_MEMORY_BUDGET"]
 
 KINDS = ("nngp", "ntk")
 """The infinite-width kernels: NNGP Σ and NTK Θ (the order in which they are computed)."""
 DTYPES = ("float64", "float32")
 """The floating-point precisions a computation may run in."""
+DEFAULT_MEMORY_BUDGET = 4 * 2**30
+"""Bytes a call may allocate unless its ``memory_budget`` says otherwise (4 GiB)."""
 
 
 def check_int(name: str, v: Any, lo: int) -> int:
@@ -205,3 +207,35 @@ def parse_bytes(value: Any, name: str = "memory_budget") -> int:
     if not math.isfinite(b) or b <= 0:
         raise ValueError(f"{name} must be positive, got {value!r}")
     return int(b)
+
+
+def format_bytes(b: float) -> str:
+    """A byte count for a message: "512.0 MiB", "72.8 TiB".
+
+    Example:
+        >>> format_bytes(8 * 10**13)
+        '72.8 TiB'
+    """
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(b) < 1024 or unit == "TiB":
+            return f"{b:.1f} {unit}" if unit != "B" else f"{int(b)} B"
+        b /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_memory(need: float, memory_budget: Any, what: str) -> int:
+    """Refuse, before allocating, work whose estimated peak ``need`` (bytes) exceeds
+    ``memory_budget`` (bytes or a string such as "4GB"; see :func:`parse_bytes`); ``what``
+    names the arguments that set the size. Returns the budget in bytes.
+
+    Example:
+        >>> check_memory(8 * 10**13, "4GiB", "n=1000000, dim=10000000")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: n=1000000, dim=10000000 needs about 72.8 TiB, over memory_budget=4.0 GiB; ...
+    """
+    budget = parse_bytes(memory_budget)
+    if need > budget:
+        raise ValueError(f"{what} needs about {format_bytes(need)}, over memory_budget="
+                         f"{format_bytes(budget)}; use smaller values or raise memory_budget")
+    return budget

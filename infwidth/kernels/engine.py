@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_inputs
 from infwidth.validation import (
+    DEFAULT_MEMORY_BUDGET,
     check_architecture,
     check_choice,
     check_dtype,
@@ -33,7 +34,6 @@ from infwidth.validation import (
 __all__ = ["kernel", "ENGINES", "estimate_block_memory", "plan_blocks", "parse_bytes",
            "DEFAULT_MEMORY_BUDGET"]
 
-DEFAULT_MEMORY_BUDGET = 4 * 2**30  # bytes
 # Peak working memory of neural-tangents' kernel_fn per tracked kernel (NNGP, NTK), in units
 # of one (n1, n2, S) array, S the largest per-pair spatial footprint. benchmarks/kernel_speed.py
 # measured at most 5.3 (GAP ConvNet, n=64, P=64: 1428 MiB of peak RSS for NTK), rounded up.

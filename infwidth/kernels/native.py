@@ -56,7 +56,6 @@ __all__ = ["native_kernels", "native_memory_estimate", "native_plan", "supports"
            "default_backend", "NATIVE_BACKENDS"]
 
 NATIVE_BACKENDS = ("numba", "numpy", "jax")
-_DEFAULT_BUDGET = 4 * 2**30
 # Elements per tile array (measured on this CPU with the numba kernels: diagonal tiles of
 # ~2^19 elements, whose rows are long enough to vectorise, and full covariances of 1 pair
 # per tile, are fastest).

@@ -32,6 +32,7 @@ from infwidth.learning.curves import curve_frame
 from infwidth.learning.targets import Target, TargetFunction
 from infwidth.validation import (
     check_architecture,
+    check_finite,
     check_kind,
     check_nonneg,
     check_pos_int,
@@ -196,13 +197,17 @@ def nested_regression(gram: Any, y_train: Any, y_test: Any, sample_sizes: Any,
     definite (raise ``ridge`` or ``jitter``)."""
     ms = check_sample_sizes(sample_sizes)
     ridge, jitter = check_nonneg("ridge", ridge), check_nonneg("jitter", jitter)
-    gram = np.asarray(gram, dtype=np.float64)
+    gram = np.asarray(gram)
+    if gram.dtype.kind not in "biuf":
+        raise TypeError(f"gram must be a real array, got dtype {gram.dtype}")
+    gram = gram.astype(np.float64, copy=False)
     yt = check_targets(y_train, None, "y_train")
     ys = check_targets(y_test, None, "y_test")
     n_train, n_test = yt.shape[0], ys.shape[0]
     if gram.shape != (n_train + n_test,) * 2:
         raise ValueError(f"gram must be ({n_train + n_test}, {n_train + n_test}) for "
                          f"{n_train} training and {n_test} test points, got {gram.shape}")
+    check_finite("gram", gram)
     if ys.shape[1] != yt.shape[1]:
         raise ValueError(f"y_test has {ys.shape[1]} columns, y_train {yt.shape[1]}")
     if ms[-1] > n_train:
