@@ -25,7 +25,8 @@ import numpy as np
 __all__ = ["check_int", "check_pos_int", "check_opt_pos_int", "check_nonneg", "check_number",
            "check_finite", "check_seed", "check_choice", "check_sample_sizes", "parse_bytes",
            "check_kinds", "check_kind", "check_dtype", "check_architecture", "check_progress",
-           "check_memory", "format_bytes", "KINDS", "DTYPES", "DEFAULT_MEMORY_BUDGET"]
+           "check_memory", "format_bytes", "check_label", "KINDS", "DTYPES",
+           "DEFAULT_MEMORY_BUDGET"]
 
 KINDS = ("nngp", "ntk")
 """The infinite-width kernels: NNGP Σ and NTK Θ (the order in which they are computed)."""
@@ -35,12 +36,22 @@ DEFAULT_MEMORY_BUDGET = 4 * 2**30
 """Bytes a call may allocate unless its ``memory_budget`` says otherwise (4 GiB)."""
 
 
-def check_int(name: str, v: Any, lo: int) -> int:
-    """An integer ≥ ``lo`` (numpy integers accepted, bools refused)."""
+def check_int(name: str, v: Any, lo: int, hi: int | None = None) -> int:
+    """An integer ≥ ``lo`` (and ≤ ``hi`` when given; numpy integers accepted, bools refused).
+
+    Example:
+        >>> check_int("n_train", 3, 1, 10)
+        3
+        >>> check_int("n_train", 11, 1, 10)
+        Traceback (most recent call last):
+        ...
+        ValueError: n_train must be an integer in [1, 10], got 11
+    """
+    want = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer >= {lo}, got {v!r}")
-    if v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        raise TypeError(f"{name} must be an integer {want}, got {v!r}")
+    if v < lo or (hi is not None and v > hi):
+        raise ValueError(f"{name} must be an integer {want}, got {v!r}")
     return int(v)
 
 
@@ -154,6 +165,13 @@ def check_progress(progress: Any, name: str = "progress") -> bool | None:
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"{name} must be True, False or None, got {progress!r}")
     return None if progress is None else bool(progress)
+
+
+def check_label(v: Any, name: str = "architecture") -> str | None:
+    """None or a string naming something in a table (e.g. a learning curve's architecture)."""
+    if v is not None and not isinstance(v, str):
+        raise TypeError(f"{name} must be a label (str) or None, got {v!r}")
+    return v
 
 
 def check_architecture(arch: Any, name: str = "arch") -> Any:

@@ -48,7 +48,13 @@ from infwidth.eigenspaces.sphere import sphere_leaf
 from infwidth.eigenspaces.steiner import degree_profile, learning_index, learning_index_from_space
 from infwidth.eigenspaces.tree_recursion import RecursionOptions, tree_eigenvalues
 from infwidth.eigenspaces.tree_types import enumerate_types
-from infwidth.validation import check_architecture, check_kind, check_pos_int, check_seed
+from infwidth.validation import (
+    check_architecture,
+    check_int,
+    check_kind,
+    check_pos_int,
+    check_seed,
+)
 
 __all__ = ["spectrum", "Spectrum", "EigenType", "METHODS", "eigenfunction", "learning_index",
            "Eigenfunction", "RecursionOptions", "roundoff_zeroed", "ROUNDOFF_FACTOR"]
@@ -235,10 +241,7 @@ def _validate(arch: Any, dim: Any, domain: Any, kind: Any, max_degree: Any, meth
     if domain not in DOMAINS:
         raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
     check_kind(kind)
-    if isinstance(max_degree, bool) or not isinstance(max_degree, (int, np.integer)):
-        raise TypeError(f"max_degree must be a non-negative integer, got {max_degree!r}")
-    if max_degree < 0:
-        raise ValueError(f"max_degree must be a non-negative integer, got {max_degree}")
+    check_int("max_degree", max_degree, 0)
     if method is not None and method not in METHODS:
         raise ValueError(f"method must be one of {METHODS} or None, got {method!r}")
     ts = type_system(arch, int(dim))  # raises when dim does not fit the topology

@@ -51,6 +51,7 @@ from infwidth._json import canonical_json
 from infwidth.architectures.networks import Architecture
 from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, parse_bytes
 from infwidth.kernels.tiles import tile_grid, tile_slices
+from infwidth.validation import check_int
 
 try:
     import zarr
@@ -426,12 +427,9 @@ def kernel_regression_from_store(gram: StoredGram | str | os.PathLike, n_train: 
     if not g.store.symmetric:
         raise ValueError("kernel_regression_from_store needs a symmetric store (x2=None) of "
                          "the training points followed by the test points")
-    if not (isinstance(n_train, (int, np.integer)) and 0 < n_train <= n):
-        raise ValueError(f"n_train must be an integer in 1..{n}, got {n_train!r}")
-    test_start = n_train if test_start is None else test_start
-    if not (isinstance(test_start, (int, np.integer)) and n_train <= test_start <= n):
-        raise ValueError(f"test_start must be an integer in {n_train}..{n}, got "
-                         f"{test_start!r}")
+    n_train = check_int("n_train", n_train, 1, n)
+    test_start = check_int("test_start", n_train if test_start is None else test_start,
+                           n_train, n)
     y = np.asarray(y_train, dtype=np.float64)
     y2 = y[:, None] if y.ndim == 1 else y
     if y2.shape[0] != n_train or not np.all(np.isfinite(y2)):

@@ -31,6 +31,8 @@ from infwidth.learning import train as T
 from infwidth.learning.curves import curve_frame
 from infwidth.validation import (
     check_architecture,
+    check_dtype,
+    check_label,
     check_nonneg,
     check_number,
     check_pos_int,
@@ -68,9 +70,7 @@ class TrainResult:
 
 def with_width(arch: Architecture, width: int) -> Architecture:
     """The same architecture with another hidden width."""
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width <= 0:
-        raise ValueError(f"width must be a positive integer, got {width!r}")
-    return dataclasses.replace(arch, width=int(width))
+    return dataclasses.replace(arch, width=check_pos_int("width", width))
 
 
 def stable_learning_rate(ntk_train: np.ndarray, fraction: float = 0.5) -> float:
@@ -113,12 +113,10 @@ def train_mse(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None
                                                            arch.out_dim)
     n, dim = x_train.shape
     for name, v in (("max_steps", max_steps), ("chunk", chunk)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_pos_int(name, v)
     check_number("momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
     check_number("tol", tol, lo=0.0, lo_open=True)
-    if dtype not in ("float64", "float32"):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    check_dtype(dtype)
     if learning_rate is None:
         learning_rate = stable_learning_rate(kernel(arch, x_train, kind="ntk"), lr_fraction)
     else:
@@ -282,10 +280,8 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
     noise = check_nonneg("noise", noise)
     if not 0.0 < lr_fraction < 1.0:
         raise ValueError(f"lr_fraction must lie in (0, 1), got {lr_fraction!r}")
-    if dtype not in ("float64", "float32"):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    if architecture is not None and not isinstance(architecture, str):
-        raise TypeError(f"architecture must be a label (str) or None, got {architecture!r}")
+    check_dtype(dtype)
+    check_label(architecture)
     if not isinstance(per_seed, bool):
         raise TypeError(f"per_seed must be True or False, got {per_seed!r}")
     for t in targets.values():

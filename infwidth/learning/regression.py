@@ -34,6 +34,7 @@ from infwidth.validation import (
     check_architecture,
     check_finite,
     check_kind,
+    check_label,
     check_nonneg,
     check_pos_int,
     check_sample_sizes,
@@ -331,8 +332,7 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
         ['architecture', 'target', 'component', 'sample_size', 'test_mse', 'spread', 'source']
     """
     check_architecture(arch)
-    if architecture is not None and not isinstance(architecture, str):
-        raise TypeError(f"architecture must be a label (str) or None, got {architecture!r}")
+    check_label(architecture)
     targets = _as_targets(target)
     ms = check_sample_sizes(sample_sizes)
     check_kind(kind)
