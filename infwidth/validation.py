@@ -22,10 +22,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["check_int", "check_pos_int", "check_opt_pos_int", "check_nonneg", "check_number",
-           "check_finite", "check_seed", "check_choice", "check_sample_sizes", "parse_bytes",
-           "check_kinds", "check_kind", "check_dtype", "check_architecture", "check_progress",
-           "check_memory", "format_bytes", "check_label", "KINDS", "DTYPES",
+__all__ = ["check_int", "check_pos_int", "check_opt_pos_int", "check_pos_ints", "check_nonneg",
+           "check_number", "check_finite", "check_seed", "check_choice", "check_sample_sizes",
+           "parse_bytes", "check_kinds", "check_kind", "check_dtype", "check_architecture",
+           "check_progress", "check_memory", "format_bytes", "check_label", "KINDS", "DTYPES",
            "DEFAULT_MEMORY_BUDGET"]
 
 KINDS = ("nngp", "ntk")
@@ -78,6 +78,22 @@ def check_opt_pos_int(name: str, v: Any) -> int | None:
     if v <= 0:
         raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
     return int(v)
+
+
+def check_pos_ints(name: str, v: Any) -> tuple[int, ...]:
+    """A positive integer, or a non-empty tuple or list of them; returned as a tuple.
+
+    Example:
+        >>> check_pos_ints("filter", 3), check_pos_ints("filter", [3, 2])
+        ((3,), (3, 2))
+    """
+    items = (v,) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else v
+    if not isinstance(items, (tuple, list)) or not items or any(
+            isinstance(k, bool) or not isinstance(k, (int, np.integer)) for k in items):
+        raise TypeError(f"{name} must be a positive integer or a tuple of them, got {v!r}")
+    if any(k <= 0 for k in items):
+        raise ValueError(f"{name} must be a positive integer or a tuple of them, got {v!r}")
+    return tuple(int(k) for k in items)
 
 
 def check_seed(name: str, v: Any) -> int:
