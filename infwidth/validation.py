@@ -25,8 +25,8 @@ import numpy as np
 __all__ = ["check_int", "check_pos_int", "check_opt_pos_int", "check_pos_ints", "check_nonneg",
            "check_number", "check_finite", "check_seed", "check_choice", "check_sample_sizes",
            "parse_bytes", "check_kinds", "check_kind", "check_dtype", "check_architecture",
-           "check_progress", "check_memory", "format_bytes", "check_label", "KINDS", "DTYPES",
-           "DEFAULT_MEMORY_BUDGET"]
+           "check_progress", "check_memory", "format_bytes", "check_label", "check_bool",
+           "KINDS", "DTYPES", "DEFAULT_MEMORY_BUDGET"]
 
 KINDS = ("nngp", "ntk")
 """The infinite-width kernels: NNGP Σ and NTK Θ (the order in which they are computed)."""
@@ -174,6 +174,13 @@ def check_dtype(dtype: Any, name: str = "dtype") -> str:
     if not isinstance(dtype, str) or dtype not in DTYPES:
         raise ValueError(f"{name} must be {' or '.join(map(repr, DTYPES))}, got {dtype!r}")
     return dtype
+
+
+def check_bool(flag: Any, name: str) -> bool:
+    """True or False (numpy's bool accepted)."""
+    if not isinstance(flag, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {flag!r}")
+    return bool(flag)
 
 
 def check_progress(progress: Any, name: str = "progress") -> bool | None:

@@ -9,6 +9,7 @@ import numpy as np
 from infwidth.validation import (
     DEFAULT_MEMORY_BUDGET,
     check_architecture,
+    check_choice,
     check_memory,
     check_pos_int,
     check_seed,
@@ -44,8 +45,7 @@ def sample_inputs(domain: str, n: int, dim: int, patch_dim: int | None = None,
         >>> round(float((img[0, [0, 1, 4, 5]] ** 2).sum()), 12)  # a 2×2 patch of the 4×4 image
         4.0
     """
-    if domain not in DOMAINS:
-        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    check_choice("domain", domain, DOMAINS)
     n, dim = check_pos_int("n", n), check_pos_int("dim", dim)
     check_memory(16 * n * dim, memory_budget, f"sample_inputs(n={n}, dim={dim})")
     if arch is not None:

@@ -50,6 +50,8 @@ from infwidth.eigenspaces.tree_recursion import RecursionOptions, tree_eigenvalu
 from infwidth.eigenspaces.tree_types import enumerate_types
 from infwidth.validation import (
     check_architecture,
+    check_bool,
+    check_choice,
     check_int,
     check_kind,
     check_pos_int,
@@ -238,12 +240,11 @@ def _validate(arch: Any, dim: Any, domain: Any, kind: Any, max_degree: Any, meth
               ) -> tuple[TypeSystem, str]:
     check_architecture(arch)
     check_pos_int("dim", dim)
-    if domain not in DOMAINS:
-        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    check_choice("domain", domain, DOMAINS)
     check_kind(kind)
     check_int("max_degree", max_degree, 0)
-    if method is not None and method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS} or None, got {method!r}")
+    if method is not None:
+        check_choice("method", method, METHODS)
     ts = type_system(arch, int(dim))  # raises when dim does not fit the topology
     tree = not isinstance(arch, ConvNet)
     if method is None:
@@ -311,8 +312,7 @@ def spectrum(arch: Architecture, dim: int, domain: str = "hypercube", kind: str 
         raise TypeError(f"kernel_fn must be callable (like iw.kernel) or None, "
                         f"got {type(kernel_fn).__name__}")
     for name, flag in (("include_zero", include_zero), ("error_estimate", error_estimate)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
+        check_bool(flag, name)
     if method == "monte-carlo":
         for name, v in (("n_samples", n_samples), ("n_batches", n_batches),
                         ("n_functions", n_functions)):
@@ -394,8 +394,7 @@ def eigenfunction(arch: Architecture, dim: int, degrees: Any, domain: str = "hyp
         (3,)
     """
     check_architecture(arch)
-    if domain not in DOMAINS:
-        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    check_choice("domain", domain, DOMAINS)
     gen = _rng(rng)
     ts = type_system(arch, dim)
     degs = degree_profile(degrees, ts.patch_index.shape[0])

@@ -15,6 +15,7 @@ import numpy as np
 
 from infwidth.eigenspaces.engine import Spectrum
 from infwidth.io.outputs import write_png
+from infwidth.validation import check_bool, check_number
 
 __all__ = ["plot_spectrum"]
 
@@ -149,17 +150,9 @@ def _check_plot_args(path: Any, levels: Any, m_exponent: Any, ax: Any, title: An
             raise TypeError(f"levels must be a sequence of finite numbers or None, "
                             f"got {type(levels).__name__}")
         for v in levels:
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-                raise TypeError(f"levels must be finite numbers, got {list(levels)!r}")
-            if not np.isfinite(v):
-                raise ValueError(f"levels must be finite numbers, got {list(levels)!r}")
+            check_number("levels", v)
     if m_exponent is not None:
-        if isinstance(m_exponent, bool) or not isinstance(
-                m_exponent, (int, float, np.integer, np.floating)):
-            raise TypeError(f"m_exponent must be a finite number or None, got {m_exponent!r}")
-        if not np.isfinite(m_exponent):
-            raise ValueError(f"m_exponent must be a finite number or None, got {m_exponent!r}")
+        check_number("m_exponent", m_exponent)
     if title is not None and not isinstance(title, str):
         raise TypeError(f"title must be a string or None, got {type(title).__name__}")
-    if not isinstance(roundoff_as_zero, (bool, np.bool_)):
-        raise TypeError(f"roundoff_as_zero must be True or False, got {roundoff_as_zero!r}")
+    check_bool(roundoff_as_zero, "roundoff_as_zero")

@@ -31,6 +31,7 @@ from infwidth.learning import train as T
 from infwidth.learning.curves import curve_frame
 from infwidth.validation import (
     check_architecture,
+    check_bool,
     check_dtype,
     check_label,
     check_nonneg,
@@ -282,8 +283,7 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
         raise ValueError(f"lr_fraction must lie in (0, 1), got {lr_fraction!r}")
     check_dtype(dtype)
     check_label(architecture)
-    if not isinstance(per_seed, bool):
-        raise TypeError(f"per_seed must be True or False, got {per_seed!r}")
+    check_bool(per_seed, "per_seed")
     for t in targets.values():
         t.arch_degrees(arch)
     first = next(iter(targets.values()))

@@ -32,11 +32,13 @@ from infwidth.learning.curves import curve_frame
 from infwidth.learning.targets import Target, TargetFunction
 from infwidth.validation import (
     check_architecture,
+    check_bool,
     check_finite,
     check_kind,
     check_label,
     check_nonneg,
     check_pos_int,
+    check_progress,
     check_sample_sizes,
     check_seed,
 )
@@ -341,10 +343,8 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
     seeds, n_test = check_pos_int("seeds", seeds), check_pos_int("n_test", n_test)
     seed = check_seed("seed", seed)
     for name, flag in (("posterior_variance", posterior_variance), ("per_seed", per_seed)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
-    if progress is not None and not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"progress must be True, False or None, got {progress!r}")
+        check_bool(flag, name)
+    check_progress(progress)
     if store is not None and not isinstance(store, (str, os.PathLike)):
         raise TypeError(f"store must be a folder path or None, got {type(store).__name__}")
     if client is not None and store is None:
