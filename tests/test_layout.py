@@ -198,3 +198,28 @@ def test_the_stage_check_sees_an_upward_import(tmp_path, where, line, flagged):
     probe.parent.mkdir(parents=True, exist_ok=True)
     probe.write_text(line + "\n")
     assert bool(upward_imports(tmp_path)) == flagged
+
+
+def test_one_definition_of_each_shared_knob():
+    """KINDS, DTYPES, the memory budget, canonical JSON and the kind/dtype checks are defined
+    once (validation.py, _json.py) and imported everywhere else, private copies included."""
+    homes = {"KINDS": "validation", "DTYPES": "validation", "DEFAULT_MEMORY_BUDGET": "validation",
+             "check_kinds": "validation", "check_dtype": "validation",
+             "check_architecture": "validation", "canonical_json": "_json"}
+    found: dict[str, list[str]] = {}
+    for p in sorted(PKG.rglob("*.py")):
+        tree = ast.parse(p.read_text(), filename=str(p))
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names = [node.name]
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [t.id for t in targets if isinstance(t, ast.Name)]
+            else:
+                continue
+            for name in names:
+                bare = name.lstrip("_").removeprefix("NATIVE_")
+                if bare in homes:
+                    found.setdefault(bare, []).append(
+                        f"{p.relative_to(PKG).with_suffix('').as_posix()}:{name}")
+    assert {k: v for k, v in found.items() if v != [f"{homes[k]}:{k}"]} == {}
