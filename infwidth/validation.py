@@ -26,7 +26,7 @@ __all__ = ["check_int", "check_pos_int", "check_opt_pos_int", "check_pos_ints", 
            "check_number", "check_finite", "check_seed", "check_choice", "check_sample_sizes",
            "parse_bytes", "check_kinds", "check_kind", "check_dtype", "check_architecture",
            "check_progress", "check_memory", "format_bytes", "check_label", "check_bool",
-           "KINDS", "DTYPES", "DEFAULT_MEMORY_BUDGET"]
+           "show_progress", "KINDS", "DTYPES", "DEFAULT_MEMORY_BUDGET"]
 
 KINDS = ("nngp", "ntk")
 """The infinite-width kernels: NNGP Σ and NTK Θ (the order in which they are computed)."""
@@ -197,6 +197,12 @@ def check_label(v: Any, name: str = "architecture") -> str | None:
     return v
 
 
+def show_progress(progress: bool | None, work: float, threshold: float = 4) -> bool:
+    """Whether to draw a progress bar: ``progress`` when given, else whether ``work`` (tiles,
+    runs, ...) exceeds ``threshold``: the one rule for ``progress=None``."""
+    return work > threshold if progress is None else bool(progress)
+
+
 def check_architecture(arch: Any, name: str = "arch") -> Any:
     """An infwidth architecture (an instance of
     :class:`infwidth.architectures.networks.Architecture`).
@@ -251,17 +257,16 @@ def parse_bytes(value: Any, name: str = "memory_budget") -> int:
 
 
 def format_bytes(b: float) -> str:
-    """A byte count for a message: "512.0 MiB", "72.8 TiB".
+    """A byte count for a message, to 3 significant digits: "512 MiB", "72.8 TiB".
 
     Example:
-        >>> format_bytes(8 * 10**13)
-        '72.8 TiB'
+        >>> format_bytes(8 * 10**13), format_bytes(4 * 2**30), format_bytes(100)
+        ('72.8 TiB', '4 GiB', '100 B')
     """
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(b) < 1024 or unit == "TiB":
-            return f"{b:.1f} {unit}" if unit != "B" else f"{int(b)} B"
-        b /= 1024
-    raise AssertionError("unreachable")
+    for unit, k in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if b >= 2 ** k:
+            return f"{b / 2 ** k:.3g} {unit}"
+    return f"{int(b)} B"
 
 
 def check_memory(need: float, memory_budget: Any, what: str) -> int:
@@ -273,7 +278,7 @@ def check_memory(need: float, memory_budget: Any, what: str) -> int:
         >>> check_memory(8 * 10**13, "4GiB", "n=1000000, dim=10000000")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: n=1000000, dim=10000000 needs about 72.8 TiB, over memory_budget=4.0 GiB; ...
+        ValueError: n=1000000, dim=10000000 needs about 72.8 TiB, over memory_budget=4 GiB; ...
     """
     budget = parse_bytes(memory_budget)
     if need > budget:

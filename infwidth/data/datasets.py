@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from infwidth.validation import check_int, check_opt_pos_int, check_seed
+from infwidth.validation import check_int, check_number, check_opt_pos_int, check_seed
 
 __all__ = [
     "Dataset",
@@ -174,11 +174,7 @@ def load_digits(n_train: int | None = None, n_test: int | None = None, seed: int
         ((200, 64), (8, 8, 1))
     """
     n_train, n_test, seed, normalize = _check_split(n_train, n_test, seed, normalize)
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.integer,
-                                                                         np.floating)):
-        raise TypeError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction!r}")
+    check_number("test_fraction", test_fraction, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     n_te = int(round(test_fraction * DIGITS_SIZE))
     if not 0 < n_te < DIGITS_SIZE:
         raise ValueError(f"test_fraction={test_fraction!r} leaves an empty split of the "

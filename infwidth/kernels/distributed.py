@@ -54,6 +54,7 @@ from infwidth.validation import (
     check_kinds,
     check_opt_pos_int,
     check_progress,
+    show_progress,
 )
 
 __all__ = ["gram", "local_cluster", "TileError", "run_tile"]
@@ -273,7 +274,7 @@ def gram(arch: Architecture, x1: Any, x2: Any = None, kinds: Sequence[str] | str
     t = tile if tile is not None else plan_tile(arch, n1, n2, dim, kinds, dtype, budget)
     gs = GramStore.open_for(store, arch, x1, x2, kinds, dtype, t, tile_explicit=tile is not None)
     total, todo = len(gs.tiles()), gs.missing()
-    show = (len(todo) > 4) if progress is None else progress
+    show = show_progress(progress, len(todo))
     start = time.perf_counter()
     if not todo:
         infos, workers = [], 0

@@ -29,6 +29,7 @@ from infwidth.validation import (
     check_opt_pos_int,
     check_progress,
     parse_bytes,
+    show_progress,
 )
 
 __all__ = ["kernel", "ENGINES", "estimate_block_memory", "plan_blocks", "parse_bytes",
@@ -203,7 +204,7 @@ def kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str | tuple[str, .
     rows, cols = _blocks(n1, b), _blocks(n2, b)
     todo = [(r, c) for i, r in enumerate(rows) for j, c in enumerate(cols)
             if not symmetric or j >= i]
-    show = (len(todo) > 4) if progress is None else progress
+    show = show_progress(progress, len(todo))
     bb1, bb2 = min(b, n1), min(b, n2)
     for r, c in tqdm(todo, desc=f"{kind} blocks", disable=not show, leave=False):
         a = jnp.asarray(_pad(x1[r], bb1).reshape((bb1,) + shape), dtype=jdt)

@@ -50,6 +50,7 @@ from infwidth.validation import (
     check_kinds,
     check_opt_pos_int,
     check_progress,
+    show_progress,
 )
 
 __all__ = ["native_kernels", "native_memory_estimate", "native_plan", "supports",
@@ -486,7 +487,7 @@ def _bar(items: Any, total: int, progress: bool | None):
     """``items`` under a tqdm bar over the tiles (``progress`` None: when more than 4)."""
     from tqdm.auto import tqdm
 
-    show = total > 4 if progress is None else progress
+    show = show_progress(progress, total)
     return tqdm(items, total=total, desc="kernel tiles", disable=not show, leave=False)
 
 

@@ -38,6 +38,7 @@ from infwidth.validation import (
     check_number,
     check_pos_int,
     check_sample_sizes,
+    show_progress,
 )
 
 __all__ = ["TrainResult", "stable_learning_rate", "train_mse", "with_width", "finite_width_curve",
@@ -292,7 +293,7 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
     rows = []
     total = seeds * len(targets) * len(ms) * len(ws)
     bar = tqdm(total=total, desc="finite-width runs", leave=False,
-               disable=not (total > 4 if progress is None else progress))
+               disable=not show_progress(progress, total))
     for s in range(seeds):
         sd = seed + s
         x, _ = regression_dataset(first, n_train + n_test, sd)

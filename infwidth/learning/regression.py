@@ -41,6 +41,8 @@ from infwidth.validation import (
     check_progress,
     check_sample_sizes,
     check_seed,
+    format_bytes,
+    show_progress,
 )
 
 __all__ = ["nested_regression", "regression_dataset", "label_noise", "kernel_regression_curve",
@@ -92,13 +94,6 @@ def gram_memory(n_train: int, n_test: int, dim: int = 0, *, arch: Architecture |
     return int(b + extra)
 
 
-def _fmt_bytes(b: float) -> str:
-    for unit, k in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if b >= 2 ** k:
-            return f"{b / 2 ** k:.3g} {unit}"
-    return f"{int(b)} B"
-
-
 def check_gram_memory(arch: Architecture, target: Target, n_train: int, n_test: int,
                       memory_budget: int | str | None = DEFAULT_MEMORY_BUDGET, *,
                       kind: str = "ntk", posterior_variance: bool = False,
@@ -140,10 +135,10 @@ def check_gram_memory(arch: Architecture, target: Target, n_train: int, n_test: 
     fit = (f"the largest sample size that fits is m={lo}" if lo >= 1 else
            f"not even m=1 fits with n_test={n_test}: lower n_test")
     raise ValueError(
-        f"memory_budget={_fmt_bytes(budget)} does not fit the largest sample size "
-        f"m={n_train} with n_test={n_test}: about {_fmt_bytes(need(n_train))} "
+        f"memory_budget={format_bytes(budget)} does not fit the largest sample size "
+        f"m={n_train} with n_test={n_test}: about {format_bytes(need(n_train))} "
         f"({need(n_train)} bytes) per seed (float64 Gram of {n}×{n} "
-        f"{_fmt_bytes(gram)}, Cholesky working copies {_fmt_bytes(chol)}, plus inputs and "
+        f"{format_bytes(gram)}, Cholesky working copies {format_bytes(chol)}, plus inputs and "
         f"the kernel engine's working set); {fit}. Raise memory_budget or use smaller "
         f"sample sizes.")
 
@@ -363,7 +358,7 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
         check_gram_memory(arch, first, n_train, n_test, memory_budget, kind=kind,
                           posterior_variance=bool(posterior_variance))
     rows = []
-    show = (seeds * len(ms) * n_train > 2e5) if progress is None else progress
+    show = show_progress(progress, seeds * len(ms) * n_train, 2e5)
     for s in tqdm(range(seeds), desc="kernel regression seeds", disable=not show,
                   leave=False):
         sd = seed + s
