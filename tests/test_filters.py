@@ -243,8 +243,8 @@ def test_bad_inputs_raise_before_work(digits):
             F.layer_analysis(net, *args, threshold=t)
         with pytest.raises(ValueError, match="threshold"):
             F.find_clusters(np.eye(3), t)
-    for layer in (0, 3, 2.0):
-        with pytest.raises(ValueError, match="layer"):
+    for layer, err in ((0, ValueError), (3, ValueError), (2.0, TypeError)):
+        with pytest.raises(err, match="layer"):
             F.layer_analysis(net, *args, layers=[layer])
     with pytest.raises(ValueError, match="x_train"):
         F.layer_analysis(net, digits.x_train[:, :10], *args[1:])

@@ -165,7 +165,7 @@ def test_kernel_pair_diagonal_is_exact():
     x = np.random.default_rng(2).standard_normal((20, 37)) * np.linspace(0.5, 2, 20)[:, None]
     q = (x * x).sum(1) / 37
     for tile in (None, 8):
-        both = iw.kernel(iw.MLP(depth=4), x, kind=("nngp", "ntk"), batch_size=tile)
+        both = iw.kernel(iw.MLP(depth=4), x, kind=("nngp", "ntk"), tile=tile)
         np.testing.assert_allclose(np.diag(both["nngp"]), q, rtol=16 * EPS)
         np.testing.assert_allclose(np.diag(both["ntk"]), 5 * q, rtol=16 * EPS)
 
@@ -174,7 +174,7 @@ def test_tiling_does_not_change_the_bits():
     arch = iw.DCNN(patch_dim=2, filter_sizes=(2,))
     x = np.random.default_rng(1).standard_normal((21, 8))
     full = iw.kernels.kernel_pair(arch, x)
-    small = iw.kernel(arch, x, kind=("nngp", "ntk"), batch_size=4)
+    small = iw.kernel(arch, x, kind=("nngp", "ntk"), tile=4)
     for a, kind in zip(full, ("nngp", "ntk")):
         np.testing.assert_array_equal(a, small[kind])
 
@@ -225,7 +225,7 @@ def test_symmetric_call_computes_each_block_once(monkeypatch):
     calls = []
     real = kmod._jitted(arch, "ntk")
     monkeypatch.setattr(kmod, "_jitted", lambda a, k: lambda u, v: calls.append(1) or real(u, v))
-    blocked = iw.kernel(arch, x, kind="ntk", batch_size=3, engine=nt)
+    blocked = iw.kernel(arch, x, kind="ntk", tile=3, engine=nt)
     assert len(calls) == 4 * 5 // 2  # 4 row blocks: upper triangle only
     np.testing.assert_allclose(blocked, full, rtol=0, atol=1e-13)
     np.testing.assert_array_equal(blocked, blocked.T)
@@ -274,8 +274,8 @@ X = iw.sample_inputs("hypercube", 4, 32, seed=0)
     (lambda: iw.kernel(iw.SCNN(patch_dim=4), X, kind="gp"), ValueError, "kind must be one of"),
     (lambda: iw.kernel(iw.ConvNet(readout="gap"), X, memory_budget="1KB",
                        engine="neural-tangents"), ValueError, "memory_budget=.* cannot be met"),
-    (lambda: iw.kernel(iw.ConvNet(readout="gap"), X, batch_size=4, memory_budget="300KiB",
-                       engine="neural-tangents"), ValueError, "batch_size=4 needs about"),
+    (lambda: iw.kernel(iw.ConvNet(readout="gap"), X, tile=4, memory_budget="300KiB",
+                       engine="neural-tangents"), ValueError, "tile=4 needs about"),
     (lambda: iw.kernel(iw.ConvNet(readout="gap"), X, memory_budget="1KB"), ValueError,
      "memory_budget"),
     (lambda: iw.kernel(iw.SCNN(patch_dim=4), X, engine="jax"), ValueError, "engine must be"),
@@ -288,6 +288,46 @@ X = iw.sample_inputs("hypercube", 4, 32, seed=0)
 def test_bad_kernel_input_is_refused_before_work(no_heavy_work, call, err, msg):
     with pytest.raises(err, match=msg):
         call()
+
+
+def test_tile_is_the_one_name_of_the_tile_side_and_batch_size_a_deprecated_alias():
+    arch, x = iw.MLP(depth=2), iw.sample_inputs("hypercube", n=9, dim=8, seed=3)
+    want = iw.kernel(arch, x, kind=("nngp", "ntk"), tile=4)
+    with pytest.warns(DeprecationWarning, match="tile"):
+        old = iw.kernel(arch, x, kind=("nngp", "ntk"), batch_size=4)
+    for k in want:
+        np.testing.assert_array_equal(old[k], want[k])
+    with pytest.raises(TypeError, match="batch_size"), pytest.warns(DeprecationWarning):
+        iw.kernel(arch, x, tile=4, batch_size=4)
+
+
+def test_backend_reaches_the_native_engine(monkeypatch):
+    from infwidth.kernels import native
+
+    arch, x = iw.SCNN(patch_dim=4), iw.sample_inputs("hypercube", n=5, dim=16, seed=1)
+    got = iw.kernel(arch, x, kind=("nngp", "ntk"), backend="numpy")
+    want = native.native_kernels(arch, x, backend="numpy")
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])
+    seen = []
+    real = native.native_kernels
+    monkeypatch.setattr(native, "native_kernels",
+                        lambda *a, **kw: seen.append(kw["backend"]) or real(*a, **kw))
+    iw.kernel(arch, x, backend="numpy")
+    assert seen == ["numpy"]
+    with pytest.raises(ValueError, match="backend"):
+        iw.kernel(arch, x, backend="torch")
+    with pytest.raises(ValueError, match="backend"):
+        iw.kernel(arch, x, backend="numpy", engine="neural-tangents")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "jax"])
+def test_progress_is_honoured_on_the_native_path(capsys, backend):
+    arch, x = iw.MLP(depth=1), iw.sample_inputs("hypercube", n=8, dim=4, seed=0)
+    iw.kernel(arch, x, tile=2, progress=True, backend=backend)  # 10 tiles
+    assert "kernel tiles" in capsys.readouterr().err
+    iw.kernel(arch, x, tile=2, progress=False, backend=backend)
+    assert "kernel tiles" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("make, err, msg", [

@@ -165,13 +165,17 @@ def test_bad_arguments():
     arch, x = iw.MLP(depth=1), np.ones((3, 4))
     with pytest.raises(ValueError, match="kinds"):
         native_kernels(arch, x, kinds=("nngp", "cntk"))
-    with pytest.raises(TypeError, match="kinds"):
+    with pytest.raises(ValueError, match="kinds"):
         native_kernels(arch, x, kinds=())
+    with pytest.raises(ValueError, match="kinds"):  # a repeat is refused, not dropped
+        native_kernels(arch, x, kinds=("ntk", "ntk"))
+    with pytest.raises(TypeError, match="kinds"):
+        native_kernels(arch, x, kinds=None)
     with pytest.raises(ValueError, match="dtype"):
         native_kernels(arch, x, dtype="float16")
     with pytest.raises(ValueError, match="tile"):
         native_kernels(arch, x, tile=0)
-    with pytest.raises(ValueError, match="threads"):
+    with pytest.raises(TypeError, match="threads"):  # a bool is not an integer
         native_kernels(arch, x, threads=True)
     with pytest.raises(ValueError, match="backend"):
         native_kernels(arch, x, backend="torch")

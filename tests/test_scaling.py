@@ -34,7 +34,7 @@ def test_lenet_kernel_matches_neural_tangents(kw, side):
     for kind, k_ref in zip(("nngp", "ntk"), ref):
         relu_ntk = kind == "ntk" and arch.activation == "relu"
         tol = 4 * np.sqrt(np.finfo(float).eps) if relu_ntk else 1e-12
-        got = lenet_kernel(arch, x, kind=kind, block_size=3)  # 3 blocks, the last padded
+        got = lenet_kernel(arch, x, kind=kind, tile=3)  # 3 blocks, the last padded
         np.testing.assert_allclose(got, k_ref, rtol=tol)
         np.testing.assert_array_equal(got, got.T)
         np.testing.assert_allclose(lenet_kernel(arch, x[:3], x[3:6], kind=kind),

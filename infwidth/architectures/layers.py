@@ -23,11 +23,11 @@ its public attributes (``filter_sizes``/``patch_dim`` for trees, ``filter_size``
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Union
 
 from infwidth.architectures.activations import ActivationSpec, get_activation
+from infwidth.validation import check_number, check_pos_ints
 
 __all__ = ["Conv", "Dense", "Activation", "AvgPool", "Flatten", "GAP", "Layer",
            "kernel_layers", "PADDINGS"]
@@ -36,19 +36,11 @@ PADDINGS = ("circular", "same", "valid")
 
 
 def _std(name: str, v: Any, positive: bool) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise TypeError(f"{name} must be a finite number, got {v!r}")
-    if v < 0 or (positive and v == 0):
-        raise ValueError(f"{name} must be {'positive' if positive else '>= 0'}, got {v!r}")
-    return float(v)
+    return check_number(name, v, lo=0.0, lo_open=positive)
 
 
 def _ints(name: str, v: Any) -> tuple[int, ...]:
-    v = (v,) if isinstance(v, int) and not isinstance(v, bool) else v
-    if not isinstance(v, (tuple, list)) or not v or not all(
-            isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in v):
-        raise ValueError(f"{name} must be a positive integer or a tuple of them, got {v!r}")
-    return tuple(int(k) for k in v)
+    return check_pos_ints(name, v)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from infwidth.validation import check_seed
+from infwidth.validation import check_int, check_number, check_opt_pos_int, check_seed
 
 __all__ = [
     "Dataset",
@@ -107,13 +107,7 @@ CIFAR_TEST = "test_batch"
 
 def _check_count(name: str, v: Any) -> int | None:
     """None, or a positive integer (bools refused)."""
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive integer or None, got {v!r}")
-    if v <= 0:
-        raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
-    return int(v)
+    return check_opt_pos_int(name, v)
 
 
 def _check_split(n_train: Any, n_test: Any, seed: Any, normalize: Any) -> tuple:
@@ -180,11 +174,7 @@ def load_digits(n_train: int | None = None, n_test: int | None = None, seed: int
         ((200, 64), (8, 8, 1))
     """
     n_train, n_test, seed, normalize = _check_split(n_train, n_test, seed, normalize)
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.integer,
-                                                                         np.floating)):
-        raise TypeError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction!r}")
+    check_number("test_fraction", test_fraction, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     n_te = int(round(test_fraction * DIGITS_SIZE))
     if not 0 < n_te < DIGITS_SIZE:
         raise ValueError(f"test_fraction={test_fraction!r} leaves an empty split of the "
@@ -209,10 +199,7 @@ def load_mnist1d(n_train: int | None = None, n_test: int | None = None, seed: in
     Every argument is checked before anything is generated.
     """
     n_train, n_test, seed, normalize = _check_split(n_train, n_test, seed, normalize)
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)):
-        raise TypeError(f"num_samples must be an integer >= 20, got {num_samples!r}")
-    if num_samples < 20:
-        raise ValueError(f"num_samples must be an integer >= 20, got {num_samples!r}")
+    check_int("num_samples", num_samples, 20)
     total = int(num_samples) // 10 * 10  # mnist1d draws num_samples // 10 per class
     train = int(total * 0.8)
     _check_available(n_train, n_test, train, total - train,

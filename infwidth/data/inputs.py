@@ -6,7 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from infwidth.validation import check_pos_int, check_seed
+from infwidth.validation import (
+    DEFAULT_MEMORY_BUDGET,
+    check_architecture,
+    check_choice,
+    check_memory,
+    check_pos_int,
+    check_seed,
+)
 
 __all__ = ["sample_inputs", "check_inputs", "check_targets", "check_training_data", "DOMAINS"]
 
@@ -14,7 +21,8 @@ DOMAINS = ("hypercube", "sphere")
 
 
 def sample_inputs(domain: str, n: int, dim: int, patch_dim: int | None = None,
-                  seed: int = 0, arch: Any = None) -> np.ndarray:
+                  seed: int = 0, arch: Any = None,
+                  memory_budget: int | str = DEFAULT_MEMORY_BUDGET) -> np.ndarray:
     """Draw ``n`` inputs of ``dim`` coordinates, float64, shape (n, dim).
 
     - "hypercube": x uniform on {±1}^dim.
@@ -23,6 +31,10 @@ def sample_inputs(domain: str, n: int, dim: int, patch_dim: int | None = None,
       the 2×2 squares of a 2-D D-CNN, say), else consecutive blocks of ``patch_dim``
       coordinates (``patch_dim=None``: one sphere of radius √dim). Where the leaves are
       consecutive blocks both give the same draw.
+
+    The draw holds two float64 (n, dim) arrays at its peak (16·n·dim bytes); more than
+    ``memory_budget`` (bytes or a string such as "4GB"; default 4 GiB) is refused before
+    anything is allocated.
 
     Example:
         >>> x = sample_inputs("sphere", n=3, dim=8, patch_dim=4, seed=0)
@@ -33,12 +45,11 @@ def sample_inputs(domain: str, n: int, dim: int, patch_dim: int | None = None,
         >>> round(float((img[0, [0, 1, 4, 5]] ** 2).sum()), 12)  # a 2×2 patch of the 4×4 image
         4.0
     """
-    if domain not in DOMAINS:
-        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    check_choice("domain", domain, DOMAINS)
     n, dim = check_pos_int("n", n), check_pos_int("dim", dim)
+    check_memory(16 * n * dim, memory_budget, f"sample_inputs(n={n}, dim={dim})")
     if arch is not None:
-        if not callable(getattr(arch, "leaf_coordinates", None)):
-            raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+        check_architecture(arch)
         leaves = np.asarray(arch.leaf_coordinates(dim))
         if patch_dim is not None and check_pos_int("patch_dim", patch_dim) != leaves.shape[1]:
             raise ValueError(f"patch_dim={patch_dim} but the architecture's leaves read "
@@ -79,8 +90,21 @@ def check_inputs(x: Any, name: str = "x1", dim: int | None = None) -> np.ndarray
 
 def check_targets(y: Any, n: int | None, name: str = "y") -> np.ndarray:
     """Validate regression targets: finite, shape (n,) or (n, k) (any n when ``n`` is None);
-    returned as a float64 (n, k) array."""
-    y = np.asarray(y, dtype=np.float64)
+    returned as a float64 (n, k) array. Labels that are not real numbers (strings, complex,
+    objects) are refused with a TypeError naming ``name``."""
+    try:
+        a = np.asarray(y)
+    except ValueError as e:  # ragged nesting
+        raise ValueError(f"{name} must be an array of shape (n,) or (n, k): {e}") from None
+    if a.dtype.kind == "O":
+        try:
+            a = a.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must hold real numbers, got {type(y).__name__} of "
+                            f"dtype object") from None
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    y = a.astype(np.float64)
     y = y[:, None] if y.ndim == 1 else y
     if y.ndim != 2 or (n is not None and y.shape[0] != n):
         want = f"({n},) or ({n}, k)" if n is not None else "(n,) or (n, k)"

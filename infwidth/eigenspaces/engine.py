@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -49,14 +48,20 @@ from infwidth.eigenspaces.sphere import sphere_leaf
 from infwidth.eigenspaces.steiner import degree_profile, learning_index, learning_index_from_space
 from infwidth.eigenspaces.tree_recursion import RecursionOptions, tree_eigenvalues
 from infwidth.eigenspaces.tree_types import enumerate_types
-from infwidth.io.outputs import write_png
-from infwidth.validation import check_pos_int, check_seed
+from infwidth.validation import (
+    check_architecture,
+    check_bool,
+    check_choice,
+    check_int,
+    check_kind,
+    check_pos_int,
+    check_seed,
+)
 
 __all__ = ["spectrum", "Spectrum", "EigenType", "METHODS", "eigenfunction", "learning_index",
            "Eigenfunction", "RecursionOptions", "roundoff_zeroed", "ROUNDOFF_FACTOR"]
 
 METHODS = ("exact", "fwht", "monte-carlo", "gram")
-KINDS = ("ntk", "nngp")
 ROUNDOFF_FACTOR = 2.0
 NEGATIVE_POLICIES = ("raise", "warn", "keep")
 
@@ -215,89 +220,10 @@ class Spectrum:
         for exact zeros at finite L, e.g. odd degrees of one ReLU layer); with
         ``roundoff_as_zero`` (default) eigenvalues within round-off of 0 count as zeros
         (:meth:`roundoff_zeroed`). Writes a PNG to ``path`` (atomically) when given; returns
-        the matplotlib Figure."""
-        _check_plot_args(path, levels, m_exponent, ax, title, roundoff_as_zero)
-        import matplotlib
-        if path is not None:
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-        from matplotlib.colors import Normalize
+        the matplotlib Figure. Drawn by :func:`infwidth.io.plots.plot_spectrum`."""
+        from infwidth.io.plots import plot_spectrum  # deferred: plotting is a higher stage
 
-        df = (self.roundoff_zeroed(negative="warn") if roundoff_as_zero else self).table()
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(8, 5.4))
-        else:
-            fig = ax.figure
-        a0 = self.alpha0
-        ok = np.isfinite(df["learning_index"]) & (df["eigenvalue"] > 0)
-        finite, zero = df[ok], df[~ok]
-        fmax = int(df["frequency"].max()) if len(df) else 1
-        smax = float(finite["space"].max()) if len(finite) else 1.0
-        xlim = (-0.1, smax + 0.45)
-        ylim = (-0.5, fmax + 0.6)
-        xs = np.linspace(xlim[0], xlim[1], 200)
-        if levels is None:
-            levels = sorted({round(v, 2) for v in finite["learning_index"]})[:8]
-        for r in levels:
-            ax.plot(xs, (r - xs) / a0, ls="--", lw=0.8, color="0.55", zorder=1)
-            # label where the line leaves the plotting box (top edge or right edge)
-            x_top = r - a0 * (ylim[1] - 0.15)
-            if xlim[0] + 0.1 <= x_top <= xlim[1]:
-                xy = (x_top, ylim[1] - 0.15)
-            else:
-                xy = (xlim[0] + 0.12, (r - xlim[0] - 0.12) / a0)
-            if ylim[0] < xy[1] < ylim[1]:
-                ax.annotate(f"L={r:g}", xy, fontsize=7, color="0.35", ha="right",
-                            va="top", zorder=5)
-        if m_exponent is not None:
-            ax.fill_between(xs, ylim[0], (m_exponent - xs) / a0, color="tab:green",
-                            alpha=0.13, zorder=0,
-                            label=f"learned with m = d^{m_exponent:g} samples (L < {m_exponent:g})")
-        if len(finite):
-            logl = np.log10(finite["eigenvalue"].to_numpy())
-            norm = Normalize(vmin=logl.min(), vmax=logl.max())
-            # spread types sharing a cell horizontally so each stays visible
-            cell = finite.groupby(["space", "frequency"])
-            off = cell.cumcount().to_numpy()
-            cnt = cell["frequency"].transform("size").to_numpy()
-            x = finite["space"].to_numpy() + 0.03 * (off - (cnt - 1) / 2)
-            y = finite["frequency"].to_numpy()
-            learned = (finite["learning_index"] < m_exponent).to_numpy() \
-                if m_exponent is not None else np.ones(len(finite), bool)
-            ax.scatter(x[learned], y[learned], c=logl[learned], cmap="viridis",
-                       norm=norm, s=70, edgecolors="k", linewidths=1.2, zorder=3,
-                       label="type (learned)" if m_exponent is not None else "type")
-            if (~learned).any():
-                ax.scatter(x[~learned], y[~learned], c=logl[~learned], cmap="viridis",
-                           norm=norm, s=45, edgecolors="0.6", linewidths=0.5, marker="s",
-                           zorder=3, label="type (not learned: L ≥ r)")
-            fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax,
-                         label="log10 eigenvalue (per eigenfunction)")
-        inf = zero[~np.isfinite(zero["learning_index"])]
-        exact0 = zero[np.isfinite(zero["learning_index"])]
-        if len(inf):
-            ax.scatter(np.full(len(inf), xlim[1] - 0.12), inf["frequency"], marker="x",
-                       color="0.5", zorder=2,
-                       label="L = ∞, λ = 0: patches joined only by the linear readout")
-        if len(exact0):
-            ax.scatter(exact0["space"], exact0["frequency"], marker="x", color="tab:red",
-                       zorder=2, label="λ = 0 exactly at finite L (e.g. odd degrees, one ReLU)")
-        ax.set_xlabel("space S(k)  [Steiner-tree length, units of log_d]")
-        ax.set_ylabel("frequency |k|  [total degree]")
-        ax.set_xlim(*xlim)
-        ax.set_ylim(*ylim)
-        arch = type(self.arch).__name__
-        ax.set_title(title or f"{arch} {self.kind.upper()} eigenspaces on the {self.domain}, "
-                     f"d = {self.dim}, α0 = {a0:.3g}\n(dashed: level lines α0·|k| + S = L)",
-                     fontsize=10)
-        handles, _ = ax.get_legend_handles_labels()
-        if handles:
-            ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2,
-                      frameon=False)
-        fig.tight_layout()
-        if path is not None:
-            write_png(fig, path, tight=False, close=False)
-        return fig
+        return plot_spectrum(self, path, levels, m_exponent, ax, title, roundoff_as_zero)
 
 
 def _rng(rng: Any) -> np.random.Generator:
@@ -307,60 +233,18 @@ def _rng(rng: Any) -> np.random.Generator:
     return np.random.default_rng(check_seed("rng", rng))
 
 
-def _check_plot_args(path: Any, levels: Any, m_exponent: Any, ax: Any, title: Any,
-                     roundoff_as_zero: Any) -> None:
-    """:meth:`Spectrum.plot`'s arguments, checked before anything is drawn."""
-    if path is not None and not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a file path (str or os.PathLike) or None, "
-                        f"got {type(path).__name__}")
-    if isinstance(path, (str, os.PathLike)):
-        p = os.fspath(path)
-        if not isinstance(p, str) or not p or p.endswith(("/", os.sep)) or os.path.isdir(p):
-            raise ValueError(f"path must name a PNG file, got {path!r}")
-    if ax is not None:
-        axes = sys.modules.get("matplotlib.axes")  # no Axes exists before it is imported
-        if axes is None or not isinstance(ax, axes.Axes):
-            raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
-    if levels is not None:
-        if isinstance(levels, (str, bytes)) or not isinstance(levels, (Sequence, np.ndarray)):
-            raise TypeError(f"levels must be a sequence of finite numbers or None, "
-                            f"got {type(levels).__name__}")
-        for v in levels:
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-                raise TypeError(f"levels must be finite numbers, got {list(levels)!r}")
-            if not np.isfinite(v):
-                raise ValueError(f"levels must be finite numbers, got {list(levels)!r}")
-    if m_exponent is not None:
-        if isinstance(m_exponent, bool) or not isinstance(
-                m_exponent, (int, float, np.integer, np.floating)):
-            raise TypeError(f"m_exponent must be a finite number or None, got {m_exponent!r}")
-        if not np.isfinite(m_exponent):
-            raise ValueError(f"m_exponent must be a finite number or None, got {m_exponent!r}")
-    if title is not None and not isinstance(title, str):
-        raise TypeError(f"title must be a string or None, got {type(title).__name__}")
-    if not isinstance(roundoff_as_zero, (bool, np.bool_)):
-        raise TypeError(f"roundoff_as_zero must be True or False, got {roundoff_as_zero!r}")
-
-
 # --------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------
 def _validate(arch: Any, dim: Any, domain: Any, kind: Any, max_degree: Any, method: Any
               ) -> tuple[TypeSystem, str]:
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture (MLP, SCNN, DCNN, ConvNet), "
-                        f"got {type(arch).__name__}")
+    check_architecture(arch)
     check_pos_int("dim", dim)
-    if domain not in DOMAINS:
-        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if isinstance(max_degree, bool) or not isinstance(max_degree, (int, np.integer)):
-        raise TypeError(f"max_degree must be a non-negative integer, got {max_degree!r}")
-    if max_degree < 0:
-        raise ValueError(f"max_degree must be a non-negative integer, got {max_degree}")
-    if method is not None and method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS} or None, got {method!r}")
+    check_choice("domain", domain, DOMAINS)
+    check_kind(kind)
+    check_int("max_degree", max_degree, 0)
+    if method is not None:
+        check_choice("method", method, METHODS)
     ts = type_system(arch, int(dim))  # raises when dim does not fit the topology
     tree = not isinstance(arch, ConvNet)
     if method is None:
@@ -428,8 +312,7 @@ def spectrum(arch: Architecture, dim: int, domain: str = "hypercube", kind: str 
         raise TypeError(f"kernel_fn must be callable (like iw.kernel) or None, "
                         f"got {type(kernel_fn).__name__}")
     for name, flag in (("include_zero", include_zero), ("error_estimate", error_estimate)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
+        check_bool(flag, name)
     if method == "monte-carlo":
         for name, v in (("n_samples", n_samples), ("n_batches", n_batches),
                         ("n_functions", n_functions)):
@@ -510,11 +393,8 @@ def eigenfunction(arch: Architecture, dim: int, degrees: Any, domain: str = "hyp
         >>> psi(x).shape
         (3,)
     """
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture (MLP, SCNN, DCNN, ConvNet), "
-                        f"got {type(arch).__name__}")
-    if domain not in DOMAINS:
-        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    check_architecture(arch)
+    check_choice("domain", domain, DOMAINS)
     gen = _rng(rng)
     ts = type_system(arch, dim)
     degs = degree_profile(degrees, ts.patch_index.shape[0])

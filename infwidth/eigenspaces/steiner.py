@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from infwidth.architectures.networks import DAG, Architecture
+from infwidth.validation import check_architecture
 
 __all__ = ["learning_index", "learning_index_from_space", "space", "tree_space",
            "steiner_space", "degree_profile", "MAX_STEINER_TERMINALS", "MAX_STEINER_WORK"]
@@ -177,8 +178,7 @@ def learning_index(arch: Architecture, degrees: Any, dim: int) -> float:
         >>> iw.learning_index(arch, {0: 1, 1: 1}, dim=4096)       # sibling patches
         1.75
     """
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+    check_architecture(arch)
     dag = arch.dag_for(dim)
     k = degree_profile(degrees, dag.n_patches)
     support = [i for i, d in enumerate(k) if d > 0]

@@ -30,15 +30,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import signal
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-import numpy as np
 import pandas as pd
+
+from infwidth._json import canonical_json, encode
+from infwidth._json import loads as _loads
 
 __all__ = ["RunStore", "RunStoreError", "canonical_json"]
 
@@ -71,49 +72,6 @@ def _fault_injection() -> None:
 
 class RunStoreError(RuntimeError):
     """A run-store file that cannot be read or does not belong to this run."""
-
-
-def _encode(v: Any) -> Any:
-    """JSON-ready value that :func:`_decode` turns back into ``v`` exactly."""
-    if isinstance(v, dict):
-        return {str(k): _encode(x) for k, x in v.items()}
-    if isinstance(v, tuple):
-        return {"__tuple__": [_encode(x) for x in v]}
-    if isinstance(v, list):
-        return [_encode(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return {"__array__": _encode(v.tolist()), "dtype": str(v.dtype)}
-    if isinstance(v, (np.bool_, bool)):
-        return bool(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        f = float(v)
-        return f if math.isfinite(f) else {"__float__": repr(f)}
-    if isinstance(v, Path):
-        return str(v)
-    if v is None or isinstance(v, (int, str)):
-        return v
-    raise TypeError(f"cannot store a value of type {type(v).__name__}: {v!r}")
-
-
-def _decode(d: dict) -> Any:
-    if "__tuple__" in d:
-        return tuple(d["__tuple__"])
-    if "__array__" in d:
-        return np.asarray(d["__array__"], dtype=d["dtype"])
-    if "__float__" in d:
-        return float(d["__float__"])
-    return d
-
-
-def canonical_json(obj: Any) -> str:
-    """The one text of a configuration or key: sorted keys, exact floats."""
-    return json.dumps(_encode(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def _loads(text: str) -> Any:
-    return json.loads(text, object_hook=_decode)
 
 
 class RunStore:
@@ -215,7 +173,7 @@ class RunStore:
         if isinstance(rows, pd.DataFrame):
             rows = rows.to_dict("records")
         # rows keep their column order (keys and configurations are sorted, rows are not)
-        text = json.dumps(_encode([dict(r) for r in rows]), separators=(",", ":"),
+        text = json.dumps(encode([dict(r) for r in rows]), separators=(",", ":"),
                           allow_nan=False)
         try:
             with self._tx() as con:

@@ -45,9 +45,17 @@ from tqdm.auto import tqdm
 
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_inputs
-from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, DTYPES, parse_bytes
+from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, parse_bytes
 from infwidth.kernels.gram_store import GramStore, StoredGram
-from infwidth.kernels.tiles import check_kinds, compute_tile, plan_tile
+from infwidth.kernels.tiles import compute_tile, plan_tile
+from infwidth.validation import (
+    check_architecture,
+    check_dtype,
+    check_kinds,
+    check_opt_pos_int,
+    check_progress,
+    show_progress,
+)
 
 __all__ = ["gram", "local_cluster", "TileError", "run_tile"]
 
@@ -252,24 +260,21 @@ def gram(arch: Architecture, x1: Any, x2: Any = None, kinds: Sequence[str] | str
     ``dask.distributed.Client``, a scheduler address, or "local" (see the module docstring).
     Raises :class:`TileError` listing failed tiles after finishing all the others.
     ``_tile_delay`` (seconds slept per tile) is for tests only."""
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
-    kinds = check_kinds(kinds)
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+    check_architecture(arch)
+    kinds = check_kinds(kinds, "kinds")
+    check_dtype(dtype)
+    tile = check_opt_pos_int("tile", tile)
+    progress = check_progress(progress)
     budget = parse_bytes(memory_budget)
     x1 = check_inputs(x1, "x1")
     dim = x1.shape[1]
     arch.input_shape(dim)
     x2 = None if x2 is None else check_inputs(x2, "x2", dim)
     n1, n2 = x1.shape[0], (x1 if x2 is None else x2).shape[0]
-    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, (int, np.integer))
-                             or tile <= 0):
-        raise ValueError(f"tile must be a positive integer or None, got {tile!r}")
-    t = int(tile) if tile is not None else plan_tile(arch, n1, n2, dim, kinds, dtype, budget)
+    t = tile if tile is not None else plan_tile(arch, n1, n2, dim, kinds, dtype, budget)
     gs = GramStore.open_for(store, arch, x1, x2, kinds, dtype, t, tile_explicit=tile is not None)
     total, todo = len(gs.tiles()), gs.missing()
-    show = (len(todo) > 4) if progress is None else bool(progress)
+    show = show_progress(progress, len(todo))
     start = time.perf_counter()
     if not todo:
         infos, workers = [], 0

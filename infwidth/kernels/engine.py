@@ -20,14 +20,21 @@ from tqdm.auto import tqdm
 
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_inputs
-from infwidth.validation import parse_bytes
+from infwidth.validation import (
+    DEFAULT_MEMORY_BUDGET,
+    check_architecture,
+    check_choice,
+    check_dtype,
+    check_kinds,
+    check_opt_pos_int,
+    check_progress,
+    parse_bytes,
+    show_progress,
+)
 
 __all__ = ["kernel", "ENGINES", "estimate_block_memory", "plan_blocks", "parse_bytes",
            "DEFAULT_MEMORY_BUDGET"]
 
-KINDS = ("ntk", "nngp")
-DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
-DEFAULT_MEMORY_BUDGET = 4 * 2**30  # bytes
 # Peak working memory of neural-tangents' kernel_fn per tracked kernel (NNGP, NTK), in units
 # of one (n1, n2, S) array, S the largest per-pair spatial footprint. benchmarks/kernel_speed.py
 # measured at most 5.3 (GAP ConvNet, n=64, P=64: 1428 MiB of peak RSS for NTK), rounded up.
@@ -57,8 +64,9 @@ def estimate_block_memory(arch: Architecture, n1: int, n2: int, dim: int,
 
 
 def plan_blocks(arch: Architecture, n1: int, n2: int, dim: int, kind: str, dtype: str,
-                batch_size: int | None, memory_budget: int) -> int:
-    """Choose (or check) the block size so one block plus the output fits the budget."""
+                tile: int | None, memory_budget: int) -> int:
+    """Choose (or check) the block side ``tile`` so one block plus the output fits the
+    budget."""
     out_bytes = n1 * n2 * (8 if dtype == "float64" else 4)
     room = memory_budget - out_bytes
     one = estimate_block_memory(arch, 1, 1, dim, kind, dtype)
@@ -67,15 +75,14 @@ def plan_blocks(arch: Architecture, n1: int, n2: int, dim: int, kind: str, dtype
             f"memory_budget={memory_budget / 2**20:.1f} MiB cannot be met: the ({n1}, {n2}) "
             f"output needs {out_bytes / 2**20:.1f} MiB and even a 1×1 block needs "
             f"{one / 2**20:.3f} MiB more. Raise memory_budget or use fewer inputs.")
-    if batch_size is not None:
-        need = estimate_block_memory(arch, min(batch_size, n1), min(batch_size, n2), dim,
-                                     kind, dtype)
+    if tile is not None:
+        need = estimate_block_memory(arch, min(tile, n1), min(tile, n2), dim, kind, dtype)
         if need > room:
             raise ValueError(
-                f"batch_size={batch_size} needs about {need / 2**20:.1f} MiB per block, over "
+                f"tile={tile} needs about {need / 2**20:.1f} MiB per block, over "
                 f"the {room / 2**20:.1f} MiB left in memory_budget after the output; use a "
-                f"batch_size of at most {int(math.sqrt(room / one))} or raise memory_budget.")
-        return batch_size
+                f"tile of at most {int(math.sqrt(room / one))} or raise memory_budget.")
+        return tile
     b = int(math.sqrt(room / one))
     return max(1, min(b, max(n1, n2), 1024))
 
@@ -102,48 +109,68 @@ ENGINES = ("auto", "native", "neural-tangents")
 
 
 def kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str | tuple[str, ...] = "ntk",
-           batch_size: int | None = None, dtype: str = "float64",
+           tile: int | None = None, dtype: str = "float64",
            memory_budget: int | str = DEFAULT_MEMORY_BUDGET,
-           progress: bool | None = None, engine: str = "auto") -> Any:
+           progress: bool | None = None, engine: str = "auto", backend: str | None = None,
+           *, batch_size: int | None = None) -> Any:
     """Gram matrix K[i, j] = k(x1_i, x2_j) of ``arch``'s infinite-width NNGP or NTK.
 
-    ``x1`` and ``x2`` are flat (n, dim) arrays, reshaped with ``arch.input_shape(dim)``.
-    ``kind`` is "nngp", "ntk" (an array is returned) or a tuple of both (a dict
-    {kind: array}, computed in one pass). ``engine="auto"`` uses the native engine
-    (:func:`infwidth.kernels.native.native_kernels`: both kinds in one pass, tiles sized from
-    ``memory_budget``, ``batch_size`` the tile side) for every architecture it describes, and
-    neural-tangents, with a one-line notice, for the others; "native" refuses what it cannot
-    do; "neural-tangents" computes blocks with neural-tangents' ``kernel_fn``, one kind per
-    call, the block size the largest whose estimated working memory fits ``memory_budget``.
-    Either way a budget that cannot be met is refused before any work, and with
-    ``x2=None`` only blocks on and above the diagonal are computed.
+    ``engine="auto"`` uses the native engine (:func:`infwidth.kernels.native.native_kernels`:
+    both kinds in one pass) for every architecture it describes, and neural-tangents, with a
+    one-line notice, for the others; "native" refuses what it cannot do; "neural-tangents"
+    computes blocks with neural-tangents' ``kernel_fn``, one kind per call. Either way the
+    Gram is computed in square tiles that fit ``memory_budget``, a budget that cannot be met
+    is refused before any work, and with ``x2=None`` only tiles on and above the diagonal
+    are computed.
+
+    Args:
+        arch: the architecture.
+        x1, x2: flat (n, dim) arrays, reshaped with ``arch.input_shape(dim)``; ``x2=None``:
+            the symmetric Gram of ``x1``.
+        kind: "nngp" or "ntk" (an array is returned) or a tuple of distinct kinds (a dict
+            {kind: array}, computed in one pass).
+        tile: the side of a square tile of input pairs (None: the largest that fits
+            ``memory_budget``, at most 1024 on the neural-tangents path).
+        dtype: "float64" or "float32".
+        memory_budget: bytes, or a string such as "4GB".
+        progress: a progress bar over the tiles (None: when there are more than 4).
+        engine: "auto", "native" or "neural-tangents".
+        backend: the native engine's backend, "numba", "numpy" or "jax" (None: its
+            :func:`~infwidth.kernels.native.default_backend`); refused with
+            ``engine="neural-tangents"``.
+        batch_size: deprecated name of ``tile``.
+
+    Returns:
+        An (n1, n2) array, or a dict of them when ``kind`` is a tuple.
 
     Example:
         >>> x = iw.sample_inputs("hypercube", n=4, dim=16, seed=0)
         >>> iw.kernel(iw.SCNN(patch_dim=4), x, kind="nngp").shape
         (4, 4)
-        >>> both = iw.kernel(iw.SCNN(patch_dim=4), x, kind=("nngp", "ntk"))
+        >>> both = iw.kernel(iw.SCNN(patch_dim=4), x, kind=("nngp", "ntk"), backend="numpy")
         >>> bool(np.allclose(both["nngp"], iw.kernel(iw.SCNN(patch_dim=4), x, kind="nngp",
         ...                                          engine="neural-tangents"), rtol=1e-10))
         True
     """
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture (MLP, SCNN, DCNN, ConvNet), "
-                        f"got {type(arch).__name__}")
-    kinds = (kind,) if isinstance(kind, str) else kind
-    if not isinstance(kinds, tuple) or not kinds or len(set(kinds)) != len(kinds) \
-            or any(k not in KINDS for k in kinds):
-        raise ValueError(f"kind must be one of {KINDS} or a tuple of them, got {kind!r}")
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
-    if batch_size is not None and (isinstance(batch_size, bool)
-                                   or not isinstance(batch_size, (int, np.integer))
-                                   or batch_size <= 0):
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    if progress is not None and not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"progress must be True, False or None, got {progress!r}")
+    from infwidth.kernels.native import NATIVE_BACKENDS
+
+    if batch_size is not None:
+        warnings.warn("kernel(batch_size=) is deprecated: the knob is named tile",
+                      DeprecationWarning, stacklevel=2)
+        if tile is not None:
+            raise TypeError("pass tile or its deprecated name batch_size, not both")
+        tile = check_opt_pos_int("batch_size", batch_size)
+    check_architecture(arch)
+    kinds = check_kinds(kind)
+    check_choice("engine", engine, ENGINES)
+    check_dtype(dtype)
+    tile = check_opt_pos_int("tile", tile)
+    progress = check_progress(progress)
+    if backend is not None:
+        check_choice("backend", backend, NATIVE_BACKENDS)
+        if engine == "neural-tangents":
+            raise ValueError(f"backend={backend!r} selects a native engine backend; it "
+                             f"cannot be used with engine='neural-tangents'")
     budget = parse_bytes(memory_budget)
     x1 = check_inputs(x1, "x1")
     dim = x1.shape[1]
@@ -152,29 +179,32 @@ def kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str | tuple[str, .
         from infwidth.kernels.native import native_kernels, supports
 
         if supports(arch, dim):
-            res = native_kernels(arch, x1, x2, kinds=kinds, dtype=dtype, tile=batch_size,
-                                 memory_budget=budget)
+            res = native_kernels(arch, x1, x2, kinds=kinds, dtype=dtype, tile=tile,
+                                 backend=backend, memory_budget=budget, progress=progress)
             return res[kind] if isinstance(kind, str) else res
         if engine == "native":
             raise ValueError(f"engine='native' does not cover {type(arch).__name__}; use "
                              f"engine='auto' or 'neural-tangents'")
+        if backend is not None:
+            raise ValueError(f"backend={backend!r}: the native engine does not cover "
+                             f"{type(arch).__name__}; leave backend=None")
         warnings.warn(f"the native engine does not cover {type(arch).__name__}: "
                       f"neural-tangents computes its kernel", stacklevel=2)
     if not isinstance(kind, str):
-        return {k: kernel(arch, x1, x2, k, batch_size, dtype, memory_budget, progress,
+        return {k: kernel(arch, x1, x2, k, tile, dtype, memory_budget, progress,
                           "neural-tangents") for k in kinds}
     symmetric = x2 is None
     x2 = x1 if symmetric else check_inputs(x2, "x2", dim)
     n1, n2 = x1.shape[0], x2.shape[0]
-    b = plan_blocks(arch, n1, n2, dim, kind, dtype, batch_size, budget)
+    b = plan_blocks(arch, n1, n2, dim, kind, dtype, tile, budget)
 
-    jdt = DTYPES[dtype]
+    jdt = jnp.dtype(dtype)
     fn = _jitted(arch, kind)
     out = np.empty((n1, n2), dtype=np.float64 if dtype == "float64" else np.float32)
     rows, cols = _blocks(n1, b), _blocks(n2, b)
     todo = [(r, c) for i, r in enumerate(rows) for j, c in enumerate(cols)
             if not symmetric or j >= i]
-    show = (len(todo) > 4) if progress is None else progress
+    show = show_progress(progress, len(todo))
     bb1, bb2 = min(b, n1), min(b, n2)
     for r, c in tqdm(todo, desc=f"{kind} blocks", disable=not show, leave=False):
         a = jnp.asarray(_pad(x1[r], bb1).reshape((bb1,) + shape), dtype=jdt)

@@ -47,10 +47,12 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.linalg
 
+from infwidth._json import canonical_json
 from infwidth.architectures.networks import Architecture
-from infwidth.io.runstore import canonical_json
+from infwidth.data.inputs import check_targets
 from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, parse_bytes
 from infwidth.kernels.tiles import tile_grid, tile_slices
+from infwidth.validation import check_int
 
 try:
     import zarr
@@ -426,16 +428,11 @@ def kernel_regression_from_store(gram: StoredGram | str | os.PathLike, n_train: 
     if not g.store.symmetric:
         raise ValueError("kernel_regression_from_store needs a symmetric store (x2=None) of "
                          "the training points followed by the test points")
-    if not (isinstance(n_train, (int, np.integer)) and 0 < n_train <= n):
-        raise ValueError(f"n_train must be an integer in 1..{n}, got {n_train!r}")
-    test_start = n_train if test_start is None else test_start
-    if not (isinstance(test_start, (int, np.integer)) and n_train <= test_start <= n):
-        raise ValueError(f"test_start must be an integer in {n_train}..{n}, got "
-                         f"{test_start!r}")
-    y = np.asarray(y_train, dtype=np.float64)
-    y2 = y[:, None] if y.ndim == 1 else y
-    if y2.shape[0] != n_train or not np.all(np.isfinite(y2)):
-        raise ValueError(f"y_train must be finite with {n_train} rows, got shape {y.shape}")
+    n_train = check_int("n_train", n_train, 1, n)
+    test_start = check_int("test_start", n_train if test_start is None else test_start,
+                           n_train, n)
+    y_ndim = np.ndim(y_train)
+    y2 = check_targets(y_train, n_train, "y_train")
     budget = parse_bytes(memory_budget)
     rows = g.rows_per_block(max(1, budget // 8))
     diag = g.diagonal(kind)[:n_train].astype(np.float64)
@@ -494,10 +491,10 @@ def kernel_regression_from_store(gram: StoredGram | str | os.PathLike, n_train: 
     for i0 in range(test_start, n, rows):
         i1 = min(n, i0 + rows)
         pred[i0 - test_start:i1 - test_start] = g.row_block(i0, i1, kind)[:, :n_train] @ alpha
-    out = {"solver": solver, "alpha": alpha if y.ndim == 2 else alpha[:, 0],
-           "prediction": pred if y.ndim == 2 else pred[:, 0], "shift": shift,
+    out = {"solver": solver, "alpha": alpha if y_ndim == 2 else alpha[:, 0],
+           "prediction": pred if y_ndim == 2 else pred[:, 0], "shift": shift,
            "iterations": it, "residual": res, "cholesky_limit": limit}
     if y_test is not None:
-        yt = np.asarray(y_test, dtype=np.float64).reshape(pred.shape)
+        yt = check_targets(y_test, n - test_start, "y_test").reshape(pred.shape)
         out["test_mse"] = np.mean((pred - yt) ** 2, axis=0)
     return out

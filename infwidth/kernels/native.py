@@ -43,14 +43,20 @@ import numpy as np
 from infwidth.architectures.layers import GAP, Activation, AvgPool, Conv, Dense, Flatten, Layer
 from infwidth.architectures.layers import kernel_layers as _kernel_layers
 from infwidth.kernels.native_ops import CHUNK, JaxOps, NumpyOps, conv_taps
+from infwidth.validation import (
+    KINDS,
+    check_choice,
+    check_dtype,
+    check_kinds,
+    check_opt_pos_int,
+    check_progress,
+    show_progress,
+)
 
 __all__ = ["native_kernels", "native_memory_estimate", "native_plan", "supports",
-           "default_backend", "NATIVE_KINDS", "NATIVE_BACKENDS"]
+           "default_backend", "NATIVE_BACKENDS"]
 
-NATIVE_KINDS = ("nngp", "ntk")
 NATIVE_BACKENDS = ("numba", "numpy", "jax")
-_DTYPES = {"float64": np.float64, "float32": np.float32}
-_DEFAULT_BUDGET = 4 * 2**30
 # Elements per tile array (measured on this CPU with the numba kernels: diagonal tiles of
 # ~2^19 elements, whose rows are long enough to vectorise, and full covariances of 1 pair
 # per tile, are fastest).
@@ -365,14 +371,14 @@ def _auto_tile(plan: _Plan, n1: int, n2: int) -> int:
 
 
 def native_memory_estimate(arch: Any, n1: int, n2: int | None, dim: int,
-                           kinds: Sequence[str] = NATIVE_KINDS, dtype: str = "float64",
+                           kinds: Sequence[str] = KINDS, dtype: str = "float64",
                            tile: int | None = None, threads: int | None = None) -> int:
     """Peak bytes of :func:`native_kernels` on (n1, n2) inputs of ``dim`` coordinates
     (``n2=None``: a symmetric Gram): outputs + prepared inputs + stored self variances +
     one tile's live arrays per worker thread (and the self pass's, which has the same size).
     ``tile`` None: the engine's automatic tile."""
-    kinds = _check_kinds(kinds)
-    item = _check_dtype(dtype)().itemsize
+    kinds = check_kinds(kinds, "kinds")
+    item = np.dtype(check_dtype(dtype)).itemsize
     plan = native_plan(arch, dim)
     symmetric = n2 is None
     n2 = n1 if symmetric else n2
@@ -394,29 +400,6 @@ def _count_tiles(n1: int, n2: int, t1: int, t2: int, symmetric: bool) -> int:
 # --------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------
-def _check_kinds(kinds: Any) -> tuple[str, ...]:
-    if isinstance(kinds, str):
-        kinds = (kinds,)
-    if not isinstance(kinds, (tuple, list)) or not kinds:
-        raise TypeError(f"kinds must be a non-empty tuple of {NATIVE_KINDS}, got {kinds!r}")
-    for k in kinds:
-        if k not in NATIVE_KINDS:
-            raise ValueError(f"kinds must be drawn from {NATIVE_KINDS}, got {k!r}")
-    return tuple(dict.fromkeys(kinds))
-
-
-def _check_dtype(dtype: Any):
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {tuple(_DTYPES)}, got {dtype!r}")
-    return _DTYPES[dtype]
-
-
-def _check_opt_pos_int(name: str, v: Any) -> None:
-    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
-                          or v < 1):
-        raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
-
-
 def _inputs(x: Any, name: str, dim: int | None = None) -> np.ndarray:
     from infwidth.data.inputs import check_inputs
 
@@ -424,10 +407,11 @@ def _inputs(x: Any, name: str, dim: int | None = None) -> np.ndarray:
 
 
 def native_kernels(arch: Any, x1: Any, x2: Any = None,
-                   kinds: Sequence[str] = NATIVE_KINDS, dtype: str = "float64",
+                   kinds: Sequence[str] = KINDS, dtype: str = "float64",
                    tile: int | None = None, backend: str | None = None,
                    memory_budget: int | str | None = None,
-                   threads: int | None = None) -> dict[str, np.ndarray]:
+                   threads: int | None = None,
+                   progress: bool | None = None) -> dict[str, np.ndarray]:
     """NNGP and/or NTK Gram matrices K[i, j] = k(x1_i, x2_j) of ``arch``, in one pass.
 
     ``x1``, ``x2``: flat (n, dim) arrays (``x2=None``: the symmetric Gram of ``x1``).
@@ -436,7 +420,8 @@ def native_kernels(arch: Any, x1: Any, x2: Any = None,
     full covariances). ``backend``: "numba", "numpy" or "jax"
     (default: :func:`default_backend`). ``memory_budget`` (bytes or "4GB"): the tile is
     shrunk to fit and a budget that cannot hold one tile is refused before any work.
-    ``threads``: numpy worker threads (default: every CPU). Returns {kind: (n1, n2) array}.
+    ``threads``: numpy worker threads (default: every CPU). ``progress``: a progress bar
+    over the tiles (None: when there are more than 4). Returns {kind: (n1, n2) array}.
 
     Example:
         >>> import infwidth as iw
@@ -445,14 +430,14 @@ def native_kernels(arch: Any, x1: Any, x2: Any = None,
         >>> sorted(k), k["ntk"].shape
         (['nngp', 'ntk'], (4, 4))
     """
-    kinds = _check_kinds(kinds)
-    np_dtype = _check_dtype(dtype)
-    _check_opt_pos_int("tile", tile)
-    _check_opt_pos_int("threads", threads)
+    kinds = check_kinds(kinds, "kinds")
+    np_dtype = np.dtype(check_dtype(dtype)).type
+    tile = check_opt_pos_int("tile", tile)
+    threads = check_opt_pos_int("threads", threads)
+    progress = check_progress(progress)
     if backend is None:
         backend = default_backend()
-    if backend not in NATIVE_BACKENDS:
-        raise ValueError(f"backend must be one of {NATIVE_BACKENDS} or None, got {backend!r}")
+    check_choice("backend", backend, NATIVE_BACKENDS)
     x1 = _inputs(x1, "x1")
     dim = x1.shape[1]
     symmetric = x2 is None or x2 is x1
@@ -482,11 +467,11 @@ def native_kernels(arch: Any, x1: Any, x2: Any = None,
     b = a if symmetric else _prepare(plan, x2, np_dtype)
     if backend == "jax":
         nngp, ntk = _run_jax(plan, a, b, symmetric, min(t, n1), min(t, n2), need_ntk,
-                             np_dtype)
+                             np_dtype, progress)
     else:
         ops = _numba_ops() if backend == "numba" else NumpyOps()
         nngp, ntk = _run_numpy(plan, ops, a, b, symmetric, min(t, n1), min(t, n2), need_ntk,
-                               threads, np_dtype)
+                               threads, np_dtype, progress)
     out = {"nngp": nngp, "ntk": ntk}
     return {k: out[k] for k in kinds}
 
@@ -496,6 +481,14 @@ def _tiles(n1: int, n2: int, t1: int, t2: int, symmetric: bool):
     cols = [slice(j, min(j + t2, n2)) for j in range(0, n2, t2)]
     return [(r, c) for i, r in enumerate(rows) for j, c in enumerate(cols)
             if not symmetric or j >= i]
+
+
+def _bar(items: Any, total: int, progress: bool | None):
+    """``items`` under a tqdm bar over the tiles (``progress`` None: when more than 4)."""
+    from tqdm.auto import tqdm
+
+    show = show_progress(progress, total)
+    return tqdm(items, total=total, desc="kernel tiles", disable=not show, leave=False)
 
 
 def _finish(out: list, self_out: tuple, symmetric: bool) -> None:
@@ -522,7 +515,7 @@ def default_backend() -> str:
     return "numba" if jax.default_backend() == "cpu" else "jax"
 
 
-def _run_numpy(plan, ops, a, b, symmetric, t1, t2, need_ntk, threads, dtype):
+def _run_numpy(plan, ops, a, b, symmetric, t1, t2, need_ntk, threads, dtype, progress):
 
     def self_pass(x):
         m = max(1, t1 * t2)
@@ -566,11 +559,11 @@ def _run_numpy(plan, ops, a, b, symmetric, t1, t2, need_ntk, threads, dtype):
 
     n_work = _workers(threads, len(todo))
     if n_work == 1:
-        for rc in todo:
+        for rc in _bar(todo, len(todo), progress):
             work(rc)
     else:
         with ThreadPoolExecutor(n_work) as pool:
-            list(pool.map(work, todo))
+            list(_bar(pool.map(work, todo), len(todo), progress))
     _finish([nngp, ntk], (sa, ta), symmetric)
     return nngp, ntk
 
@@ -604,7 +597,7 @@ def _pad_rows(x: np.ndarray, m: int, axis: int = 0) -> np.ndarray:
     return np.take(x, idx, axis=axis)
 
 
-def _run_jax(plan, a, b, symmetric, t1, t2, need_ntk, dtype):
+def _run_jax(plan, a, b, symmetric, t1, t2, need_ntk, dtype, progress):
     import jax
 
     if dtype == np.float64 and not jax.config.jax_enable_x64:
@@ -637,7 +630,7 @@ def _run_jax(plan, a, b, symmetric, t1, t2, need_ntk, dtype):
                 [_pad_rows(v[..., r], t1, -1) for v in va],
                 [_pad_rows(v[..., c], t2, -1) for v in vb])
         pending.append((r, c, cross_fn(*jax.device_put(args, dev))))
-    for r, c, (s, t) in pending:
+    for r, c, (s, t) in _bar(pending, len(pending), progress):
         nr, nc = r.stop - r.start, c.stop - c.start
         for o, k in ((nngp, s), (ntk, t)):
             if o is None:

@@ -28,37 +28,19 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from infwidth.architectures.networks import Architecture
 from infwidth.kernels import native
-from infwidth.kernels.engine import (
-    DTYPES,
-    KINDS,
-    estimate_block_memory,
-    kernel,
-    parse_bytes,
-)
+from infwidth.kernels.engine import estimate_block_memory, kernel, parse_bytes
+from infwidth.validation import check_dtype, check_kinds
 
 __all__ = ["compute_tile", "plan_tile", "tile_memory", "tile_grid", "tile_slices",
-           "check_kinds", "tile_threads", "MAX_TILE"]
+           "tile_threads", "MAX_TILE"]
 
 MAX_TILE = 1024  # the engine's own largest block (engine.plan_blocks)
-
-
-def check_kinds(kinds: Any) -> tuple[str, ...]:
-    """``kinds`` as a tuple of distinct names from ("ntk", "nngp") (a single str allowed)."""
-    if isinstance(kinds, str):
-        kinds = (kinds,)
-    try:
-        kinds = tuple(kinds)
-    except TypeError:
-        raise TypeError(f"kinds must be a sequence of {KINDS}, got {kinds!r}") from None
-    if not kinds or any(k not in KINDS for k in kinds) or len(set(kinds)) != len(kinds):
-        raise ValueError(f"kinds must be distinct names from {KINDS}, got {kinds!r}")
-    return kinds
 
 
 def tile_threads() -> int | None:
@@ -78,9 +60,9 @@ def _engine(arch: Architecture, xa: np.ndarray, xb: np.ndarray | None,
     :func:`infwidth.kernel`, one call per kind, the whole block as one engine block."""
     if native.supports(arch, xa.shape[1]):
         return native.native_kernels(arch, xa, xb, kinds=tuple(kinds), dtype=dtype,
-                                     threads=tile_threads())
+                                     threads=tile_threads(), progress=False)
     b = max(xa.shape[0], xa.shape[0] if xb is None else xb.shape[0])
-    return {k: kernel(arch, xa, xb, kind=k, batch_size=b, dtype=dtype, memory_budget=2**62,
+    return {k: kernel(arch, xa, xb, kind=k, tile=b, dtype=dtype, memory_budget=2**62,
                       progress=False, engine="neural-tangents") for k in kinds}
 
 
@@ -137,9 +119,8 @@ def plan_tile(arch: Architecture, n1: int, n2: int, dim: int, kinds: Sequence[st
     fits ``memory_budget`` — the budget of ONE tile, i.e. of each worker. A budget too small
     for a 1×1 tile is refused."""
     budget = parse_bytes(memory_budget)
-    kinds = check_kinds(kinds)
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+    kinds = check_kinds(kinds, "kinds")
+    check_dtype(dtype)
     one = tile_memory(arch, 1, dim, kinds, dtype)
     if one > budget:
         raise ValueError(f"memory_budget={budget / 2**20:.1f} MiB cannot hold even a 1×1 tile "

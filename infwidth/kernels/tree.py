@@ -21,7 +21,8 @@ import numpy as np
 from infwidth.architectures.activations import gaussian_dual
 from infwidth.architectures.networks import DCNN, MLP, Architecture, ConvNet
 from infwidth.data.inputs import check_inputs
-from infwidth.kernels.engine import KINDS, kernel
+from infwidth.kernels.engine import kernel
+from infwidth.validation import check_kind
 
 __all__ = ["tree_kernel", "kernel_pair"]
 
@@ -65,8 +66,7 @@ def tree_kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str = "ntk") 
     receptive fields C(v) from ``arch.dag_for(dim)``. Slow, and kept simple on purpose: it is
     the oracle for neural-tangents and the native engine.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    check_kind(kind)
     if not isinstance(arch, (MLP, DCNN, ConvNet)):
         raise TypeError(f"tree_kernel needs an MLP, SCNN, DCNN or Flatten ConvNet, "
                         f"got {type(arch).__name__}")

@@ -67,6 +67,7 @@ from typing import Any, Mapping
 from infwidth.architectures import DCNN, MLP, SCNN, Architecture, ConvNet
 from infwidth.data.inputs import DOMAINS
 from infwidth.learning.targets import Target
+from infwidth.validation import KINDS, check_int
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -98,9 +99,10 @@ def _need(cond: bool, where: str, msg: str) -> None:
 
 
 def _int(v: Any, where: str, lo: int = 1) -> int:
-    _need(isinstance(v, int) and not isinstance(v, bool) and v >= lo, where,
-          f"must be an integer >= {lo}, got {v!r}")
-    return int(v)
+    try:  # a bad key of a file is a ConfigError, whatever its type
+        return check_int(where, v, lo)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
 
 
 def _ints(v: Any, where: str) -> tuple[int, ...]:
@@ -186,7 +188,7 @@ def parse_config(data: Mapping[str, Any], source: str = "config") -> JobConfig:
           f"must use letters, digits, '-', '_' or '.', got {name!r}")
     domain = _str(d["domain"], f"{source}.domain", DOMAINS)
     dim = _int(d["dim"], f"{source}.dim")
-    kind = _str(d["kind"], f"{source}.kind", ("ntk", "nngp"))
+    kind = _str(d["kind"], f"{source}.kind", KINDS)
     sizes = _ints(d["sample_sizes"], f"{source}.sample_sizes")
     seeds = _int(d["seeds"], f"{source}.seeds")
     n_test = _int(d["n_test"], f"{source}.n_test")

@@ -29,7 +29,17 @@ from infwidth.data.inputs import check_inputs, check_training_data
 from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, kernel
 from infwidth.learning import train as T
 from infwidth.learning.curves import curve_frame
-from infwidth.validation import check_nonneg, check_number, check_pos_int, check_sample_sizes
+from infwidth.validation import (
+    check_architecture,
+    check_bool,
+    check_dtype,
+    check_label,
+    check_nonneg,
+    check_number,
+    check_pos_int,
+    check_sample_sizes,
+    show_progress,
+)
 
 __all__ = ["TrainResult", "stable_learning_rate", "train_mse", "with_width", "finite_width_curve",
            "aggregate_widths", "ClassifierResult", "train_classifier"]
@@ -62,9 +72,7 @@ class TrainResult:
 
 def with_width(arch: Architecture, width: int) -> Architecture:
     """The same architecture with another hidden width."""
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width <= 0:
-        raise ValueError(f"width must be a positive integer, got {width!r}")
-    return dataclasses.replace(arch, width=int(width))
+    return dataclasses.replace(arch, width=check_pos_int("width", width))
 
 
 def stable_learning_rate(ntk_train: np.ndarray, fraction: float = 0.5) -> float:
@@ -102,18 +110,15 @@ def train_mse(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None
         >>> res.converged
         True
     """
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+    check_architecture(arch)
     x_train, y_train, x_test, y_test = check_training_data(x_train, y_train, x_test, y_test,
                                                            arch.out_dim)
     n, dim = x_train.shape
     for name, v in (("max_steps", max_steps), ("chunk", chunk)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_pos_int(name, v)
     check_number("momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
     check_number("tol", tol, lo=0.0, lo_open=True)
-    if dtype not in ("float64", "float32"):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    check_dtype(dtype)
     if learning_rate is None:
         learning_rate = stable_learning_rate(kernel(arch, x_train, kind="ntk"), lr_fraction)
     else:
@@ -192,8 +197,7 @@ def train_classifier(arch: Architecture, x_train: Any, y_train: Any, x_test: Any
         20
     """
     t0 = time.perf_counter()
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+    check_architecture(arch)
     n_classes = check_pos_int("n_classes", n_classes)
     x_train = check_inputs(x_train, "x_train")
     n, dim = x_train.shape
@@ -270,8 +274,7 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
         regression_dataset,
     )
 
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+    check_architecture(arch)
     targets = _as_targets(target)
     ms = check_sample_sizes(sample_sizes)
     ws = check_sample_sizes(widths, "widths")
@@ -279,12 +282,9 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
     noise = check_nonneg("noise", noise)
     if not 0.0 < lr_fraction < 1.0:
         raise ValueError(f"lr_fraction must lie in (0, 1), got {lr_fraction!r}")
-    if dtype not in ("float64", "float32"):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    if architecture is not None and not isinstance(architecture, str):
-        raise TypeError(f"architecture must be a label (str) or None, got {architecture!r}")
-    if not isinstance(per_seed, bool):
-        raise TypeError(f"per_seed must be True or False, got {per_seed!r}")
+    check_dtype(dtype)
+    check_label(architecture)
+    check_bool(per_seed, "per_seed")
     for t in targets.values():
         t.arch_degrees(arch)
     first = next(iter(targets.values()))
@@ -293,7 +293,7 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
     rows = []
     total = seeds * len(targets) * len(ms) * len(ws)
     bar = tqdm(total=total, desc="finite-width runs", leave=False,
-               disable=not (total > 4 if progress is None else progress))
+               disable=not show_progress(progress, total))
     for s in range(seeds):
         sd = seed + s
         x, _ = regression_dataset(first, n_train + n_test, sd)

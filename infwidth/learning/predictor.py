@@ -33,7 +33,7 @@ from infwidth.eigenspaces.engine import ROUNDOFF_FACTOR, roundoff_zeroed
 from infwidth.kernels.engine import kernel
 from infwidth.learning.curves import TOTAL, curve_frame
 from infwidth.learning.targets import Target, canonical_type
-from infwidth.validation import check_nonneg, check_sample_sizes
+from infwidth.validation import check_label, check_nonneg, check_sample_sizes
 
 __all__ = ["solve_kappa", "eigenlearning", "component_table", "predict_learning_curve",
            "staircase", "kernel_trace"]
@@ -257,8 +257,7 @@ def predict_learning_curve(spec: Any, target: Target, sample_sizes: Any, ridge: 
     ridge, noise = check_nonneg("ridge", ridge), check_nonneg("noise", noise)
     if negative not in ("raise", "warn"):
         raise ValueError(f"negative must be 'raise' or 'warn', got {negative!r}")
-    if architecture is not None and not isinstance(architecture, str):
-        raise TypeError(f"architecture must be a label (str) or None, got {architecture!r}")
+    check_label(architecture)
     if trace is not None:
         if isinstance(trace, bool) or not isinstance(trace, (int, float, np.integer,
                                                              np.floating)):

@@ -27,10 +27,23 @@ from tqdm.auto import tqdm
 
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_targets, sample_inputs
-from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, KINDS, kernel, parse_bytes
+from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, kernel, parse_bytes
 from infwidth.learning.curves import curve_frame
 from infwidth.learning.targets import Target, TargetFunction
-from infwidth.validation import check_nonneg, check_pos_int, check_sample_sizes, check_seed
+from infwidth.validation import (
+    check_architecture,
+    check_bool,
+    check_finite,
+    check_kind,
+    check_label,
+    check_nonneg,
+    check_pos_int,
+    check_progress,
+    check_sample_sizes,
+    check_seed,
+    format_bytes,
+    show_progress,
+)
 
 __all__ = ["nested_regression", "regression_dataset", "label_noise", "kernel_regression_curve",
            "aggregate_seeds", "gram_memory", "check_gram_memory", "DEFAULT_JITTER"]
@@ -81,13 +94,6 @@ def gram_memory(n_train: int, n_test: int, dim: int = 0, *, arch: Architecture |
     return int(b + extra)
 
 
-def _fmt_bytes(b: float) -> str:
-    for unit, k in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if b >= 2 ** k:
-            return f"{b / 2 ** k:.3g} {unit}"
-    return f"{int(b)} B"
-
-
 def check_gram_memory(arch: Architecture, target: Target, n_train: int, n_test: int,
                       memory_budget: int | str | None = DEFAULT_MEMORY_BUDGET, *,
                       kind: str = "ntk", posterior_variance: bool = False,
@@ -129,10 +135,10 @@ def check_gram_memory(arch: Architecture, target: Target, n_train: int, n_test: 
     fit = (f"the largest sample size that fits is m={lo}" if lo >= 1 else
            f"not even m=1 fits with n_test={n_test}: lower n_test")
     raise ValueError(
-        f"memory_budget={_fmt_bytes(budget)} does not fit the largest sample size "
-        f"m={n_train} with n_test={n_test}: about {_fmt_bytes(need(n_train))} "
+        f"memory_budget={format_bytes(budget)} does not fit the largest sample size "
+        f"m={n_train} with n_test={n_test}: about {format_bytes(need(n_train))} "
         f"({need(n_train)} bytes) per seed (float64 Gram of {n}×{n} "
-        f"{_fmt_bytes(gram)}, Cholesky working copies {_fmt_bytes(chol)}, plus inputs and "
+        f"{format_bytes(gram)}, Cholesky working copies {format_bytes(chol)}, plus inputs and "
         f"the kernel engine's working set); {fit}. Raise memory_budget or use smaller "
         f"sample sizes.")
 
@@ -189,13 +195,17 @@ def nested_regression(gram: Any, y_train: Any, y_test: Any, sample_sizes: Any,
     definite (raise ``ridge`` or ``jitter``)."""
     ms = check_sample_sizes(sample_sizes)
     ridge, jitter = check_nonneg("ridge", ridge), check_nonneg("jitter", jitter)
-    gram = np.asarray(gram, dtype=np.float64)
+    gram = np.asarray(gram)
+    if gram.dtype.kind not in "biuf":
+        raise TypeError(f"gram must be a real array, got dtype {gram.dtype}")
+    gram = gram.astype(np.float64, copy=False)
     yt = check_targets(y_train, None, "y_train")
     ys = check_targets(y_test, None, "y_test")
     n_train, n_test = yt.shape[0], ys.shape[0]
     if gram.shape != (n_train + n_test,) * 2:
         raise ValueError(f"gram must be ({n_train + n_test}, {n_train + n_test}) for "
                          f"{n_train} training and {n_test} test points, got {gram.shape}")
+    check_finite("gram", gram)
     if ys.shape[1] != yt.shape[1]:
         raise ValueError(f"y_test has {ys.shape[1]} columns, y_train {yt.shape[1]}")
     if ms[-1] > n_train:
@@ -318,23 +328,18 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
         >>> list(df.columns[:7])
         ['architecture', 'target', 'component', 'sample_size', 'test_mse', 'spread', 'source']
     """
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
-    if architecture is not None and not isinstance(architecture, str):
-        raise TypeError(f"architecture must be a label (str) or None, got {architecture!r}")
+    check_architecture(arch)
+    check_label(architecture)
     targets = _as_targets(target)
     ms = check_sample_sizes(sample_sizes)
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    check_kind(kind)
     ridge, noise = check_nonneg("ridge", ridge), check_nonneg("noise", noise)
     jitter = check_nonneg("jitter", jitter)
     seeds, n_test = check_pos_int("seeds", seeds), check_pos_int("n_test", n_test)
     seed = check_seed("seed", seed)
     for name, flag in (("posterior_variance", posterior_variance), ("per_seed", per_seed)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
-    if progress is not None and not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"progress must be True, False or None, got {progress!r}")
+        check_bool(flag, name)
+    check_progress(progress)
     if store is not None and not isinstance(store, (str, os.PathLike)):
         raise TypeError(f"store must be a folder path or None, got {type(store).__name__}")
     if client is not None and store is None:
@@ -353,7 +358,7 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
         check_gram_memory(arch, first, n_train, n_test, memory_budget, kind=kind,
                           posterior_variance=bool(posterior_variance))
     rows = []
-    show = (seeds * len(ms) * n_train > 2e5) if progress is None else progress
+    show = show_progress(progress, seeds * len(ms) * n_train, 2e5)
     for s in tqdm(range(seeds), desc="kernel regression seeds", disable=not show,
                   leave=False):
         sd = seed + s

@@ -38,7 +38,7 @@ from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import DOMAINS, check_inputs
 from infwidth.eigenspaces.harmonics import harmonic_count, legendre
 from infwidth.eigenspaces.steiner import degree_profile
-from infwidth.validation import check_pos_int, check_seed
+from infwidth.validation import check_architecture, check_pos_int, check_seed
 
 __all__ = ["Component", "Target", "TargetFunction", "canonical_type",
            "harmonic_count"]
@@ -268,8 +268,7 @@ class Target:
         Raises ValueError when a patch carrying degree is not inside one leaf (hypercube) or
         is not exactly one leaf (sphere), i.e. when the component is not an eigenfunction of
         the architecture's kernel on this domain."""
-        if not isinstance(arch, Architecture):
-            raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+        check_architecture(arch)
         leaves = arch.leaf_coordinates(self.dim)
         owner = np.empty(self.dim, dtype=np.int64)
         for j, coords in enumerate(leaves):

@@ -45,37 +45,31 @@ import numpy as np
 import optax
 import pandas as pd
 
+from infwidth.validation import DTYPES as DTYPES  # the one definition, re-exported
+from infwidth.validation import (
+    check_dtype,
+    check_number,
+    check_pos_int,
+    check_progress,
+    check_seed,
+)
+
 __all__ = ["FitResult", "seed_keys", "init", "centred_mse", "mse", "cross_entropy", "fit",
            "predict", "precision"]
 
-DTYPES = ("float64", "float32")
 Loss = Callable[[Any, tuple], jax.Array]
 
 
 # --------------------------------------------------------------------------- pieces
-def _check_dtype(dtype: str) -> str:
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    return dtype
-
-
-def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed!r}")
-    return int(seed)
-
-
 def precision(dtype: str):
     """Context in which ``dtype`` computations run: x64 on for float64, off for float32."""
-    return jax.enable_x64(_check_dtype(dtype) == "float64")
+    return jax.enable_x64(check_dtype(dtype) == "float64")
 
 
 def seed_keys(seed: int) -> tuple[jax.Array, jax.Array]:
     """(init_key, data_key) of ``seed``: ``PRNGKey(seed)`` itself and its ``fold_in(·, 1)``."""
     with jax.enable_x64(True):
-        key = jax.random.PRNGKey(_check_seed(seed))
+        key = jax.random.PRNGKey(check_seed("seed", seed))
         return key, jax.random.fold_in(key, 1)
 
 
@@ -97,7 +91,7 @@ def init(init_fn: Callable, input_shape: Sequence[int], seed: int = 0,
                         for s in shape):
         raise ValueError(f"input_shape must be a non-empty tuple of positive integers, got "
                          f"{input_shape!r}")
-    dt = jnp.float64 if _check_dtype(dtype) == "float64" else jnp.float32
+    dt = jnp.float64 if check_dtype(dtype) == "float64" else jnp.float32
     with jax.enable_x64(True):
         _, params = init_fn(seed_keys(seed)[0], (-1,) + tuple(int(s) for s in shape))
         return _cast(params, dt)
@@ -137,19 +131,13 @@ def predict(apply_fn: Callable, params: Any, x: Any, *, dtype: str = "float64",
             batch_size: int | None = None) -> np.ndarray:
     """``apply_fn(params, x)`` as a float64 numpy array, computed in ``dtype`` (x reshaped by
     the caller), in chunks of ``batch_size`` rows (None: one call)."""
-    dt = jnp.float64 if _check_dtype(dtype) == "float64" else jnp.float32
+    dt = jnp.float64 if check_dtype(dtype) == "float64" else jnp.float32
     x = np.asarray(x)
-    b = x.shape[0] if batch_size is None else _check_pos("batch_size", batch_size)
+    b = x.shape[0] if batch_size is None else check_pos_int("batch_size", batch_size)
     with precision(dtype):
         f, params = _jit(apply_fn), _cast(params, dt)
         return np.concatenate([np.asarray(f(params, jnp.asarray(x[i:i + b], dt)), np.float64)
                                for i in range(0, max(x.shape[0], 1), max(b, 1))])
-
-
-def _check_pos(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -240,19 +228,17 @@ def _check_fit(loss, optimizer, steps, batch_size, n, eval_every, tol, blowup, o
             and callable(getattr(optimizer, "update", None))):
         raise TypeError(f"optimizer must be an optax GradientTransformation, got "
                         f"{type(optimizer).__name__}")
-    _check_pos("steps", steps)
-    if batch_size is not None and _check_pos("batch_size", batch_size) > n:
+    check_pos_int("steps", steps)
+    if batch_size is not None and check_pos_int("batch_size", batch_size) > n:
         raise ValueError(f"batch_size={batch_size} exceeds the {n} training examples")
     if eval_every is not None:
-        _check_pos("eval_every", eval_every)
+        check_pos_int("eval_every", eval_every)
     for name, v, lo in (("tol", tol, 0.0), ("blowup", blowup, 1.0)):
-        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool)
-                                  and math.isfinite(v) and v > lo):
-            raise ValueError(f"{name} must be a finite number > {lo:g} or None, got {v!r}")
+        if v is not None:
+            check_number(name, v, lo=lo, lo_open=True)
     if on_record is not None and not callable(on_record):
         raise TypeError(f"on_record must be callable, got {type(on_record).__name__}")
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None, got {progress!r}")
+    check_progress(progress)
 
 
 def _data_loss(loss_jit, params, data, n: int, chunk: int | None) -> float:
@@ -292,7 +278,7 @@ def fit(loss: Loss, params: Any, data: Sequence[Any], optimizer: optax.GradientT
     """
     from tqdm.auto import tqdm
 
-    _check_dtype(dtype)
+    check_dtype(dtype)
     data, n = _check_data(data)
     _check_fit(loss, optimizer, steps, batch_size, n, eval_every, tol, blowup, on_record,
                progress)

@@ -36,7 +36,7 @@ from infwidth.architectures.activations import gaussian_dual
 from infwidth.architectures.networks import DAG, Architecture, ConvNet
 from infwidth.data.inputs import check_inputs
 from infwidth.kernels.engine import kernel
-from infwidth.validation import check_pos_int
+from infwidth.validation import check_kinds, check_pos_int
 
 __all__ = ["ResidualNet", "residual_stax", "residual_recursion", "residual_nngp",
            "predicted_gap", "residual_kernels", "kernel_gap", "gap_table", "loglog_slope",
@@ -278,9 +278,7 @@ def residual_kernels(arch: ResidualNet, x1: Any, x2: Any = None,
     larger inputs go through :func:`infwidth.kernel` (blocked, jitted)."""
     if not isinstance(arch, ResidualNet):
         raise TypeError(f"arch must be a ResidualNet, got {type(arch).__name__}")
-    for k in kinds:
-        if k not in ("nngp", "ntk"):
-            raise ValueError(f"kinds must hold 'nngp' and/or 'ntk', got {k!r}")
+    kinds = check_kinds(kinds, "kinds")
     x1 = check_inputs(x1, "x1")
     dim = x1.shape[1]
     x2c = None if x2 is None else check_inputs(x2, "x2", dim)
@@ -328,9 +326,7 @@ def gap_table(arch: ResidualNet, x: Any, alphas: Sequence[float], depths: Sequen
         raise TypeError(f"arch must be a ResidualNet, got {type(arch).__name__}")
     alphas = [_check_alpha(a) for a in alphas]
     depths = [check_pos_int("depths", d) for d in depths]
-    for k in kinds:
-        if k not in ("nngp", "ntk"):
-            raise ValueError(f"kinds must hold 'nngp' and/or 'ntk', got {k!r}")
+    kinds = check_kinds(kinds, "kinds")
     x = check_inputs(x, "x")
     kinds = tuple(kinds)
     rows = []

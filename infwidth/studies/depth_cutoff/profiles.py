@@ -24,7 +24,7 @@ from infwidth.studies.depth_cutoff.maps import (
     _phis,
     mean_field_kernels,
 )
-from infwidth.validation import check_int
+from infwidth.validation import check_dtype, check_int
 
 __all__ = ["mean_field_profile", "network_profile"]
 
@@ -124,8 +124,7 @@ def network_profile(x, depth: int, width: int, activation: str, sigma_w2: float,
     n_classes = check_int("n_classes", n_classes, 2)
     _check_act(activation)
     sigma_w2, sigma_b2 = _check_sigmas(sigma_w2, sigma_b2)
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    check_dtype(dtype)
     keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(n_seeds))
     stats = _profile_impl(keys, jnp.asarray(x, dtype), sigma_w2, sigma_b2, depth=depth,
                           width=width, activation=activation, n_classes=n_classes, dtype=dtype)

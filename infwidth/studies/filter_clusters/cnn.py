@@ -20,7 +20,7 @@ import optax
 import pandas as pd
 
 from infwidth.learning import train as T
-from infwidth.validation import check_finite, check_pos_int
+from infwidth.validation import check_finite, check_int, check_pos_int
 
 __all__ = ["VGGConfig", "TrainedCNN", "cnn_init_fn", "init_cnn_params", "cnn_layer_features",
            "cnn_logits", "train_cnn", "random_cnn"]
@@ -86,10 +86,7 @@ class VGGConfig:
         return out
 
     def check_layer(self, layer) -> int:
-        if not isinstance(layer, (int, np.integer)) or not 1 <= layer <= self.n_layers:
-            raise ValueError(f"layer must be an integer in [1, {self.n_layers}] (1-based conv "
-                             f"layer of this network), got {layer!r}")
-        return int(layer)
+        return check_int("layer (1-based conv layer of this network)", layer, 1, self.n_layers)
 
 
 def cnn_init_fn(config: VGGConfig):

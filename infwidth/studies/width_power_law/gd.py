@@ -21,7 +21,7 @@ import pandas as pd
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_targets, check_training_data
 from infwidth.learning import train as T
-from infwidth.validation import check_pos_int
+from infwidth.validation import check_architecture, check_dtype, check_pos_int
 
 __all__ = ["GDResult", "init_params", "train_gd", "kernel_gd_predict", "kernel_regression"]
 
@@ -82,8 +82,7 @@ def train_gd(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
         >>> bool(r.train_loss < r.history.train_loss.iloc[0])
         True
     """
-    if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+    check_architecture(arch)
     x_train, y_train, x_test, y_test = check_training_data(x_train, y_train, x_test, y_test,
                                                            arch.out_dim)
     n, dim = x_train.shape
@@ -93,8 +92,7 @@ def train_gd(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
         raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    check_dtype(dtype)
     eval_every = max(1, steps // 10) if eval_every is None else check_pos_int(
         "eval_every", eval_every)
     t0 = time.perf_counter()

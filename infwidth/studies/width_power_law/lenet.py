@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -22,7 +23,7 @@ import pandas as pd
 from infwidth._nt_compat import load
 from infwidth.architectures.networks import DAG, Architecture
 from infwidth.kernels.engine import kernel
-from infwidth.validation import check_pos_int
+from infwidth.validation import check_kind, check_pos_int
 
 _PAD = {"same": "SAME", "valid": "VALID"}
 
@@ -227,8 +228,9 @@ def conservation_ratio(image_side: int, filter_size: int = 5, padding: str = "va
 # Infinite-width kernel of the LeNet: the native engine
 # --------------------------------------------------------------------------------------
 def lenet_kernel(arch: LeNet, x1: Any, x2: Any = None, kind: str = "ntk",
-                 block_size: int | None = None, memory_budget: int | str = "1GB",
-                 progress: bool | None = None) -> np.ndarray:
+                 tile: int | None = None, memory_budget: int | str = "1GB",
+                 progress: bool | None = None, *,
+                 block_size: int | None = None) -> np.ndarray:
     """Infinite-width NNGP or NTK Gram matrix of a :class:`LeNet` (see
     :func:`lenet_kernels`, which returns both from one pass).
 
@@ -238,17 +240,17 @@ def lenet_kernel(arch: LeNet, x1: Any, x2: Any = None, kind: str = "ntk",
         >>> lenet_kernel(LeNet(), x, kind="nngp").shape
         (5, 5)
     """
-    if kind not in ("ntk", "nngp"):
-        raise ValueError(f"kind must be 'ntk' or 'nngp', got {kind!r}")
-    return lenet_kernels(arch, x1, x2, block_size=block_size, memory_budget=memory_budget,
-                         progress=progress)[kind]
+    check_kind(kind)
+    return lenet_kernels(arch, x1, x2, tile, memory_budget, progress,
+                         block_size=block_size)[kind]
 
 
-def lenet_kernels(arch: LeNet, x1: Any, x2: Any = None, block_size: int | None = None,
-                  memory_budget: int | str = "1GB",
-                  progress: bool | None = None) -> dict[str, np.ndarray]:
+def lenet_kernels(arch: LeNet, x1: Any, x2: Any = None, tile: int | None = None,
+                  memory_budget: int | str = "1GB", progress: bool | None = None, *,
+                  block_size: int | None = None) -> dict[str, np.ndarray]:
     """Infinite-width NNGP and NTK Gram matrices of a :class:`LeNet`, float64, in one pass of
-    the native engine (:func:`infwidth.kernel` with both kinds; ``block_size`` is its tile).
+    the native engine (:func:`infwidth.kernel` with both kinds and its ``tile``;
+    ``block_size`` is a deprecated name of ``tile``).
 
     The recursion keeps the full spatial covariance Σ(p, q) (average pooling mixes
     positions): first conv Σ₁(p, q) = ⟨patch_p(x), patch_q(x')⟩/(k²C) + b²; each nonlinearity
@@ -262,6 +264,10 @@ def lenet_kernels(arch: LeNet, x1: Any, x2: Any = None, block_size: int | None =
     if not isinstance(arch, LeNet):
         raise TypeError(f"arch must be a LeNet, got {type(arch).__name__}")
     if block_size is not None:
-        check_pos_int("block_size", block_size)
-    return kernel(arch, x1, x2, kind=("nngp", "ntk"), batch_size=block_size,
+        warnings.warn("lenet_kernels(block_size=) is deprecated: the knob is named tile",
+                      DeprecationWarning, stacklevel=2)
+        if tile is not None:
+            raise TypeError("pass tile or its deprecated name block_size, not both")
+        tile = check_pos_int("block_size", block_size)
+    return kernel(arch, x1, x2, kind=("nngp", "ntk"), tile=tile,
                   memory_budget=memory_budget, progress=progress)

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_inputs
 from infwidth.studies.width_power_law.gd import train_gd
-from infwidth.validation import check_pos_int
+from infwidth.validation import check_int, check_pos_int
 
 __all__ = ["width_sweep", "PowerLawFit", "fit_power_law", "compare_power_laws"]
 
@@ -238,8 +238,7 @@ def fit_power_law(widths: Any, errors: Any, *, model: str = "offset", n_boot: in
     if model not in ("offset", "power"):
         raise ValueError(f"model must be 'offset' or 'power', got {model!r}")
     w, e = _validate_curve(widths, errors)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
-        raise ValueError(f"n_boot must be a non-negative integer, got {n_boot!r}")
+    check_int("n_boot", n_boot, 0)
     if not 0.0 < ci < 1.0:
         raise ValueError(f"ci must lie in (0, 1), got {ci!r}")
     if not (len(rho_bounds) == 2 and 0 <= rho_bounds[0] < rho_bounds[1]):
