@@ -225,6 +225,8 @@ def conv_kernel(spec: ConvKernel, x1: Any, x2: Any = None, method: str = "direct
     for name, x in (("x1", x1), ("x2", x2)):
         if x.ndim != 2 or x.shape[1] != d:
             raise ValueError(f"{name} must have shape (n, {d}), got {x.shape}")
+    if q == d and spec.pool is None:   # every patch is a rotation of x: h(⟨x, y⟩/d)
+        return np.asarray(spec.h(x1 @ x2.T / d), dtype=np.float64)
     W = spec.weights()
     if method == "walsh":
         if not (np.all(np.abs(x1) == 1) and np.all(np.abs(x2) == 1)):
