@@ -199,7 +199,7 @@ def plot(cdf: pd.DataFrame, path: Path) -> None:
     ells = sorted(cdf.ell.unique())
     fig, axes = plt.subplots(len(ells), len(KERNELS), figsize=(4.2 * len(KERNELS),
                                                                3.4 * len(ells)),
-                             sharey=True, squeeze=False)
+                             sharey=True, squeeze=False, constrained_layout=True)
     xlabel = {"fully connected": "m / d^ℓ", "conv": "m / (d·q^(ℓ−1))",
               "conv + local pool": "m / ((d/ω)·q^(ℓ−1)), ω = q", "conv + GAP": "m / q^(ℓ−1)"}
     for i, ell in enumerate(ells):
@@ -207,15 +207,17 @@ def plot(cdf: pd.DataFrame, path: Path) -> None:
             ax = axes[i, j]
             g = cdf[(cdf.ell == ell) & (cdf.kernel == name)]
             for c, ((d, q), h) in zip(("C0", "C3", "C2"), g.groupby(["d", "q"])):
-                ax.errorbar(h.scaled_m, h.test_mse_measured, yerr=h.test_mse_sd, fmt="o",
-                            ms=3.5, color=c, label=f"measured d={d}, q={q}")
+                sem = h.test_mse_sd / np.sqrt(h.seeds)
+                ax.errorbar(h.scaled_m, h.test_mse_measured, yerr=sem, fmt="o",
+                            ms=3.5, color=c, label=f"measured d={d}, q={q} (mean ± s.e.)")
                 ax.plot(h.scaled_m, h.test_mse_predicted, "-", color=c, lw=1.2,
                         label=f"predicted d={d}, q={q}")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.axhline(0.5, color="gray", lw=0.6, ls=":")
             ax.set_title(f"{name}, degree ℓ={ell} ({ACT[ell]} NTK)", fontsize=10)
-            ax.set_xlabel(xlabel[name])
+            if i == len(ells) - 1:
+                ax.set_xlabel(xlabel[name])
             if j == 0:
                 ax.set_ylabel("test MSE (target power 1)")
             ax.set_ylim(1e-4, 3)

@@ -14,8 +14,13 @@ import numpy as np
 import pytest
 
 import infwidth as iw
-from infwidth.eigenspaces.conv_spectrum import (ConvKernel, conv_kernel, conv_spectrum,
-                                                patch_dual, patch_spectrum)
+from infwidth.eigenspaces.conv_spectrum import (
+    ConvKernel,
+    conv_kernel,
+    conv_spectrum,
+    patch_dual,
+    patch_spectrum,
+)
 from infwidth.eigenspaces.hypercube import cube_points, fwht
 
 TOL = 1e-12
