@@ -115,24 +115,26 @@ def test_kernel_equals_native_engine(readout, act, kind):
                          - mlp(x))) < 1e-7
 
 
-def test_local_pooling_network_if_available():
-    layers = pytest.importorskip("infwidth.architectures.layers")
-    Network = getattr(layers, "Network", None)
+@pytest.mark.parametrize("window,stride", [(2, 2), (3, 1), (4, 2)])
+@pytest.mark.parametrize("kind", ["ntk", "nngp"])
+def test_local_pooling_network_if_available(window, stride, kind):
+    Network = getattr(iw, "Network", None)
     if Network is None:
-        pytest.skip("no layers.Network in this tree (helper `layers` adds it)")
+        pytest.skip("no iw.Network in this tree (helper `layers` adds it)")
+    from infwidth.architectures import layers as L
     try:
-        pool = layers.AvgPool(2, stride=2)
+        pool = L.AvgPool(window, stride)
     except TypeError:
         pytest.skip("AvgPool has no stride in this tree")
     d, q = 8, 3
-    net = Network((layers.Conv((q,), (1,), "circular", 1.0, 0.0), layers.Activation("relu"),
-                   pool, layers.Flatten(), layers.Dense(math.sqrt(2.0), 0.0)))
+    net = Network(layers=(L.Conv(q, 1, "circular"), L.Activation("relu"), pool, L.Flatten(),
+                          L.Dense(W_std=math.sqrt(2.0))))
     x = iw.sample_inputs("hypercube", 5, d, seed=0)
-    # the engine's filter is centred: window j starts at j − ⌊(q−1)/2⌋, a cyclic relabelling
-    # of the pooled positions; compare on the shifted inputs
-    k = ConvKernel(d, q, "relu", "ntk", pool=2, stride=2)
+    # VALID pooling windows over the conv's positions; the engine's filter is centred (node j
+    # reads x_(j − ⌊(q−1)/2⌋)), so its node j is patch j of the input rolled by ⌊(q−1)/2⌋
+    k = ConvKernel(d, q, "relu", kind, pool=window, stride=stride, padding="valid")
     xs = np.roll(x, (q - 1) // 2, axis=1)
-    assert np.max(np.abs(iw.kernel(net, x, kind="ntk") - k(xs))) < 1e-7
+    assert np.max(np.abs(iw.kernel(net, x, kind=kind) - k(xs))) < 1e-7
 
 
 def test_fully_connected_table_and_invariant_eigenvalues():
