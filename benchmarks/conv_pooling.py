@@ -173,7 +173,8 @@ def main(argv=None) -> pd.DataFrame:
         for _, s in (( k, g.set_index("kernel")) for k, g in tdf.groupby(["d", "q", "ell"])))
     print("\nthresholds m* (test MSE < 0.5 × power):")
     print(tdf[["d", "q", "ell", "kernel", "m_star_measured", "m_star_predicted",
-               "m_star_measured_over_N", "median_rel_gap"]].to_string(index=False,
+               "m_star_measured_over_N", "median_rel_gap", "points_in_gap",
+               "seeds"]].to_string(index=False,
                                                                      float_format="%.3f"))
     print("\nratios of thresholds:")
     print(rdf.to_string(index=False, float_format="%.2f"))
@@ -183,6 +184,9 @@ def main(argv=None) -> pd.DataFrame:
     summary = {"size": size, "shapes": shapes, "seeds": seeds, "ridge": RIDGE,
                "n_test": N_TEST, "ordering_fc_gt_conv_gt_pool_everywhere": bool(order),
                "max_median_rel_gap": float(tdf.median_rel_gap.max()),
+               "experiments_with_median_gap_over_0.1": [
+                   f"d={r.d} q={r.q} ell={r.ell} {r.kernel}: {r.median_rel_gap:.3f}"
+                   for r in tdf.itertuples() if r.median_rel_gap > 0.1],
                "curves_reused_from_store": int(reused)}
     write_json({"summary": summary, "table": tdf.to_dict("records"),
                 "ratios": rdf.to_dict("records")}, out / "conv_pooling.json")
