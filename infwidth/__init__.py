@@ -25,7 +25,14 @@ _jax.config.update("jax_enable_x64", True)
 
 from infwidth.architectures import DCNN, MLP, SCNN, Architecture, ConvNet  # noqa: E402
 from infwidth.data import load_cifar10, load_digits, load_fashion_mnist, load_mnist1d, sample_inputs  # noqa: E402
-from infwidth.eigenspaces import Spectrum, eigenfunction, learning_index, spectrum  # noqa: E402
+from infwidth.eigenspaces import (  # noqa: E402
+    ConvKernel,
+    Spectrum,
+    conv_spectrum,
+    eigenfunction,
+    learning_index,
+    spectrum,
+)
 from infwidth.kernels import kernel  # noqa: E402
 from infwidth.learning import (  # noqa: E402
                            Component,
@@ -44,7 +51,7 @@ __all__ = [
     "Architecture", "MLP", "SCNN", "DCNN", "ConvNet",
     "sample_inputs", "load_digits", "load_mnist1d", "load_fashion_mnist", "load_cifar10",
     "kernel",
-    "spectrum", "Spectrum", "learning_index", "eigenfunction",
+    "spectrum", "Spectrum", "learning_index", "eigenfunction", "ConvKernel", "conv_spectrum",
     "Target", "Component", "eigenlearning", "predict_learning_curve", "staircase",
     "kernel_regression_curve", "finite_width_curve", "train_mse",
 ]

@@ -4,10 +4,18 @@
 :func:`roundoff_zeroed`; ``steiner``: the learning index L(k) from the topology;
 ``harmonics``: spherical harmonics (Legendre P_k, N(d, k), Gauss–Jacobi, Funk–Hecke);
 ``tree_types``, ``jets``, ``measures`` and ``tree_recursion``: the exact type-level engine;
-``hypercube`` and ``sphere``: the leaves; ``monte_carlo``: the Gram and Monte-Carlo routes for
-general DAGs.
+``hypercube`` and ``sphere``: the leaves; ``conv_spectrum``: exact spectra of one-layer
+circular conv kernels with or without average pooling; ``monte_carlo``: the Gram and
+Monte-Carlo routes for general DAGs.
 """
 
+from infwidth.eigenspaces.conv_spectrum import (
+    ConvKernel,
+    ConvSpectrum,
+    conv_kernel,
+    conv_spectrum,
+    patch_spectrum,
+)
 from infwidth.eigenspaces.eigenfunctions import Eigenfunction, sample_domain, sample_eigenfunction
 from infwidth.eigenspaces.eigentypes import MAX_TYPES, TypeSystem, type_system
 from infwidth.eigenspaces.engine import (
@@ -83,4 +91,9 @@ __all__ = [
     "eigenfunction",
     "roundoff_zeroed",
     "ROUNDOFF_FACTOR",
+    "ConvKernel",
+    "ConvSpectrum",
+    "conv_kernel",
+    "conv_spectrum",
+    "patch_spectrum",
 ]

@@ -198,6 +198,9 @@ def component_table(spec: Any, target: Target) -> pd.DataFrame:
     if not isinstance(target, Target):
         raise TypeError(f"target must be an iw.Target, got {type(target).__name__}")
     target.check_domain(domain, dim)
+    own = getattr(spec, "component_rows", None)
+    if callable(own):   # a spectrum that maps components itself (iw.ConvSpectrum)
+        return own(target)
     leaf_degs = target.arch_degrees(arch)
     keys = [canonical_type(arch, dim, tuple(d)) for d in table["degrees"]]
     index = {k: i for i, k in enumerate(keys)}
@@ -323,7 +326,8 @@ def predict_learning_curve(spec: Any, target: Target, sample_sizes: Any, ridge: 
             "power": c["power"]}))
     long = pd.concat(parts, ignore_index=True).sort_values("sample_size", kind="stable")
     long = curve_frame(long.reset_index(drop=True), source="predicted", component=None,
-                       architecture=architecture or type(arch).__name__,
+                       architecture=architecture or getattr(spec, "label", None)
+                       or type(arch).__name__,
                        target=target.name or "target")
     long.attrs.update(components=comp.to_dict("records"), trace=float(trace),
                       captured_trace=captured, ridge=ridge, noise=noise,

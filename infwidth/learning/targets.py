@@ -19,6 +19,18 @@ with Ψ a unit-power eigenfunction of degree profile k_c:
 
 Components of different degree profiles are orthogonal, so E[f²] = Σ_c v_c² exactly.
 
+A **cyclic** component (:meth:`Target.cyclic`; hypercube, ``patch_dim`` = 1 so the profile is
+the indicator of a set S of coordinates) is the translation-invariant orbit sum
+
+    f_c(x) = v_c·n_O^{−1/2}·Σ_{t < n_O} χ_{S+t}(x)     (indices mod dim)
+
+over the n_O distinct translates of S (n_O = dim unless S is periodic): unit power up to v_c²
+(distinct monomials are orthonormal), deterministic, and an eigenfunction (the frequency-0
+Fourier mode) of every translation-invariant kernel, pooled or not
+(:mod:`infwidth.eigenspaces.conv_spectrum`, whose spectra the predictor reads through
+``ConvSpectrum.component_rows``). On a dot-product kernel (MLP) it lies in the degree-|S|
+eigenspace like any monomial.
+
 On an architecture the reference patches are mapped to the architecture's leaves
 (:meth:`Target.arch_degrees`): every reference patch carrying degree must lie inside one leaf
 (hypercube), or be exactly one leaf (sphere, whose eigenfunctions are harmonics of the leaves'
@@ -88,6 +100,7 @@ class Component:
     power: float = 1.0
     terms: int = 1
     label: str = ""
+    cyclic: bool = False
 
     @property
     def frequency(self) -> int:
@@ -172,12 +185,19 @@ class Target:
                 raise ValueError(f"components[{i}].power must be a positive finite number, "
                                  f"got {pw!r}")
             terms = check_pos_int(f"components[{i}].terms", c.terms)
+            if not isinstance(c.cyclic, (bool, np.bool_)):
+                raise TypeError(f"components[{i}].cyclic must be a bool, got {c.cyclic!r}")
+            if c.cyclic and (self.domain != "hypercube" or n0 != 1 or terms != 1):
+                raise ValueError(
+                    f"components[{i}] is cyclic: an orbit sum of one Walsh monomial over the "
+                    f"coordinate translations needs domain='hypercube', patch_dim=1 and "
+                    f"terms=1, got {self.domain!r}, {n0}, {terms}")
             avail = self._available(deg)
             if terms > avail:
                 raise ValueError(f"components[{i}] asks for {terms} eigenfunctions but the "
                                  f"profile {deg} has only {avail}")
-            label = c.label or _default_label(deg)
-            out.append(Component(deg, float(pw), terms, str(label)))
+            label = c.label or (("cyclic " if c.cyclic else "") + _default_label(deg))
+            out.append(Component(deg, float(pw), terms, str(label), bool(c.cyclic)))
         labels = [c.label for c in out]
         if len(set(labels)) != len(labels):
             raise ValueError(f"component labels must be distinct, got {labels}")
@@ -222,6 +242,62 @@ class Target:
             raise ValueError(f"far_pair needs at least two patches, dim/patch_dim = {p}")
         return cls.pair(domain, dim, patch_dim, (0, p - 1), degrees, power, terms,
                         name or "far pair")
+
+    @classmethod
+    def cyclic(cls, domain: str, dim: int, support: Sequence[int] | None = None,
+               degree: int | None = None, span: int | None = None, power: float = 1.0,
+               name: str | None = None) -> "Target":
+        """A translation-invariant target: the normalised cyclic orbit sum
+        v·n_O^{−1/2}·Σ_t χ_{S+t}(x) of one local Walsh monomial (module docstring).
+
+        Args:
+            domain: "hypercube" (the only domain with Walsh monomials).
+            dim: number of cyclic coordinates d.
+            support: the coordinates of S (any representative of the orbit), or
+            degree: ℓ = |S| with
+            span: the window S spans, S = {0, 1, …, ℓ − 2, span − 1} (default span = ℓ:
+                ℓ consecutive coordinates).
+            power: E[f²] = v².
+            name: used in tables.
+
+        Returns:
+            A one-component :class:`Target` on ``patch_dim=1`` with ``cyclic=True``.
+
+        Example:
+            >>> import infwidth as iw
+            >>> t = iw.Target.cyclic("hypercube", dim=8, degree=2, span=3)
+            >>> t.components[0].degrees
+            (1, 0, 1, 0, 0, 0, 0, 0)
+            >>> x = iw.sample_inputs("hypercube", 4000, 8, seed=0)
+            >>> f = t.sample()
+            >>> bool(abs(float((f(x) ** 2).mean()) - 1.0) < 0.1)
+            True
+            >>> bool(np.allclose(f(x), f(np.roll(x, 3, axis=1))))   # translation invariant
+            True
+        """
+        dim = check_pos_int("dim", dim)
+        if (support is None) == (degree is None):
+            raise ValueError("give exactly one of support (coordinates) or degree (with span)")
+        if support is None:
+            degree = check_pos_int("degree", degree)
+            span = degree if span is None else check_pos_int("span", span)
+            if span < degree or span > dim:
+                raise ValueError(f"span must be in [degree, dim] = [{degree}, {dim}], "
+                                 f"got {span}")
+            support = tuple(range(degree - 1)) + (span - 1,)
+        elif span is not None:
+            raise ValueError("span goes with degree, not with support")
+        if isinstance(support, (str, bytes)) or not isinstance(support, (Sequence, np.ndarray)):
+            raise TypeError(f"support must be a sequence of coordinates, got {support!r}")
+        coords = sorted({int(c) % dim for c in support})
+        if not coords or len(coords) != len(support):
+            raise ValueError(f"support must be distinct coordinates (mod dim={dim}), non-empty, "
+                             f"got {tuple(support)}")
+        deg = tuple(1 if i in coords else 0 for i in range(dim))
+        comp = Component(deg, power, 1, "", True)
+        t = cls(domain, dim, 1, (comp,))
+        return cls(domain, dim, 1, t.components,
+                   name or f"cyclic degree {len(coords)} span {coords[-1] - coords[0] + 1}")
 
     def __add__(self, other: "Target") -> "Target":
         if not isinstance(other, Target):
@@ -307,7 +383,9 @@ class Target:
         n0 = self.patch_dim
         parts = []
         for c in self.components:
-            if self.domain == "hypercube":
+            if c.cyclic:
+                parts.append(_cyclic_part(c))
+            elif self.domain == "hypercube":
                 parts.append(_walsh_part(c, n0, rng))
             else:
                 parts.append(_sphere_part(c, n0, rng))
@@ -337,6 +415,20 @@ def _walsh_part(c: Component, n0: int, rng: np.random.Generator) -> dict:
             seen.add(key)
             sets.append(key)
     coef = _normalised(rng, np.eye(c.terms), c.power)
+    return {"subsets": np.array(sets, dtype=np.int64), "coef": coef}
+
+
+def _cyclic_part(c: Component) -> dict:
+    d = len(c.degrees)
+    base = np.flatnonzero(np.asarray(c.degrees))
+    sets, seen = [], set()
+    for t in range(d):
+        key = tuple(sorted(int(v) for v in (base + t) % d))
+        if key in seen:
+            break          # back to S: the orbit is closed
+        seen.add(key)
+        sets.append(key)
+    coef = np.full(len(sets), math.sqrt(c.power / len(sets)))
     return {"subsets": np.array(sets, dtype=np.int64), "coef": coef}
 
 
