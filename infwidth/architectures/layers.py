@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Union
 
@@ -51,7 +51,7 @@ import numpy as np
 from infwidth.architectures.activations import ActivationSpec, get_activation
 
 __all__ = ["Conv", "Dense", "Activation", "AvgPool", "Flatten", "GAP", "Residual", "Layer",
-           "Network", "kernel_layers", "conv_taps", "PADDINGS"]
+           "kernel_layers", "conv_taps", "PADDINGS"]
 
 PADDINGS = ("circular", "same", "valid")
 _NT_PADDING = {"circular": "CIRCULAR", "same": "SAME", "valid": "VALID"}

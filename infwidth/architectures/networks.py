@@ -34,8 +34,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from infwidth.architectures.activations import default_w_std, get_activation
+from infwidth.architectures.activations import get_activation
 from infwidth.architectures.layers import (
+    _LAYER_TYPES,
     GAP,
     Activation,
     AvgPool,
@@ -43,7 +44,6 @@ from infwidth.architectures.layers import (
     Dense,
     Flatten,
     Residual,
-    _LAYER_TYPES,
     _stax_of,
     _with_ndim,
 )
