@@ -712,3 +712,36 @@ class ConvNet(Architecture):
     def spatial_size(self, dim: int) -> int:
         """P: number of spatial positions of every hidden layer."""
         return math.prod(self.input_shape(dim)[:-1])
+
+
+@dataclass(frozen=True)
+class ResNet(Architecture):
+    """Residual CNN: a stem conv, ``blocks`` pre-activation residual blocks
+    x + conv(φ(conv(φ(x)))) (``filter_size``, SAME, stride 1), then φ, GAP and Dense.
+
+    Example:
+        >>> ResNet(blocks=2, ndim=2).dag_for(16).layer_sizes
+        (16, 16, 16, 16, 16, 16, 1)
+    """
+
+    blocks: int = 2
+    filter_size: int = 3
+    activation: str = "relu"
+    W_std: float | None = None
+    b_std: float = 0.0
+    width: int = 512
+    out_dim: int = 1
+    ndim: int = 1
+    channels: int = 1
+
+    def __post_init__(self) -> None:
+        check_pos_int("blocks", self.blocks)
+        check_pos_int("filter_size", self.filter_size)
+        self.check_fields()
+
+    @property
+    def layers(self) -> tuple:
+        f, b, act = (self.filter_size,) * self.ndim, float(self.b_std), Activation(self.activation)
+        block = Residual((act, Conv(f, 1, "same", self.w, b), act, Conv(f, 1, "same", self.w, b)))
+        return ((Conv(f, 1, "same", 1.0, b),) + (block,) * self.blocks
+                + (act, GAP(), Dense(self.w, b)))
