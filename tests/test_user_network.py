@@ -82,6 +82,20 @@ def test_native_kernels_equal_neural_tangents(pool, backends):
             assert_rel(cross[kind], ref[kind][:n, n:], 1e-10)
 
 
+@pytest.mark.parametrize("tail", [(Flatten(),), (AvgPool(3, 2), GAP())],
+                         ids=["diagonal", "full"])
+def test_strided_overlapping_conv_and_mixed_activations(tail):
+    """A stride-2 conv of filter 3 (overlapping), erf after relu, 1-D: native = NT."""
+    net = Network(layers=(Conv(3), Activation("relu"), Conv(3, 2, "valid", W_std=R2, b_std=0.1),
+                          Activation("erf")) + tail + (Dense(W_std=R2),), width=8)
+    x = iw.sample_inputs("sphere", 4, 11, seed=0)
+    ref = nt_kernels(net, x)
+    got = native_kernels(net, x)
+    for kind in ("nngp", "ntk"):
+        assert_rel(got[kind], ref[kind], 1e-10)
+    assert net.dag_for(11).layer_sizes == (11, 11, 5, 1)
+
+
 def test_n_params_counts_the_initialised_parameters():
     net = user_net(width=8, b_std=0.1)
     _, params = net.stax[0](jax.random.PRNGKey(0), (-1,) + net.input_shape(DIM))
