@@ -14,7 +14,7 @@
 
     [[architectures]]           # one table per architecture; every key but name, type and
     name = "D-CNN"              # max_degree goes to the constructor: iw.DCNN(patch_dim=4, ...)
-    type = "DCNN"               # MLP, SCNN, DCNN or ConvNet
+    type = "DCNN"               # a constructor name: ARCHITECTURE_TYPES
     patch_dim = 4
     filter_sizes = [2, 8]
     max_degree = 6              # the spectrum's degree cap (the predictor's tail is a ridge)
