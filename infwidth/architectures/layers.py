@@ -361,8 +361,8 @@ def kernel_layers(arch: Any, dim: int) -> tuple[Layer, ...]:
     against the topology); ``TypeError`` for an object that has none."""
     own = getattr(arch, "kernel_layers", None)
     if not callable(own):
-        raise TypeError(f"no layer description for {type(arch).__name__}: build it as an "
-                        f"infwidth Network")
+        raise TypeError(f"no kernel_layers(dim) for {type(arch).__name__}: build it as an "
+                        f"infwidth Network (or an Architecture with a layers tuple)")
     return tuple(own(dim))
 
 
