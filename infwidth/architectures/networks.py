@@ -510,8 +510,16 @@ class Network(Architecture):
 
     @property
     def activation(self):
-        """The activation when every Activation layer has the same one, else None."""
-        return self._common("activation")
+        """The activation when every Activation layer has the same one (its registered name,
+        else the spec), else None."""
+        spec = self._common("activation")
+        if spec is not None:
+            try:
+                if get_activation(spec.name) == spec:
+                    return spec.name
+            except (TypeError, ValueError):
+                pass
+        return spec
 
     @property
     def W_std(self) -> float | None:
