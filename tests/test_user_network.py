@@ -266,3 +266,17 @@ def test_residual_shapes_must_agree():
                 ndim=2).input_shape(16)
     with pytest.raises(ValueError, match="branch"):
         Residual(())
+
+
+def test_a_tree_network_gets_the_exact_spectrum_of_its_dcnn():
+    """Non-overlapping convs only: a tree plan, and the exact spectrum of the D-CNN."""
+    net = Network(layers=(Conv(2, 2, "valid"), Activation("relu"),
+                          Conv(2, 2, "valid", W_std=R2), Activation("relu"), Flatten(),
+                          Dense(W_std=R2)), width=4)
+    dcnn = iw.DCNN(patch_dim=2, filter_sizes=(2,))
+    assert net.tree_plan(16) == dcnn.tree_plan(16) == ((8,), (2,))
+    assert net.dag_for(16) == dcnn.dag_for(16)
+    a = iw.spectrum(net, 16, max_degree=2).table()
+    b = iw.spectrum(dcnn, 16, max_degree=2).table()
+    cols = [c for c in a.columns if c != "architecture"]
+    assert a[cols].equals(b[cols])
