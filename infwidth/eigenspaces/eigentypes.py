@@ -101,7 +101,7 @@ class TypeSystem:
     def n0(self) -> int:
         return int(self.patch_index.shape[1])
 
-    @property
+    @cached_property
     def is_tree(self) -> bool:
         return self.arch.tree_plan(self.dim) is not None
 
