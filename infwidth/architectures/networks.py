@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import jax
@@ -428,6 +428,9 @@ class Architecture:
         (the learning index counts the branch's layers), rather than drawing each block as
         one layer.
         """
+        return _dag(self, check_pos_int("dim", dim))
+
+    def _dag_for(self, dim: int) -> DAG:
         shape, grid, absorbed = self._leaf_grid(dim)
         if self._dense_input:
             return DAG(int(dim), int(dim), (1, 1), (((0,),),), readout=self.readout)
@@ -453,6 +456,12 @@ class Architecture:
         idx = idx.reshape(tuple(x for g, k in zip(grid, f) for x in (g, k)) + (shape[-1],))
         order = tuple(range(0, 2 * nd, 2)) + tuple(range(1, 2 * nd, 2)) + (2 * nd,)
         return idx.transpose(order).reshape(math.prod(grid), -1)
+
+
+@lru_cache(maxsize=256)
+def _dag(arch: Architecture, dim: int) -> DAG:
+    """``arch.dag_for(dim)``, built once per (architecture, dim): both are immutable."""
+    return arch._dag_for(dim)
 
 
 @dataclass(frozen=True)
