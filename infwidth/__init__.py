@@ -23,7 +23,7 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from infwidth.architectures import DCNN, MLP, SCNN, Architecture, ConvNet  # noqa: E402
+from infwidth.architectures import DCNN, MLP, SCNN, Architecture, ConvNet, Network  # noqa: E402
 from infwidth.data import load_cifar10, load_digits, load_fashion_mnist, load_mnist1d, sample_inputs  # noqa: E402
 from infwidth.eigenspaces import (  # noqa: E402
     ConvKernel,
@@ -48,7 +48,7 @@ from infwidth.learning import (  # noqa: E402
 __version__ = "0.2.0"
 
 __all__ = [
-    "Architecture", "MLP", "SCNN", "DCNN", "ConvNet",
+    "Architecture", "MLP", "SCNN", "DCNN", "ConvNet", "Network",
     "sample_inputs", "load_digits", "load_mnist1d", "load_fashion_mnist", "load_cifar10",
     "kernel",
     "spectrum", "Spectrum", "learning_index", "eigenfunction", "ConvKernel", "conv_spectrum",

@@ -1,8 +1,11 @@
 """Architectures: the topologies infwidth analyses and their activations.
 
-``networks``: MLP, SCNN, DCNN and ConvNet, each with its neural-tangents ``stax``
-triple, its DAG and its leaf geometry. ``activations``: the normalised activations
-and their Gaussian duals (docs/theory.md §2).
+``layers``: the layer specs (Conv, Dense, Activation, AvgPool, Flatten, GAP, Residual), the
+one description of a network. ``networks``: :class:`Architecture`, which derives the finite
+net, kernel plan, DAG, parameter count and input shape from the layers; :class:`Network`
+(any layer tuple) and the constructors MLP, SCNN, DCNN, ConvNet (``myrtle``: Myrtle).
+``activations``: the normalised activations and their Gaussian duals (docs/theory.md §2).
+:data:`ARCHITECTURES`: every public constructor by class name.
 """
 
 from infwidth.architectures.activations import (
@@ -12,9 +15,27 @@ from infwidth.architectures.activations import (
     dual_derivative,
     gaussian_dual,
 )
-from infwidth.architectures.layers import kernel_layers
+from infwidth.architectures.layers import (
+    GAP,
+    Activation,
+    AvgPool,
+    Conv,
+    Dense,
+    Flatten,
+    Residual,
+    kernel_layers,
+)
 from infwidth.architectures.myrtle import Myrtle
-from infwidth.architectures.networks import DAG, DCNN, MLP, SCNN, Architecture, ConvNet
+from infwidth.architectures.networks import (
+    ARCHITECTURES,
+    DAG,
+    DCNN,
+    MLP,
+    SCNN,
+    Architecture,
+    ConvNet,
+    Network,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -28,6 +49,15 @@ __all__ = [
     "DCNN",
     "ConvNet",
     "Architecture",
+    "Network",
     "Myrtle",
+    "ARCHITECTURES",
+    "Conv",
+    "Dense",
+    "Activation",
+    "AvgPool",
+    "Flatten",
+    "GAP",
+    "Residual",
     "kernel_layers",
 ]

@@ -27,7 +27,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from infwidth.architectures.networks import Architecture, ConvNet
+from infwidth.architectures.networks import Architecture
 from infwidth.eigenspaces.eigenfunctions import Eigenfunction, sample_eigenfunction
 from infwidth.eigenspaces.harmonics import harmonic_count
 from infwidth.eigenspaces.steiner import learning_index_from_space
@@ -101,9 +101,9 @@ class TypeSystem:
     def n0(self) -> int:
         return int(self.patch_index.shape[1])
 
-    @property
+    @cached_property
     def is_tree(self) -> bool:
-        return not isinstance(self.arch, ConvNet)
+        return self.arch.tree_plan(self.dim) is not None
 
     @cached_property
     def spec(self) -> TreeSpec:
@@ -112,7 +112,7 @@ class TypeSystem:
     @property
     def symmetrised(self) -> bool:
         """True for GAP readouts: eigenfunctions are shift-symmetrised monomials."""
-        return isinstance(self.arch, ConvNet) and self.arch.readout == "gap"
+        return not self.is_tree and self.arch.readout == "gap" and not self.arch.pooling
 
     # ---------------------------------------------------------------- enumeration
     def types(self, max_degree: int, domain: str, include_zero: bool = True,
@@ -323,7 +323,7 @@ def type_system(arch: Architecture, dim: int) -> TypeSystem:
     """The :class:`TypeSystem` of ``arch`` at input dimension ``dim``."""
     arch.input_shape(dim)
     ts = TypeSystem(arch, int(dim))
-    if isinstance(arch, ConvNet) and ts.symmetrised and arch.channels != 1:
+    if ts.symmetrised and arch.channels != 1:
         raise ValueError("GAP readouts are supported with channels=1 (the symmetrised "
                          "eigenfunctions of several channels are not implemented)")
     return ts

@@ -38,7 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from infwidth.architectures.networks import Architecture, ConvNet
+from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import DOMAINS
 from infwidth.eigenspaces.eigenfunctions import Eigenfunction, sample_eigenfunction
 from infwidth.eigenspaces.eigentypes import MAX_TYPES, TypeSystem, type_system
@@ -246,7 +246,7 @@ def _validate(arch: Any, dim: Any, domain: Any, kind: Any, max_degree: Any, meth
     if method is not None:
         check_choice("method", method, METHODS)
     ts = type_system(arch, int(dim))  # raises when dim does not fit the topology
-    tree = not isinstance(arch, ConvNet)
+    tree = arch.tree_plan(int(dim)) is not None
     if method is None:
         if tree:
             method = "exact"

@@ -30,7 +30,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from infwidth.architectures.networks import DAG, DCNN, MLP, Architecture
+from infwidth.architectures.networks import DAG, Architecture
 from infwidth.eigenspaces.harmonics import harmonic_count
 from infwidth.eigenspaces.jets import NodeMap
 
@@ -72,10 +72,12 @@ class TreeSpec:
 
 def tree_spec(arch: Architecture, dim: int) -> TreeSpec:
     """The :class:`TreeSpec` of an MLP, S-CNN or D-CNN at input dimension ``dim``."""
-    if not isinstance(arch, (MLP, DCNN)):
+    plan = arch.tree_plan(dim)
+    if plan is None:
         raise ValueError(f"the exact type recursion needs a tree architecture (MLP, SCNN, DCNN); "
                          f"{type(arch).__name__} is a general DAG: use method='monte-carlo' "
                          f"or 'gram' (or 'fwht' for dim ≤ 20)")
+    grid, levels = plan
     dag = arch.dag_for(dim)
     b2, w2 = float(arch.b_std) ** 2, arch.w ** 2
     act = arch.activation
@@ -84,17 +86,11 @@ def tree_spec(arch: Architecture, dim: int) -> TreeSpec:
     def stage(q_in: float) -> tuple[str, float, float]:
         return (act, w2, q_in)
 
-    if isinstance(arch, MLP):
-        stages, qs = [], q
-        for _ in range(arch.depth):
-            stages.append(stage(qs))
-            qs = b2 + float(NodeMap((stages[-1],), b2).values(np.array([qs]))[0][0])
-        return TreeSpec(dag, dim, (dim,), (NodeMap(tuple(stages), b2),), (0,), 1, b2)
     fan, maps, layers = [dag.patch_dim], [], [0]
     cur = [stage(q)]
     qs = b2 + float(NodeMap(tuple(cur), b2).values(np.array([q]))[0][0])
-    for ell, f in enumerate(arch.filter_sizes, start=1):
-        f_nodes = f ** arch.ndim
+    for ell, f in enumerate(levels, start=1):
+        f_nodes = f ** len(grid)
         if f_nodes == 1:
             cur.append(stage(qs))
         else:

@@ -40,7 +40,16 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from infwidth.architectures.layers import GAP, Activation, AvgPool, Conv, Dense, Flatten, Layer
+from infwidth.architectures.layers import (
+    GAP,
+    Activation,
+    AvgPool,
+    Conv,
+    Dense,
+    Flatten,
+    Layer,
+    Residual,
+)
 from infwidth.architectures.layers import kernel_layers as _kernel_layers
 from infwidth.kernels.native_ops import CHUNK, JaxOps, NumpyOps, conv_taps
 from infwidth.validation import (
@@ -97,22 +106,45 @@ class _Plan:
 
     def elems(self) -> int:
         """Largest per-pair element count of any array a tile holds."""
-        best = math.prod(self.pos0) ** (2 if self.full0 else 1)
-        for st in self.steps:
-            if st[0] in ("lin", "pool", "todiag", "act", "read"):
-                best = max(best, _size(st[2], st[3]))
-        return best
+        return max(math.prod(self.pos0) ** (2 if self.full0 else 1), _elems(self.steps))
+
+    @property
+    def residual_depth(self) -> int:
+        """Nesting depth of residual blocks (each level keeps Σ, Θ of the shortcut live)."""
+        return _res_depth(self.steps)
+
+
+def _elems(steps) -> int:
+    best = 0
+    for st in steps:
+        if st[0] == "res":
+            best = max(best, _elems(st[1]), _elems(st[2]), _size(st[3], st[4]))
+        elif st[0] in ("lin", "pool", "todiag", "act", "read"):
+            best = max(best, _size(st[2], st[3]))
+    return best
+
+
+def _res_depth(steps) -> int:
+    return max((1 + max(_res_depth(st[1]), _res_depth(st[2])) for st in steps
+                if st[0] == "res"), default=0)
 
 
 def _size(shape: tuple[int, ...], full: bool) -> int:
     return math.prod(shape) ** (2 if full else 1)
 
 
+def _has_pool(ly: Layer) -> bool:
+    if isinstance(ly, Residual):
+        return any(_has_pool(x) for x in ly.branch + ly.shortcut)
+    return isinstance(ly, (AvgPool, GAP))
+
+
 def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...]) -> _Plan:
     """Check the layer sequence and derive shapes and modes. Step tuples:
     ("lin", layer, shape_in, full, shape_out, first), ("act", name, shape, full, index),
-    ("pool", p, shape_in, full, shape_out), ("todiag", None, shape, True),
-    ("read", "flatten"|"gap", shape, full)."""
+    ("pool", (window, stride), shape_in, full, shape_out), ("todiag", None, shape, True),
+    ("read", "flatten"|"gap", shape, full), ("res", branch steps, shortcut steps, shape,
+    full, shape_out)."""
     layers = tuple(layers)
     if not layers or not isinstance(layers[0], (Conv, Dense)):
         raise ValueError("the first layer must be a Conv or a Dense layer")
@@ -129,8 +161,8 @@ def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...]) -> _Plan:
                              f"axes")
         pos, coords, patch = tuple(in_shape[:-1]), in_shape[-1], 1
         if first.stride[0] > 1 or first.filter[0] == 1:
-            if len(set(first.filter)) != 1:
-                raise ValueError("non-overlapping convs must be square")
+            if len(set(first.filter)) != 1 or first.stride != first.filter:
+                raise ValueError("a strided first conv must be square with stride = filter")
             patch = first.filter[0]
             pos, coords = tuple(s // patch for s in pos), coords * patch ** nd
             if min(pos) < 1:
@@ -142,60 +174,79 @@ def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...]) -> _Plan:
             coords = coords * math.prod(window)
             if min(pos) < 1:
                 raise ValueError(f"input {in_shape[:-1]} is smaller than the first filter")
-    pool_or_gap = [i for i, ly in enumerate(layers) if isinstance(ly, (AvgPool, GAP))]
-    last_pool = max(pool_or_gap, default=-1)
-    full = bool(pool_or_gap) and nd > 0
-    shape, steps, act_shapes, spatial = pos, [], [], nd > 0
-    for i, ly in enumerate(layers):
-        if isinstance(ly, Conv):
-            if not spatial:
-                raise ValueError(f"layer {i}: a Conv after the readout (or in an MLP)")
-            if ly.ndim != nd:
-                raise ValueError(f"layer {i}: Conv is {ly.ndim}-D, inputs have {nd} axes")
-            if i == 0:  # the first Gram is already of patches (or of pointwise positions)
-                out = shape
-            elif ly.stride[0] > 1:
-                out = tuple(s // k for s, k in zip(shape, ly.stride))
-            elif ly.padding == "valid":
-                out = tuple(s - k + 1 for s, k in zip(shape, ly.filter))
+    last_pool = max((i for i, ly in enumerate(layers) if _has_pool(ly)), default=-1)
+    full0 = last_pool >= 0 and nd > 0
+    act_shapes: list = []
+
+    def walk(seq, shape, full, spatial, top):
+        steps = []
+        for i, ly in enumerate(seq):
+            first_layer = top and i == 0
+            if isinstance(ly, Conv):
+                if not spatial:
+                    raise ValueError(f"layer {i}: a Conv after the readout (or in an MLP)")
+                if ly.ndim != nd:
+                    raise ValueError(f"layer {i}: Conv is {ly.ndim}-D, inputs have {nd} axes")
+                if first_layer:  # the first Gram is already of patches (or of positions)
+                    out = shape
+                elif ly.padding == "valid":
+                    out = tuple((s - k) // st + 1 if s >= k else 0
+                                for s, k, st in zip(shape, ly.filter, ly.stride))
+                else:
+                    out = shape
+                if min(out) < 1:
+                    raise ValueError(f"layer {i}: the map {shape} is smaller than the filter")
+                steps.append(("lin", ly, shape, full, out, first_layer))
+                shape = out
+            elif isinstance(ly, Dense):
+                if spatial and not first_layer:
+                    raise ValueError(f"layer {i}: a Dense layer needs a Flatten or GAP readout "
+                                     f"before it")
+                steps.append(("lin", ly, (), False, (), first_layer))
+            elif isinstance(ly, Activation):
+                if first_layer:
+                    raise ValueError("an Activation cannot be the first layer")
+                steps.append(("act", ly.fn, shape, full, len(act_shapes)))
+                act_shapes.append(shape)
+            elif isinstance(ly, AvgPool):
+                if not spatial:
+                    raise ValueError(f"layer {i}: AvgPool needs spatial positions")
+                out = tuple((s - k) // st + 1 if s >= k else 0
+                            for s, k, st in zip(shape, ly.window, ly.stride))
+                if len(out) != nd or min(out) < 1:
+                    raise ValueError(f"layer {i}: the map {shape} is smaller than the pool "
+                                     f"window")
+                steps.append(("pool", (ly.window, ly.stride), shape, full, out))
+                shape = out
+            elif isinstance(ly, Residual):
+                if first_layer:
+                    raise ValueError("a Residual block cannot be the first layer")
+                br, sb, _ = walk(ly.branch, shape, full, spatial, False)
+                sc, sc_shape, _ = walk(ly.shortcut, shape, full, spatial, False)
+                if sb != sc_shape:
+                    raise ValueError(f"layer {i}: the Residual branch maps {shape} to {sb}, "
+                                     f"its shortcut to {sc_shape}")
+                steps.append(("res", tuple(br), tuple(sc), shape, full, sb))
+                shape = sb
+            elif isinstance(ly, (Flatten, GAP)):
+                if not spatial or not top:
+                    raise ValueError(f"layer {i}: a second readout, or a readout inside a "
+                                     f"Residual block")
+                steps.append(("read", "gap" if isinstance(ly, GAP) else "flatten", shape,
+                              full))
+                shape, spatial, full = (), False, False
             else:
-                out = shape
-            if min(out) < 1:
-                raise ValueError(f"layer {i}: the map {shape} is smaller than the filter")
-            steps.append(("lin", ly, shape, full, out, i == 0))
-            shape = out
-        elif isinstance(ly, Dense):
-            if spatial and i > 0:
-                raise ValueError(f"layer {i}: a Dense layer needs a Flatten or GAP readout "
-                                 f"before it")
-            steps.append(("lin", ly, (), False, (), i == 0))
-        elif isinstance(ly, Activation):
-            if i == 0:
-                raise ValueError("an Activation cannot be the first layer")
-            steps.append(("act", ly.name, shape, full, len(act_shapes)))
-            act_shapes.append(shape)
-        elif isinstance(ly, AvgPool):
-            if not spatial:
-                raise ValueError(f"layer {i}: AvgPool needs spatial positions")
-            out = tuple(s // ly.window for s in shape)
-            if min(out) < 1:
-                raise ValueError(f"layer {i}: the map {shape} is smaller than the pool window")
-            steps.append(("pool", ly.window, shape, full, out))
-            shape = out
-            if i == last_pool:
+                raise TypeError(f"layer {i}: unknown layer {ly!r}")
+            if top and i == last_pool and not isinstance(ly, GAP) and spatial:
                 steps.append(("todiag", None, shape, True))
                 full = False
-        elif isinstance(ly, (Flatten, GAP)):
-            if not spatial:
-                raise ValueError(f"layer {i}: a second readout")
-            steps.append(("read", "gap" if isinstance(ly, GAP) else "flatten", shape, full))
-            shape, spatial, full = (), False, False
-        else:
-            raise TypeError(f"layer {i}: unknown layer {ly!r}")
+        return steps, shape, spatial
+
+    steps, _, spatial = walk(layers, pos, full0, nd > 0, True)
     if spatial:
         raise ValueError("a convolutional network needs a Flatten or GAP readout")
-    return _Plan(nd, tuple(in_shape), patch, pos, coords, bool(pool_or_gap) and nd > 0,
-                 tuple(steps), tuple(act_shapes), window, window_padding)
+    return _Plan(nd, tuple(in_shape), patch, pos, coords, full0, tuple(steps),
+                 tuple(act_shapes), window, window_padding)
 
 
 @lru_cache(maxsize=256)
@@ -251,12 +302,18 @@ def _prepare(plan: _Plan, x: np.ndarray, dtype) -> np.ndarray:
 def _forward(plan: _Plan, ops, g, var_fn: Callable, need_ntk: bool, self_pass: bool):
     """Σ and Θ through the steps from the first Gram ``g``. ``var_fn(i, s, shape, full)``
     gives (v1, v2) for activation i, broadcastable to the (R, Q, t1, t2) view."""
-    nd = plan.nd
-    s, t = g, None
-    del g  # the caller passes its only reference: Σ may be freed after the first layer
-    ck = cd = 1.0  # pending scale factors of Σ and Θ (activations, pooling, readout)
-    variances = []
-    for st in plan.steps:
+    variances: list = []
+    s, t, _, _ = _walk(plan.steps, plan.nd, ops, g, None, var_fn, need_ntk, self_pass,
+                       variances)
+    return s, t, variances
+
+
+def _walk(steps, nd: int, ops, s, t, var_fn: Callable, need_ntk: bool, self_pass: bool,
+          variances: list):
+    """Run ``steps`` on (Σ, Θ) (which the ops may overwrite); returns (Σ, Θ, cK, cD) with the
+    pending scale factors cK, cD of Σ and Θ (activations, pooling, readout)."""
+    ck = cd = 1.0
+    for st in steps:
         op = st[0]
         if op == "lin":
             _, ly, shape, full, _, first = st
@@ -273,10 +330,7 @@ def _forward(plan: _Plan, ops, g, var_fn: Callable, need_ntk: bool, self_pass: b
             ck = cd = 1.0
         elif op == "act":
             _, name, shape, full, i = st
-            if ck != 1.0:
-                s = ops.affine(s, ck, 0.0)
-            if t is not None and cd != 1.0:
-                t = ops.affine(t, cd, 0.0)
+            s, t = _flush(ops, s, t, ck, cd)
             ck = cd = 1.0
             n_sp = nd if shape else 0
             v1, v2 = var_fn(i, s, n_sp, full)
@@ -285,10 +339,10 @@ def _forward(plan: _Plan, ops, g, var_fn: Callable, need_ntk: bool, self_pass: b
                 v1, v2 = _self_broadcast(v1, n_sp, full)
             s, t, ck, cd = ops.dual(name, s, t, v1, v2, n_sp, full, self_pass)
         elif op == "pool":
-            p = st[1]
-            s = ops.pool(s, p, nd)
-            t = None if t is None else ops.pool(t, p, nd)
-            f = 1.0 / p ** (2 * nd)
+            (window, stride) = st[1]
+            s = ops.pool(s, window, stride, nd)
+            t = None if t is None else ops.pool(t, window, stride, nd)
+            f = 1.0 / math.prod(window) ** 2
             ck, cd = ck * f, cd * f
         elif op == "todiag":
             s = ops.todiag(s, nd)
@@ -299,7 +353,28 @@ def _forward(plan: _Plan, ops, g, var_fn: Callable, need_ntk: bool, self_pass: b
             t = None if t is None else ops.read(t, how, nd, full)
             f = 1.0 / math.prod(shape) ** (2 if how == "gap" else 1)
             ck, cd = ck * f, cd * f
-    return s, t, variances
+        elif op == "res":  # Σ = Σ_branch + Σ_shortcut, Θ likewise, from the same input
+            s, t = _flush(ops, s, t, ck, cd)
+            ck = cd = 1.0
+            s2, t2 = ops.copy(s), None if t is None else ops.copy(t)
+            parts = []
+            for sub, (a, b) in ((st[1], (s, t)), (st[2], (s2, t2))):
+                a, b, ka, kb = _walk(sub, nd, ops, a, b, var_fn, need_ntk, self_pass,
+                                     variances)
+                parts.append(_flush(ops, a, b, ka, kb))
+            (s, t), (s2, t2) = parts
+            s = ops.add(s, s2)
+            t = None if t is None else ops.add(t, t2)
+    return s, t, ck, cd
+
+
+def _flush(ops, s, t, ck: float, cd: float):
+    """Apply pending scale factors."""
+    if ck != 1.0:
+        s = ops.affine(s, ck, 0.0)
+    if t is not None and cd != 1.0:
+        t = ops.affine(t, cd, 0.0)
+    return s, t
 
 
 def _self_broadcast(v, nd: int, full: bool):
@@ -340,7 +415,7 @@ def _tile_bytes(plan: _Plan, t1: int, t2: int, item: int, need_ntk: bool) -> int
     """Peak bytes of one tile: _LIVE arrays of the largest per-pair size (Σ, Θ, a conv's two
     per-axis accumulators), the first Gram's matmul + transpose, inputs, two chunk buffers."""
     e = plan.elems()
-    live = _LIVE if need_ntk else _LIVE - 1
+    live = (_LIVE if need_ntk else _LIVE - 1) + (2 if need_ntk else 1) * plan.residual_depth
     g0 = 2 * math.prod(plan.pos0) ** (2 if plan.full0 else 1)
     arrays = max(live * e, g0 + e) * t1 * t2
     inputs = (t1 + t2) * math.prod(plan.pos0) * plan.coords

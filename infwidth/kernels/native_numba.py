@@ -331,11 +331,12 @@ class NumbaOps(NumpyOps):
         return out.reshape(m[2 - nd:] + tail)
 
     @staticmethod
-    def pool(x, p: int, nd: int):
-        """Σ over a p×p window of both positions (unscaled), one pass (2-D maps; a 1-D map
-        is pooled by :meth:`NumpyOps.pool`, whose two strided adds are already one pass)."""
-        if nd != 2:
-            return NumpyOps.pool(x, p, nd)
+    def pool(x, window: tuple[int, ...], stride: tuple[int, ...], nd: int):
+        """Σ over a p×p window of both positions (unscaled), one pass (2-D maps, window =
+        stride; a 1-D map, or overlapping windows, are pooled by :meth:`NumpyOps.pool`)."""
+        if nd != 2 or window != stride or len(set(window)) != 1:
+            return NumpyOps.pool(x, window, stride, nd)
+        p = window[0]
         t1, t2, h, w = x.shape[:4]
         m = (h // p, w // p)
         out = np.empty((t1 * t2, m[0], m[1], m[0], m[1]), x.dtype)

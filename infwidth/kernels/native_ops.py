@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from functools import lru_cache
 
 import numpy as np
 
 from infwidth.architectures.activations import get_activation
-from infwidth.architectures.layers import Conv
+from infwidth.architectures.layers import Conv, conv_taps
 
 try:  # the clip ufunc itself: np.clip's Python wrapper costs ~20 µs a call
     from numpy._core.umath import clip as _clip
@@ -33,22 +32,6 @@ CHUNK = 2**15
 # pair axes last), (*S, t1, t2) for the diagonal (every spatial slice a run of (t1, t2)
 # blocks). A pairwise (self) array has t1 = n, t2 = 1.
 # --------------------------------------------------------------------------------------
-@lru_cache(maxsize=256)
-def conv_taps(n: int, q: int, stride: int, padding: str) -> np.ndarray:
-    """(m, q) input index of output position o's tap a on an axis of length n: o·stride + a
-    for a strided conv, o + a − ⌊(q − 1)/2⌋ for same/circular (wrapped mod n when circular;
-    −1 where it falls in the zero padding), o + a for valid."""
-    if stride > 1:
-        m = n // stride
-        return (np.arange(m)[:, None] * stride + np.arange(q)[None, :]).astype(np.int64)
-    lo = 0 if padding == "valid" else (q - 1) // 2
-    m = n - q + 1 if padding == "valid" else n
-    src = np.arange(m)[:, None] + np.arange(q)[None, :] - lo
-    if padding == "circular":
-        return (src % n).astype(np.int64)
-    return np.where((src >= 0) & (src < n), src, -1).astype(np.int64)
-
-
 def gram_layout(g: np.ndarray, c: int, full: bool, pos: tuple[int, ...]) -> np.ndarray:
     """A first Gram's inner products /c (in place), reshaped to the tile layout:
     (t1, t2, *S, *S) from (t1, t2, P, P), or (*S, t1, t2) from (P, t1, t2)."""
@@ -118,10 +101,10 @@ class NumpyOps:
             axes = _spatial_axes(nd, full, k)
             q, s, n = layer.filter[k], layer.stride[k], x.shape[axes[0]]
             if s > 1:
-                m = n // s
+                m = (n - q) // s + 1
                 out = None
                 for a in range(q):
-                    v = x[_ix(x.ndim, {ax: slice(a, a + s * m, s) for ax in axes})]
+                    v = x[_ix(x.ndim, {ax: slice(a, a + s * (m - 1) + 1, s) for ax in axes})]
                     out = v.copy() if out is None else np.add(out, v, out=out)
             elif layer.padding == "valid":
                 m = n - q + 1
@@ -142,14 +125,16 @@ class NumpyOps:
         return x
 
     @staticmethod
-    def pool(x, p: int, nd: int):
-        """Σ over a p-window of both positions per axis (unscaled); full layout only."""
+    def pool(x, window: tuple[int, ...], stride: tuple[int, ...], nd: int):
+        """Σ over a window of both positions per axis, Σ'(I, J) = Σ_{a,b} Σ(s·I + a, s·J + b)
+        (unscaled, VALID, windows may overlap); full layout only."""
         for k in range(nd):
-            m = x.shape[2 + k] // p
+            p, st = window[k], stride[k]
+            m = (x.shape[2 + k] - p) // st + 1
             out = None
             for a, b in itertools.product(range(p), repeat=2):
-                v = x[_ix(x.ndim, {2 + k: slice(a, a + p * m, p),
-                                   2 + nd + k: slice(b, b + p * m, p)})]
+                v = x[_ix(x.ndim, {2 + k: slice(a, a + st * (m - 1) + 1, st),
+                                   2 + nd + k: slice(b, b + st * (m - 1) + 1, st)})]
                 out = v.copy() if out is None else np.add(out, v, out=out)
             x = out
         return x
@@ -309,8 +294,8 @@ class JaxOps:
             axes = _spatial_axes(nd, full, k)
             q, s, n = layer.filter[k], layer.stride[k], x.shape[axes[0]]
             if s > 1:
-                m = n // s
-                x = sum(x[_ix(x.ndim, {ax: slice(a, a + s * m, s) for ax in axes})]
+                m = (n - q) // s + 1
+                x = sum(x[_ix(x.ndim, {ax: slice(a, a + s * (m - 1) + 1, s) for ax in axes})]
                         for a in range(q))
             elif layer.padding == "valid":
                 m = n - q + 1
@@ -328,11 +313,12 @@ class JaxOps:
                             for t in range(q))
         return x
 
-    def pool(self, x, p, nd):
+    def pool(self, x, window, stride, nd):
         for k in range(nd):
-            m = x.shape[2 + k] // p
-            x = sum(x[_ix(x.ndim, {2 + k: slice(a, a + p * m, p),
-                                   2 + nd + k: slice(b, b + p * m, p)})]
+            p, st = window[k], stride[k]
+            m = (x.shape[2 + k] - p) // st + 1
+            x = sum(x[_ix(x.ndim, {2 + k: slice(a, a + st * (m - 1) + 1, st),
+                                   2 + nd + k: slice(b, b + st * (m - 1) + 1, st)})]
                     for a, b in itertools.product(range(p), repeat=2))
         return x
 

@@ -14,15 +14,17 @@ It reads the leaves from ``arch.leaf_coordinates(dim)`` and evaluate (K, K̇) wi
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from infwidth.architectures.activations import gaussian_dual
-from infwidth.architectures.networks import DCNN, MLP, Architecture, ConvNet
+from infwidth.architectures.layers import Activation, Conv, Dense, Flatten
+from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_inputs
 from infwidth.kernels.engine import kernel
-from infwidth.validation import check_kind
+from infwidth.validation import check_architecture, check_kind
 
 __all__ = ["tree_kernel", "kernel_pair"]
 
@@ -55,6 +57,38 @@ def _pool_matrix(children: tuple[tuple[int, ...], ...], n_below: int,
     return a
 
 
+def _pools(arch: Architecture, dim: int, dag) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """The averaging matrix of every linear layer after the first (and of the first, when it
+    is a DAG layer): a conv's receptive fields (divided by its taps for SAME padding, whose
+    zero taps count), the readout's positions, 1×1 for the hidden layers of an MLP. Refuses
+    stacks outside the recursion: pooling, GAP, residual blocks, mixed activations or
+    weight/bias stds, Dense layers between Flatten and the readout."""
+    layers = arch.kernel_layers(dim)
+    lin = [ly for ly in layers if isinstance(ly, (Conv, Dense))]
+    acts = [ly for ly in layers if isinstance(ly, Activation)]
+    alternate = [x for pair in zip(lin[:-1], acts) for x in pair]
+    body = list(layers[:-1])
+    if body and isinstance(body[-1], Flatten):
+        body.pop()
+    if (body != alternate or len(lin) != len(acts) + 1 or len({a.spec for a in acts}) != 1
+            or lin[0].W_std != 1.0 or len({ly.W_std for ly in lin[1:]}) > 1
+            or len({ly.b_std for ly in lin}) > 1):
+        raise ValueError("tree_kernel handles Flatten readouts only, after Conv/Dense → φ "
+                         "layers with one activation, weight std and bias std (pooling, GAP "
+                         "and residual blocks need the full spatial covariance); use kernel()")
+    n_dag = dag.depth - 1  # DAG layers below the root
+    dag_convs = [ly for ly in lin[:-1] if isinstance(ly, Conv)]
+    absorbed = len(dag_convs) - n_dag  # 1 when the first conv forms the leaves
+    mats = []
+    for ell, ch in enumerate(dag.children):
+        ly = dag_convs[ell + absorbed] if ell < n_dag else None
+        div = math.prod(ly.filter) if ly is not None and ly.padding == "same" else None
+        mats.append(_pool_matrix(ch, dag.layer_sizes[ell], div))
+    first_pool = mats.pop(0) if isinstance(lin[0], Conv) and not absorbed else None
+    pools = mats + [np.ones((1, 1))] * (len(acts) - len(mats))
+    return pools, first_pool
+
+
 def tree_kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str = "ntk") -> np.ndarray:
     """The reference: the layer recursion of docs/theory.md §2 in numpy, for MLP, SCNN, DCNN
     and Flatten ConvNets (no pooling, so only the spatial diagonal is needed):
@@ -67,17 +101,13 @@ def tree_kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str = "ntk") 
     the oracle for neural-tangents and the native engine.
     """
     check_kind(kind)
-    if not isinstance(arch, (MLP, DCNN, ConvNet)):
-        raise TypeError(f"tree_kernel needs an MLP, SCNN, DCNN or Flatten ConvNet, "
-                        f"got {type(arch).__name__}")
-    if isinstance(arch, ConvNet) and arch.readout != "flatten":
-        raise ValueError("tree_kernel handles Flatten readouts only (GAP needs the full "
-                         "spatial covariance); use kernel()")
+    check_architecture(arch)
     x1 = check_inputs(x1, "x1")
     dim = x1.shape[1]
     x2 = x1 if x2 is None else check_inputs(x2, "x2", dim)
-    w2, b2 = arch.w ** 2, arch.b_std ** 2
     dag = arch.dag_for(dim)
+    pools, first_pool = _pools(arch, dim, dag)
+    w2, b2 = arch.w ** 2, arch.b_std ** 2
     leaves = arch.leaf_coordinates(dim)  # (positions, coordinates)
 
     p1, p2 = x1[:, leaves], x2[:, leaves]
@@ -85,16 +115,6 @@ def tree_kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str = "ntk") 
     s12 = np.einsum("apk,cpk->acp", p1, p2) / n0
     s11 = np.einsum("apk,apk->ap", p1, p1) / n0
     s22 = np.einsum("apk,apk->ap", p2, p2) / n0
-
-    pools = [_pool_matrix(ch, dag.layer_sizes[i]) for i, ch in enumerate(dag.children)]
-    first_pool = None
-    if isinstance(arch, ConvNet):
-        div = arch.filter_size ** arch.ndim if arch.padding == "same" else None
-        conv = _pool_matrix(dag.children[0], dag.layer_sizes[0], div)
-        pools = [conv] * arch.depth + [pools[-1]]
-        first_pool = pools.pop(0)
-    elif isinstance(arch, MLP):
-        pools = [np.ones((1, 1))] * arch.depth
 
     if first_pool is not None:
         s12, s11, s22 = s12 @ first_pool.T, s11 @ first_pool.T, s22 @ first_pool.T

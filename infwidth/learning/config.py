@@ -14,7 +14,7 @@
 
     [[architectures]]           # one table per architecture; every key but name, type and
     name = "D-CNN"              # max_degree goes to the constructor: iw.DCNN(patch_dim=4, ...)
-    type = "DCNN"               # MLP, SCNN, DCNN or ConvNet
+    type = "DCNN"               # a constructor name: ARCHITECTURE_TYPES
     patch_dim = 4
     filter_sizes = [2, 8]
     max_degree = 6              # the spectrum's degree cap (the predictor's tail is a ridge)
@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from infwidth.architectures import DCNN, MLP, SCNN, Architecture, ConvNet
+from infwidth.architectures import ARCHITECTURES, Architecture
 from infwidth.data.inputs import DOMAINS
 from infwidth.learning.targets import Target
 from infwidth.validation import KINDS, check_int
@@ -77,8 +77,9 @@ else:  # pragma: no cover
 __all__ = ["ConfigError", "JobConfig", "load_config", "parse_config", "ARCHITECTURE_TYPES",
            "TARGET_TYPES", "CHECK_TYPES"]
 
-ARCHITECTURE_TYPES: dict[str, type] = {"MLP": MLP, "SCNN": SCNN, "DCNN": DCNN,
-                                       "ConvNet": ConvNet}
+#: Architecture "type" names: the public constructors (one registry,
+#: :data:`infwidth.architectures.ARCHITECTURES`; a Network's layer tuple has no TOML form).
+ARCHITECTURE_TYPES: dict[str, type] = {k: v for k, v in ARCHITECTURES.items() if k != "Network"}
 TARGET_TYPES = {"local": Target.local, "pair": Target.pair, "far_pair": Target.far_pair,
                 "degrees": Target.from_degrees}
 CHECK_TYPES = {"fewer_samples": ("better", "worse", "target"), "never_learns": ("arch", "target"),

@@ -24,7 +24,7 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
-from functools import cached_property, partial
+from functools import partial
 from typing import Any, Sequence
 
 import jax
@@ -33,7 +33,8 @@ import pandas as pd
 
 from infwidth._nt_compat import load
 from infwidth.architectures.activations import gaussian_dual
-from infwidth.architectures.networks import DAG, Architecture, ConvNet
+from infwidth.architectures.layers import Activation, Conv, Dense, Flatten, Residual
+from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_inputs
 from infwidth.kernels.engine import kernel
 from infwidth.validation import check_kinds, check_pos_int
@@ -141,52 +142,39 @@ class ResidualNet(Architecture):
         object.__setattr__(self, "ndim", 1 if self.branch == "dense" else 2)
         self.check_fields()
 
-    _unit = 1
-
-    @property
-    def min_dim(self) -> int:
-        return self.channels
-
-    def input_shape(self, dim: int) -> tuple[int, ...]:
-        if self.branch == "dense":
-            return (check_pos_int("dim", dim),)
-        return super().input_shape(dim)
-
-    def dag_for(self, dim: int) -> DAG:
-        """Receptive-field DAG. Dense: one leaf under the root. Conv: identity edges join a
-        position to itself, already inside every k×k window, so the sequential net has the
-        DAG of 1 + 2L stacked SAME convs and the parallel net that of 3."""
-        if self.branch == "dense":
-            dim = check_pos_int("dim", dim)
-            return DAG(dim, dim, (1, 1), (((0,),),))
-        convs = 1 + 2 * self.depth if self.layout == "sequential" else 3
-        return ConvNet(filter_size=self.filter_size, depth=convs, padding="same",
-                       ndim=2, channels=self.channels).dag_for(dim)
-
     def _lin(self, w_std: float, scale: float = 1.0):
-        _, stax = load()
-        b = None if self.b is None else scale * self.b
+        b = scale * float(self.b_std)
         if self.branch == "dense":
-            return stax.Dense(self.width, W_std=scale * w_std, b_std=b)
-        return stax.Conv(self.width, (self.filter_size,) * 2, padding="SAME",
-                         W_std=scale * w_std, b_std=b)
+            return Dense(scale * w_std, b)
+        return Conv((self.filter_size,) * 2, (1, 1), "same", scale * w_std, b)
 
-    def branches(self) -> list:
-        """α·F_l with F_l = Lin(W=1) → φ → Lin(W=w). α multiplies the last layer's weight
-        and bias stds (a separate scaling layer would make neural-tangents treat the branch
+    def branch_layers(self) -> tuple:
+        """α·F with F = Lin(W=1) → φ → Lin(W=w). α multiplies the last layer's weight and
+        bias stds (a separate scaling layer would make neural-tangents treat the branch
         output as non-Gaussian, which FanInSum refuses); in NTK parameterisation this equals
         multiplying the branch output by α, for the NNGP and the NTK alike."""
-        _, stax = load()
-        return [stax.serial(self._lin(1.0), self._act(), self._lin(self.w, self.alpha))
-                for _ in range(self.depth)]
+        return (self._lin(1.0), Activation(self.activation), self._lin(self.w, self.alpha))
 
-    @cached_property
-    def _stax(self):
-        _, stax = load()
-        readout = stax.Dense(self.out_dim, W_std=1.0, b_std=self.b)
+    @property
+    def layers(self) -> tuple:
+        """Stem, L residual blocks (sequential: one after the other; parallel: nested, so
+        that the stem's output y0 gets y0 + F_1(y0) + … + F_L(y0)), readout.
+
+        Both layouts have the DAG of their longest path (``Network.dag_for``): 1 + 2L
+        stacked SAME convs sequential, 3 parallel (identity edges join a position to
+        itself, already inside every k×k window)."""
+        f = self.branch_layers()
+        if self.layout == "sequential":
+            body = (Residual(f),) * self.depth
+        else:
+            block = Residual(f)
+            for _ in range(self.depth - 1):
+                block = Residual(f, (block,))
+            body = (block,)
+        readout = (Dense(1.0, float(self.b_std)),)
         if self.branch == "conv":
-            readout = stax.serial(stax.Flatten(), readout)
-        return residual_stax(self.layout, self._lin(1.0), self.branches(), readout)
+            readout = (Flatten(),) + readout
+        return (self._lin(1.0),) + body + readout
 
 
 # --------------------------------------------------------------------------------------

@@ -14,18 +14,17 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from infwidth._nt_compat import load
-from infwidth.architectures.networks import DAG, Architecture
+from infwidth.architectures.layers import Activation, AvgPool, Conv, Dense, Flatten
+from infwidth.architectures.networks import Architecture
 from infwidth.kernels.engine import kernel
 from infwidth.validation import check_kind, check_pos_int
 
-_PAD = {"same": "SAME", "valid": "VALID"}
+_PAD = ("same", "valid")
 
 __all__ = ["LeNet", "lenet_kernel", "lenet_kernels", "conservation_law", "conservation_ratio"]
 
@@ -94,10 +93,6 @@ class LeNet(Architecture):
     def dense_widths(self) -> tuple[int, ...]:
         return tuple(max(1, int(round(f * self.width))) for f in self.dense_factors)
 
-    # kernels.kernel() sizes its blocks for O(P) per pair unless told otherwise; pooling
-    # nets keep the full spatial covariance, O(P²) per pair (see the module report).
-    full_spatial_covariance = True
-
     def _sides(self, side: int) -> tuple[int, int, int, int]:
         k, p = self.filter_size, self.pool
         s1 = _conv_side(side, k, self.padding)
@@ -107,22 +102,7 @@ class LeNet(Architecture):
         return s1, q1, s2, q2
 
     def _image_side(self, dim: int) -> int:
-        dim = check_pos_int("dim", dim)
-        if dim % self.channels:
-            raise ValueError(f"dim={dim} is not divisible by channels={self.channels}")
-        side = math.isqrt(dim // self.channels)
-        if side * side * self.channels != dim:
-            raise ValueError(f"dim={dim} does not fit a square image with {self.channels} "
-                             f"channel(s)")
-        if self._sides(side)[3] < 1:
-            raise ValueError(f"a {side}×{side} image is too small for LeNet with "
-                             f"filter_size={self.filter_size}, padding={self.padding!r}, "
-                             f"pool={self.pool}: the second pooled map would be empty")
-        return side
-
-    def input_shape(self, dim: int) -> tuple[int, ...]:
-        side = self._image_side(dim)
-        return (side, side, self.channels)
+        return self.input_shape(dim)[0]
 
     def conv_sides(self, dim: int) -> tuple[int, int]:
         """Output side of each conv layer (before pooling)."""
@@ -130,60 +110,16 @@ class LeNet(Architecture):
         return s1, s2
 
     @property
-    def min_dim(self) -> int:
-        side = 1
-        while self._sides(side)[3] < 1:
-            side += 1
-        return side * side * self.channels
-
-    @cached_property
-    def _stax(self):
-        _, stax = load()
-        k, p, pad = (self.filter_size,) * 2, (self.pool,) * 2, _PAD[self.padding]
-        layers = [stax.Conv(self.width, k, padding=pad, W_std=1.0, b_std=self.b), self._act(),
-                  stax.AvgPool(p, p),
-                  stax.Conv(self.d2, k, padding=pad, W_std=self.w, b_std=self.b), self._act(),
-                  stax.AvgPool(p, p), stax.Flatten()]
+    def layers(self) -> tuple:
+        """conv(d1) → φ → avg-pool → conv(d2) → φ → avg-pool → Flatten → (Dense → φ)·2 →
+        Dense."""
+        k, act, b, pool = (self.filter_size,) * 2, Activation(self.activation), \
+            float(self.b_std), AvgPool(self.pool)
+        layers = [Conv(k, (1, 1), self.padding, 1.0, b), act, pool,
+                  Conv(k, (1, 1), self.padding, self.w, b, width=self.d2), act, pool, Flatten()]
         for h in self.dense_widths:
-            layers += [stax.Dense(h, W_std=self.w, b_std=self.b), self._act()]
-        layers.append(stax.Dense(self.out_dim, W_std=self.w, b_std=self.b))
-        return stax.serial(*layers)
-
-    def kernel_layers(self, dim: int) -> tuple:
-        """The layer description the native kernel engine runs
-        (:mod:`infwidth.architectures.layers`): conv → act → avg-pool → conv → act → avg-pool
-        → Flatten → dense layers."""
-        from infwidth.architectures.layers import Activation, AvgPool, Conv, Dense, Flatten
-
-        self.input_shape(dim)
-        k, act, b = (self.filter_size,) * 2, Activation(self.activation), float(self.b_std)
-        layers = [Conv(k, (1, 1), self.padding, 1.0, b), act, AvgPool(self.pool),
-                  Conv(k, (1, 1), self.padding, self.w, b), act, AvgPool(self.pool), Flatten()]
-        for _ in self.dense_widths:
-            layers += [Dense(self.w, b), act]
+            layers += [Dense(self.w, b, width=h), act]
         return tuple(layers) + (Dense(self.w, b),)
-
-    def dag_for(self, dim: int) -> DAG:
-        """Leaves: input pixels; layer 1: conv1 positions (k×k windows); layer 2: conv2
-        positions, each seeing the conv1 positions inside the pool windows of its k×k
-        window; root: every conv2 position inside the last pooled map (Flatten)."""
-        side = self._image_side(dim)
-        s1, q1, s2, q2 = self._sides(side)
-        k, p = self.filter_size, self.pool
-        lo = (k - 1) // 2 if self.padding == "same" else 0
-
-        def window(i: int, n: int) -> list[int]:
-            return [i - lo + t for t in range(k) if 0 <= i - lo + t < n]
-
-        l1 = tuple(tuple(a * side + b for a in window(i, side) for b in window(j, side))
-                   for i in range(s1) for j in range(s1))
-        l2 = tuple(tuple(sorted((u * p + du) * s1 + (v * p + dv)
-                                for u in window(i, q1) for v in window(j, q1)
-                                for du in range(p) for dv in range(p)))
-                   for i in range(s2) for j in range(s2))
-        top = tuple(i * s2 + j for i in range(q2 * p) for j in range(q2 * p))
-        return DAG(int(dim), self.channels, (side * side, s1 * s1, s2 * s2, 1),
-                   (l1, l2, (top,)))
 
     def flops(self, dim: int) -> int:
         """Multiply-adds × 2 of the conv and dense layers in one forward pass of one input
