@@ -66,14 +66,13 @@ import pandas as pd
 
 from infwidth.architectures.activations import dual, dual_derivative
 from infwidth.eigenspaces.hypercube import hypercube_leaf
-from infwidth.validation import check_choice, check_pos_int
+from infwidth.validation import check_choice, check_kind, check_pos_int
 
 __all__ = ["ConvKernel", "ConvSpectrum", "patch_dual", "patch_spectrum", "conv_kernel",
            "conv_spectrum", "MAX_PATCH_ENUM"]
 
 #: the orbit enumeration visits 2^(q−1) subsets of a patch
 MAX_PATCH_ENUM = 16
-_KINDS = ("ntk", "nngp")
 _PADDINGS = ("circular", "valid")
 
 
@@ -100,7 +99,7 @@ def patch_dual(activation: str | Callable = "relu", kind: str = "ntk") -> Callab
     """
     if callable(activation):
         return activation
-    check_choice("kind", kind, _KINDS)
+    check_kind(kind)
     if kind == "nngp":
         return lambda t: dual(activation, t)
     return lambda t: dual(activation, t) + np.asarray(t, dtype=np.float64) * \
@@ -158,7 +157,7 @@ class ConvKernel:
         if q > d:
             raise ValueError(f"filter_size={q} exceeds dim={d}")
         if not callable(self.activation):
-            check_choice("kind", self.kind, _KINDS)
+            check_kind(self.kind)
         check_choice("padding", self.padding, _PADDINGS)
         s = check_pos_int("stride", self.stride)
         if self.pool is not None and self.pool != "global":
