@@ -410,18 +410,18 @@ def main(argv: list[str] | None = None) -> int:
     t_import = t0 - T_START
     archs, tgts = cfg.build_architectures(), cfg.build_targets()
     try:
+        routes = plan_routes(cfg, archs, tgts)
+    except ValueError as e:  # a refusal: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    grams = Path(args.out) / (cfg.store or "grams")
+    try:
         store = RunStore(os.path.join(args.out, "runs.sqlite"),
                          {"job": "learnability", **cfg.as_dict()}, fresh=args.fresh)
     except RunStoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    try:
-        routes = plan_routes(cfg, archs, tgts)
-    except ValueError as e:  # a refusal: one line, no traceback
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    grams = Path(args.out) / (cfg.store or "grams")
 
     specs = {a: iw.spectrum(arch, cfg.dim, cfg.domain, cfg.kind,
                             max_degree=cfg.max_degree(a), include_zero=True)
@@ -547,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"config": cfg.as_dict(), "median_relative_gap": med,
                "n_points": int(len(comp)), "checks": checks, "findings": findings,
                "resources": {"memory_budget": cfg.memory_budget or DEFAULT_MEMORY_BUDGET,
-                             "store": str(grams), "client": cfg.client},
+                             "store": cfg.store or "grams", "client": cfg.client},
                "routes": {a: {str(m): r for m, r in rs.items()} for a, rs in routes.items()},
                "m_star": {f"{a}|{t}": (v if math.isfinite(v) else None)
                           for (a, t), v in stars.items()},
