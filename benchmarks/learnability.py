@@ -29,8 +29,8 @@ Beyond memory: a seed's Gram of max(m) + n_test points is computed in memory whe
 ``memory_budget`` (configuration key or ``--memory-budget``; default 4 GiB), else filled tile
 by tile into a resumable Zarr store (``store``, default DIR/grams; ``client = "local"``: on a
 local Dask cluster) and each m solved from it — Cholesky while the m×m Gram fits, conjugate
-gradients streaming row blocks beyond (:func:`infwidth.learning.regression_routes`); the
-store-route units run smallest m first. The route of each m, the condition number (Cholesky)
+gradients streaming row blocks beyond (``infwidth.learning.regression.regression_routes``);
+the store-route units run smallest m first. The route of each m, the condition number (Cholesky)
 and the CG residual are in the outputs. A run that cannot fit even the store route is refused
 in one line naming the largest m that fits (exit status 2).
 """

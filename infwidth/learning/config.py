@@ -51,9 +51,10 @@ not part of the run's key and ``--memory-budget``, ``--store``, ``--client`` ove
 a seed's Gram of max(m) + n_test points is computed in memory when
 :func:`~infwidth.learning.regression.gram_memory` fits ``memory_budget``; otherwise it is
 filled tile by tile into the Zarr store ``store`` (default ``grams`` under the output folder;
-resumable) and each m is solved from there (:func:`~infwidth.learning.regression.regression_routes`:
-Cholesky while the m×m Gram fits, conjugate gradients streaming row blocks beyond). ``client``
-(absent or "local") fills the tiles in this process or on a local Dask cluster.
+resumable) and each m is solved from there
+(:func:`~infwidth.learning.regression.regression_routes`: Cholesky while the m×m Gram fits,
+conjugate gradients streaming row blocks beyond). ``client`` (absent or "local") fills the
+tiles in this process or on a local Dask cluster.
 
 Every key is checked before any work; a bad one raises :class:`ConfigError`
 naming it, e.g. ``architectures[2].filter_sizes``.
@@ -88,8 +89,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ConfigError", "JobConfig", "load_config", "parse_config", "ARCHITECTURE_TYPES",
-           "TARGET_TYPES", "CHECK_TYPES"]
+__all__ = ["ConfigError", "JobConfig", "load_config", "parse_config", "check_resources",
+           "ARCHITECTURE_TYPES", "TARGET_TYPES", "CHECK_TYPES", "CLIENTS"]
 
 ARCHITECTURE_TYPES: dict[str, type] = {"MLP": MLP, "SCNN": SCNN, "DCNN": DCNN,
                                        "ConvNet": ConvNet}
