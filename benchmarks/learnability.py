@@ -479,8 +479,9 @@ def main(argv: list[str] | None = None) -> int:
               f"Gram stores in {grams}/):")
         for a, rs in routes.items():
             by = {r: [m for m, q in rs.items() if q == r] for r in dict.fromkeys(rs.values())}
-            print(f"  {a}: " + "; ".join(f"{r} m = {min(ms)}..{max(ms)}"
-                                         for r, ms in by.items()))
+            print(f"  {a}: " + "; ".join(
+                f"{r} m = {min(ms)}" + (f"..{max(ms)}" if len(ms) > 1 else "")
+                for r, ms in by.items()))
     gap_max = next((c["max"] for c in cfg.checks if c["type"] == "median_gap"), 0.2)
     worst = comp[comp.rel_gap > gap_max]
     if len(worst):

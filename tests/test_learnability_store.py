@@ -111,3 +111,15 @@ def test_resource_flags_override_the_file_and_are_checked_by_name(job, tmp_path)
     assert c.as_dict() == job.parse_args(["--config", str(cfg)])[1].as_dict()  # not the key
     with pytest.raises(SystemExit):
         job.parse_args(["--config", str(cfg), "--memory-budget", "lots"])
+
+
+@pytest.mark.parametrize("arch", [iw.MLP(depth=1), iw.DCNN(patch_dim=2, filter_sizes=(2, 4)),
+                                  iw.SCNN(patch_dim=4), iw.ConvNet(filter_size=3, depth=1)],
+                         ids=lambda a: type(a).__name__)
+def test_a_dask_task_rebuilds_every_architecture(arch):
+    """client="local" ships (class, fields) to the workers: the MLP's fixed ndim (init=False)
+    once made every MLP tile fail with "unexpected keyword argument 'ndim'"."""
+    from infwidth.kernels.distributed import _arch_spec
+
+    cls, fields = _arch_spec(arch)
+    assert cls(**fields) == arch
