@@ -393,6 +393,26 @@ class StoredGram:
 # --------------------------------------------------------------------------------------
 # Kernel regression from a store
 # --------------------------------------------------------------------------------------
+# OpenBLAS's threaded dpotrf writes past its buffers at large n (OpenBLAS issue #2562: n ≥
+# 22,659 with 2 threads); measured here with scipy's bundled OpenBLAS 0.3.30 (Haswell kernels,
+# 2 threads): SIGSEGV at n = 32,768, fine at 16,384. Larger factorizations run on one thread.
+SAFE_THREADED_CHOLESKY = 16384
+
+
+def cholesky_threads(n: int) -> Any:
+    """A context in which a Cholesky of order ``n`` runs: BLAS limited to one thread above
+    :data:`SAFE_THREADED_CHOLESKY` (needs threadpoolctl; without it, unchanged)."""
+    import contextlib
+
+    if n <= SAFE_THREADED_CHOLESKY:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with the [distributed] extra
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 def cholesky_limit(memory_budget: int | str = DEFAULT_MEMORY_BUDGET) -> int:
     """Largest n_train solved by in-memory Cholesky: the float64 (n, n) training Gram, factored
     in place, takes at most 7/8 of ``memory_budget`` (the rest for row blocks): n =
@@ -455,7 +475,9 @@ def kernel_regression_from_store(gram: StoredGram | str | os.PathLike, n_train: 
             anorm = max(anorm, float(np.abs(blk, out=blk).sum(axis=1).max()))
             del blk
         try:
-            c = scipy.linalg.cho_factor(a, lower=True, overwrite_a=True, check_finite=False)
+            with cholesky_threads(n_train):
+                c = scipy.linalg.cho_factor(a, lower=True, overwrite_a=True,
+                                            check_finite=False)
         except np.linalg.LinAlgError:
             raise ValueError(f"Cholesky failed: the training Gram is not numerically positive "
                              f"definite with the diagonal shift {shift:.3e}; raise ridge or "

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_targets, sample_inputs
 from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, KINDS, kernel, parse_bytes
+from infwidth.kernels.gram_store import cholesky_threads
 from infwidth.learning.curves import curve_frame
 from infwidth.learning.targets import Target, TargetFunction
 from infwidth.validation import check_nonneg, check_pos_int, check_sample_sizes, check_seed
@@ -291,8 +292,9 @@ def nested_regression(gram: Any, y_train: Any, y_test: Any, sample_sizes: Any,
         a[np.diag_indices(m)] += shift
         anorm = float(np.abs(a).sum(axis=0).max())
         try:
-            c, low = scipy.linalg.cho_factor(a, lower=True, overwrite_a=True,
-                                             check_finite=False)
+            with cholesky_threads(m):
+                c, low = scipy.linalg.cho_factor(a, lower=True, overwrite_a=True,
+                                                 check_finite=False)
         except np.linalg.LinAlgError:
             ev = np.linalg.eigvalsh(gram[:m, :m])
             cond = float(ev[-1] / ev[0]) if ev[0] > 0 else math.inf
