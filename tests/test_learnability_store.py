@@ -123,3 +123,16 @@ def test_a_dask_task_rebuilds_every_architecture(arch):
 
     cls, fields = _arch_spec(arch)
     assert cls(**fields) == arch
+
+
+def test_large_choleskys_run_on_one_blas_thread():
+    """scipy's OpenBLAS 0.3.30 dpotrf segfaulted at n = 32768 on 2 threads (OpenBLAS #2562)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from infwidth.kernels.gram_store import SAFE_THREADED_CHOLESKY, cholesky_threads
+
+    with cholesky_threads(SAFE_THREADED_CHOLESKY + 1):
+        assert all(i["num_threads"] == 1 for i in threadpoolctl.threadpool_info()
+                   if i["user_api"] == "blas")
+    before = [i["num_threads"] for i in threadpoolctl.threadpool_info()]
+    with cholesky_threads(SAFE_THREADED_CHOLESKY):
+        assert [i["num_threads"] for i in threadpoolctl.threadpool_info()] == before
