@@ -1,6 +1,7 @@
 """Learnability: predicted vs measured learning curves of architectures on your question.
 
     python benchmarks/learnability.py [--quick | --config FILE] [--out DIR] [--fresh]
+        [--memory-budget BYTES] [--store DIR] [--client {none,local}]
 
 With no arguments it runs ``benchmarks/configs/default.toml`` (``--quick``:
 ``benchmarks/configs/quick.toml``), writing to ``results/learnability/``; ``--config FILE``
@@ -23,6 +24,15 @@ Every unit of work — one (architecture, seed, m) solve for all targets, one (w
 training run — is committed whole to DIR/runs.sqlite as it finishes, keyed by the whole
 configuration; a rerun resumes from there and ends with the same numbers (``--fresh``
 starts over). The exit status is 1 if a check fails (after writing all files).
+
+Beyond memory: a seed's Gram of max(m) + n_test points is computed in memory when it fits
+``memory_budget`` (configuration key or ``--memory-budget``; default 4 GiB), else filled tile
+by tile into a resumable Zarr store (``store``, default DIR/grams; ``client = "local"``: on a
+local Dask cluster) and each m solved from it — Cholesky while the m×m Gram fits, conjugate
+gradients streaming row blocks beyond (``infwidth.learning.regression.regression_routes``);
+the store-route units run smallest m first. The route of each m, the condition number (Cholesky)
+and the CG residual are in the outputs. A run that cannot fit even the store route is refused
+in one line naming the largest m that fits (exit status 2).
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import time
 T_START = time.perf_counter()  # wall time includes the imports (JAX, neural-tangents)
 
 import argparse  # noqa: E402
+import hashlib  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -48,10 +59,17 @@ from tqdm.auto import tqdm  # noqa: E402
 
 import infwidth as iw  # noqa: E402
 from infwidth.io.outputs import write_csv, write_json, write_png  # noqa: E402
-from infwidth.io.runstore import RunStore, RunStoreError  # noqa: E402
+from infwidth.io.runstore import RunStore, RunStoreError, canonical_json  # noqa: E402
+from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET  # noqa: E402
 from infwidth.learning import nested_regression, regression_dataset  # noqa: E402
-from infwidth.learning.config import ConfigError, JobConfig, load_config  # noqa: E402
+from infwidth.learning.config import (  # noqa: E402
+    ConfigError,
+    JobConfig,
+    check_resources,
+    load_config,
+)
 from infwidth.learning.finite import aggregate_widths  # noqa: E402
+from infwidth.learning.regression import regression_routes, stored_regression  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
@@ -71,12 +89,43 @@ def finite_units(cfg: JobConfig) -> list[dict]:
             for sd in range(f["seeds"]) for m in f["sample_sizes"] for w in f["widths"]]
 
 
-def run_kernel_units(store: RunStore, cfg: JobConfig, archs: dict, tgts: dict, bar) -> None:
+def plan_routes(cfg: JobConfig, archs: dict, tgts: dict) -> dict[str, dict[int, str]]:
+    """{arch: {m: route}} (in-memory, store-cholesky, store-cg) under the memory budget;
+    ValueError (one sentence naming the largest m that fits) when a Gram cannot run at all."""
+    first = next(iter(tgts.values()))
+    return {a: regression_routes(arch, first, cfg.sample_sizes, cfg.n_test, cfg.memory_budget,
+                                 kind=cfg.kind) for a, arch in archs.items()}
+
+
+def gram_store_path(root: Path, name: str, arch, x: np.ndarray, kind: str) -> Path:
+    """One Zarr store per (architecture, inputs, kind), named by what it holds, so another
+    configuration's Gram is never mistaken for this one's."""
+    from infwidth.kernels.gram_store import arch_record, fingerprint
+
+    key = canonical_json([arch_record(arch), fingerprint(x), kind])
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    return root / f"{safe}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.zarr"
+
+
+def run_kernel_units(store: RunStore, cfg: JobConfig, archs: dict, tgts: dict, bar,
+                     routes: dict, grams: Path) -> None:
     """One Gram matrix per (architecture, seed) for max(m) + n_test points; every missing m
     is solved on its leading principal submatrix and committed as its own unit (all targets
-    share the solve)."""
+    share the solve), in memory or from the Gram store (``routes``; the store-route Grams
+    are filled first, then solved smallest m first)."""
     n_train = max(cfg.sample_sizes)
     first = next(iter(tgts.values()))
+    budget = cfg.memory_budget or DEFAULT_MEMORY_BUDGET
+    stored = []
+
+    def put(u: dict, r: dict, route: str) -> None:
+        store.put(u, [{"arch": u["arch"], "target": t, "seed": u["seed"],
+                       "sample_size": u["sample_size"], "test_mse": float(r["test_mse"][i]),
+                       "condition_number": r["condition_number"], "route": route,
+                       "cg_residual": r.get("cg_residual", math.nan)}
+                      for i, t in enumerate(tgts)])
+        bar.update(1)
+
     for name, arch in archs.items():
         for sd in range(cfg.seeds):
             todo = [u for u in kernel_units(cfg) if u["arch"] == name and u["seed"] == sd
@@ -86,15 +135,23 @@ def run_kernel_units(store: RunStore, cfg: JobConfig, archs: dict, tgts: dict, b
             x, _ = regression_dataset(first, n_train + cfg.n_test, sd)
             clean = np.stack([regression_dataset(t, 1, sd)[1](x) for t in tgts.values()],
                              axis=1)
-            gram = iw.kernel(arch, x, kind=cfg.kind)
-            for u in todo:
-                m = u["sample_size"]
-                r = nested_regression(gram, clean[:n_train], clean[n_train:], [m])[0]
-                store.put(u, [{"arch": name, "target": t, "seed": sd, "sample_size": m,
-                               "test_mse": float(r["test_mse"][i]),
-                               "condition_number": r["condition_number"]}
-                              for i, t in enumerate(tgts)])
-                bar.update(1)
+            if routes[name][n_train] == "in-memory":
+                gram = iw.kernel(arch, x, kind=cfg.kind, memory_budget=budget)
+                for u in todo:
+                    put(u, nested_regression(gram, clean[:n_train], clean[n_train:],
+                                             [u["sample_size"]])[0], "in-memory")
+                del gram
+                continue
+            from infwidth.kernels.distributed import gram as fill_store
+
+            g = fill_store(arch, x, kinds=(cfg.kind,), client=cfg.client,
+                           store=gram_store_path(grams, name, arch, x, cfg.kind),
+                           memory_budget=budget, progress=True)
+            stored += [(u, g, clean) for u in todo]
+    for u, g, clean in sorted(stored, key=lambda z: z[0]["sample_size"]):
+        r = stored_regression(g, u["sample_size"], clean[:n_train], clean[n_train:], n_train,
+                              memory_budget=budget)
+        put(u, r, r["route"])
 
 
 def run_finite_units(store: RunStore, cfg: JobConfig, archs: dict, tgts: dict, bar) -> None:
@@ -161,6 +218,9 @@ def _aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     out = g["test_mse"].agg(test_mse="mean", test_mse_std="std", n_seeds="count")
     out["test_mse_std"] = out["test_mse_std"].fillna(0.0)
     out["condition_number"] = g["condition_number"].max()
+    if "route" in runs.columns:  # units stored before routes were recorded lack them
+        out["route"] = g["route"].first()
+        out["cg_residual"] = g["cg_residual"].max()
     return out.reset_index()
 
 
@@ -314,10 +374,21 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, JobConfig]:
                     help="finite-width widths (overrides the configuration's)")
     ap.add_argument("--fresh", action="store_true",
                     help="forget this configuration's stored units and start over")
+    ap.add_argument("--memory-budget", default=None, help="bytes or e.g. '16GiB' (overrides "
+                    "the configuration's memory_budget; default 4 GiB)")
+    ap.add_argument("--store", default=None, help="Gram store folder for Grams beyond the "
+                    "budget (overrides the configuration's; default OUT/grams; relative: "
+                    "under OUT)")
+    ap.add_argument("--client", default=None, choices=("none", "local"),
+                    help="fill store tiles in this process (none) or on a local Dask cluster")
     args = ap.parse_args(argv)
     path = args.config or CONFIGS / ("quick.toml" if args.quick else "default.toml")
     try:
         cfg = load_config(path)
+        client = None if args.client == "none" else args.client or cfg.client
+        budget, store, client = check_resources(args.memory_budget or cfg.memory_budget,
+                                                args.store or cfg.store, client, "flags")
+        cfg = replace(cfg, memory_budget=budget, store=store, client=client)
     except ConfigError as e:
         ap.error(str(e))
     if args.widths:
@@ -339,11 +410,18 @@ def main(argv: list[str] | None = None) -> int:
     t_import = t0 - T_START
     archs, tgts = cfg.build_architectures(), cfg.build_targets()
     try:
+        routes = plan_routes(cfg, archs, tgts)
+    except ValueError as e:  # a refusal: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    grams = Path(args.out) / (cfg.store or "grams")
+    try:
         store = RunStore(os.path.join(args.out, "runs.sqlite"),
                          {"job": "learnability", **cfg.as_dict()}, fresh=args.fresh)
     except RunStoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
 
     specs = {a: iw.spectrum(arch, cfg.dim, cfg.domain, cfg.kind,
                             max_degree=cfg.max_degree(a), include_zero=True)
@@ -351,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     t_spec = time.perf_counter() - t0
     todo = [u for u in kernel_units(cfg) + finite_units(cfg) if u not in store]
     with tqdm(total=len(todo), desc="learnability units left") as bar:
-        run_kernel_units(store, cfg, archs, tgts, bar)
+        run_kernel_units(store, cfg, archs, tgts, bar, routes, grams)
         t_kernel = time.perf_counter() - t0 - t_spec
         run_finite_units(store, cfg, archs, tgts, bar)
     t_finite = time.perf_counter() - t0 - t_spec - t_kernel
@@ -396,6 +474,14 @@ def main(argv: list[str] | None = None) -> int:
     print(show.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     med = float(comp.rel_gap.median())
     print(f"\nmedian relative gap |pred − meas|/meas over {len(comp)} points: {med:.3f}")
+    if any(r != "in-memory" for rs in routes.values() for r in rs.values()):
+        print(f"routes (memory_budget {cfg.memory_budget or DEFAULT_MEMORY_BUDGET} bytes, "
+              f"Gram stores in {grams}/):")
+        for a, rs in routes.items():
+            by = {r: [m for m, q in rs.items() if q == r] for r in dict.fromkeys(rs.values())}
+            print(f"  {a}: " + "; ".join(
+                f"{r} m = {min(ms)}" + (f"..{max(ms)}" if len(ms) > 1 else "")
+                for r, ms in by.items()))
     gap_max = next((c["max"] for c in cfg.checks if c["type"] == "median_gap"), 0.2)
     worst = comp[comp.rel_gap > gap_max]
     if len(worst):
@@ -461,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - T_START
     summary = {"config": cfg.as_dict(), "median_relative_gap": med,
                "n_points": int(len(comp)), "checks": checks, "findings": findings,
+               "resources": {"memory_budget": cfg.memory_budget or DEFAULT_MEMORY_BUDGET,
+                             "store": cfg.store or "grams", "client": cfg.client},
+               "routes": {a: {str(m): r for m, r in rs.items()} for a, rs in routes.items()},
                "m_star": {f"{a}|{t}": (v if math.isfinite(v) else None)
                           for (a, t), v in stars.items()},
                "beyond_gap": worst[["arch", "target", "sample_size", "predicted_mse",

@@ -615,6 +615,14 @@ CASES = [
          "architectures[0]"),
     Case("config repeated sample sizes", "shape",
          lambda c: parse_config(config(sample_sizes=[4, 4])), ConfigError, "sample_sizes"),
+    Case("config memory_budget lots", "range",
+         lambda c: parse_config(config(memory_budget="lots")), ConfigError, "memory_budget"),
+    Case("config memory_budget True", "bool",
+         lambda c: parse_config(config(memory_budget=True)), ConfigError, "memory_budget"),
+    Case("config store 0", "type", lambda c: parse_config(config(store=0)), ConfigError,
+         "store"),
+    Case("config client remote", "choice", lambda c: parse_config(config(client="remote")),
+         ConfigError, "client"),
 ]
 
 

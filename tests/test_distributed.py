@@ -226,7 +226,7 @@ def test_learning_curve_from_store(tmp_path):
     In memory (the Gram fits a quarter of the budget) it is the in-memory curve bit for bit:
     an entry's bits do not depend on the tiling. From row blocks, m by m, it is a different
     Cholesky of the same matrix: round-off times the condition number (< 1e3 with this
-    ridge), ~1e-13; 1e-12 allowed."""
+    ridge), ~1e-13; 1e-12 allowed (and for its condition-number estimate, 1e-9)."""
     from infwidth.kernels.gram_store import GramStore
 
     arch = iw.DCNN(patch_dim=4, filter_sizes=(2, 2))
@@ -241,6 +241,7 @@ def test_learning_curve_from_store(tmp_path):
     assert not GramStore.open(tmp_path / "b" / "seed1.zarr").missing()
     np.testing.assert_array_equal(mem.test_mse, ref.test_mse)
     np.testing.assert_allclose(rows.test_mse, ref.test_mse, rtol=1e-12, atol=0)
-    assert rows.condition_number.isna().all() and mem.condition_number.notna().all()
+    # the row-block route's Cholesky gives LAPACK's dpocon estimate too, on its own factor
+    np.testing.assert_allclose(rows.condition_number, ref.condition_number, rtol=1e-9)
     with pytest.raises(ValueError, match="client needs a store"):
         iw.kernel_regression_curve(arch, t, [16], client="local")

@@ -144,7 +144,8 @@ def run_tile(path: str, store_id: str, i: int, j: int, arch_spec: tuple,
 
 def _arch_spec(arch: Architecture) -> tuple:
     import dataclasses
-    return type(arch), {f.name: getattr(arch, f.name) for f in dataclasses.fields(arch)}
+    return type(arch), {f.name: getattr(arch, f.name) for f in dataclasses.fields(arch)
+                        if f.init}  # e.g. MLP's ndim is fixed, not an argument
 
 
 # --------------------------------------------------------------------------------------

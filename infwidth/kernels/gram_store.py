@@ -395,6 +395,26 @@ class StoredGram:
 # --------------------------------------------------------------------------------------
 # Kernel regression from a store
 # --------------------------------------------------------------------------------------
+# OpenBLAS's threaded dpotrf writes past its buffers at large n (OpenBLAS issue #2562: n ≥
+# 22,659 with 2 threads); measured here with scipy's bundled OpenBLAS 0.3.30 (Haswell kernels,
+# 2 threads): SIGSEGV at n = 32,768, fine at 16,384. Larger factorizations run on one thread.
+SAFE_THREADED_CHOLESKY = 16384
+
+
+def cholesky_threads(n: int) -> Any:
+    """A context in which a Cholesky of order ``n`` runs: BLAS limited to one thread above
+    :data:`SAFE_THREADED_CHOLESKY` (needs threadpoolctl; without it, unchanged)."""
+    import contextlib
+
+    if n <= SAFE_THREADED_CHOLESKY:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with the [distributed] extra
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 def cholesky_limit(memory_budget: int | str = DEFAULT_MEMORY_BUDGET) -> int:
     """Largest n_train solved by in-memory Cholesky: the float64 (n, n) training Gram, factored
     in place, takes at most 7/8 of ``memory_budget`` (the rest for row blocks): n =
@@ -421,7 +441,8 @@ def kernel_regression_from_store(gram: StoredGram | str | os.PathLike, n_train: 
     needs a well-conditioned system: give a ridge), raising RuntimeError if the relative
     residual has not reached ``tol`` after ``max_iter`` (default min(max(100, n_train), 2000))
     iterations. Returns {"solver", "alpha", "prediction", "test_mse" (with ``y_test``),
-    "shift", "iterations", "residual"}."""
+    "shift", "iterations", "residual", "condition_number" (Cholesky: LAPACK's dpocon
+    estimate, as :func:`~infwidth.learning.regression.nested_regression`; CG: NaN)}."""
     g = gram if isinstance(gram, StoredGram) else StoredGram(gram)
     kind = kind or g.kind
     n = g.shape[0]
@@ -438,20 +459,28 @@ def kernel_regression_from_store(gram: StoredGram | str | os.PathLike, n_train: 
     diag = g.diagonal(kind)[:n_train].astype(np.float64)
     shift = float(ridge) + float(jitter) * float(diag.sum()) / n_train
     limit = cholesky_limit(budget)
-    it, res = 0, 0.0
+    it, res, cond = 0, 0.0, math.nan
     if n_train <= limit:
         solver = "cholesky"
         a = np.empty((n_train, n_train), dtype=np.float64, order="F")
+        anorm = 0.0  # the 1-norm of K_tr + s·I (symmetric: the largest row sum), for dpocon
         for i0 in range(0, n_train, rows):
             i1 = min(n_train, i0 + rows)
-            a[i0:i1] = g.row_block(i0, i1, kind)[:, :n_train]
-        a[np.diag_indices(n_train)] += shift
+            blk = g.row_block(i0, i1, kind)[:, :n_train]
+            blk[np.arange(i1 - i0), np.arange(i0, i1)] += shift
+            a[i0:i1] = blk
+            anorm = max(anorm, float(np.abs(blk, out=blk).sum(axis=1).max()))
+            del blk
         try:
-            c = scipy.linalg.cho_factor(a, lower=True, overwrite_a=True, check_finite=False)
+            with cholesky_threads(n_train):
+                c = scipy.linalg.cho_factor(a, lower=True, overwrite_a=True,
+                                            check_finite=False)
         except np.linalg.LinAlgError:
             raise ValueError(f"Cholesky failed: the training Gram is not numerically positive "
                              f"definite with the diagonal shift {shift:.3e}; raise ridge or "
                              f"jitter") from None
+        rcond, _ = scipy.linalg.lapack.dpocon(c[0], anorm, uplo="L")
+        cond = 1.0 / rcond if rcond > 0 else math.inf
         alpha = scipy.linalg.cho_solve(c, y2, check_finite=False)
         del a, c
     else:
@@ -493,7 +522,8 @@ def kernel_regression_from_store(gram: StoredGram | str | os.PathLike, n_train: 
         pred[i0 - test_start:i1 - test_start] = g.row_block(i0, i1, kind)[:, :n_train] @ alpha
     out = {"solver": solver, "alpha": alpha if y_ndim == 2 else alpha[:, 0],
            "prediction": pred if y_ndim == 2 else pred[:, 0], "shift": shift,
-           "iterations": it, "residual": res, "cholesky_limit": limit}
+           "iterations": it, "residual": res, "cholesky_limit": limit,
+           "condition_number": cond}
     if y_test is not None:
         yt = check_targets(y_test, n - test_start, "y_test").reshape(pred.shape)
         out["test_mse"] = np.mean((pred - yt) ** 2, axis=0)

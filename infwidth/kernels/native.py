@@ -535,9 +535,14 @@ def native_kernels(arch: Any, x1: Any, x2: Any = None,
                 break
             t = max(1, int(t / 1.25))
         if need > budget:
-            raise ValueError(f"memory_budget={budget} bytes cannot hold one tile: the engine "
-                             f"needs {need} bytes with 1×1 tiles (outputs, inputs and one "
-                             f"tile per worker); raise memory_budget or pass fewer inputs")
+            fixed = _fixed_bytes(plan, n1, n2, len(kinds), np.dtype(np_dtype).itemsize,
+                                 symmetric)
+            raise ValueError(f"memory_budget={budget} bytes cannot hold the ({n1}, {n2}) "
+                             f"output: the engine needs {need} bytes even with 1×1 tiles, "
+                             f"{fixed} of them for its whole-Gram arrays (outputs, the MLP's "
+                             f"first Gram, inputs, self variances) and {need - fixed} for "
+                             f"the tiles; raise memory_budget, pass fewer inputs, or fill a "
+                             f"Gram store tile by tile (infwidth.kernels.distributed.gram)")
     a = _prepare(plan, x1, np_dtype)
     b = a if symmetric else _prepare(plan, x2, np_dtype)
     if backend == "jax":

@@ -11,6 +11,9 @@
     seeds = 4                   # measured curves: mean ± std over seeds
     n_test = 1000
     threshold = 0.5             # "learned": measured test MSE < threshold × target power
+    memory_budget = "16GiB"     # optional: bytes or "16GiB" (default 4 GiB, as iw.kernel)
+    store = "grams"             # optional: the Gram store folder (relative: under the output)
+    client = "local"            # optional: fill store tiles on a local Dask cluster
 
     [[architectures]]           # one table per architecture; every key but name, type and
     name = "D-CNN"              # max_degree goes to the constructor: iw.DCNN(patch_dim=4, ...)
@@ -41,7 +44,19 @@
 Check types: ``fewer_samples`` (better, worse, target), ``never_learns`` and ``learns``
 (arch, target), ``median_gap`` (max: the median relative gap between predicted and measured
 test MSE), ``finite_gap_shrinks`` (the finite nets' distance to the kernel predictor falls
-with width). Every key is checked before any work; a bad one raises :class:`ConfigError`
+with width).
+
+Resources (they change how the Gram is computed and solved, never the question, so they are
+not part of the run's key and ``--memory-budget``, ``--store``, ``--client`` override them):
+a seed's Gram of max(m) + n_test points is computed in memory when
+:func:`~infwidth.learning.regression.gram_memory` fits ``memory_budget``; otherwise it is
+filled tile by tile into the Zarr store ``store`` (default ``grams`` under the output folder;
+resumable) and each m is solved from there
+(:func:`~infwidth.learning.regression.regression_routes`: Cholesky while the m×m Gram fits,
+conjugate gradients streaming row blocks beyond). ``client`` (absent or "local") fills the
+tiles in this process or on a local Dask cluster.
+
+Every key is checked before any work; a bad one raises :class:`ConfigError`
 naming it, e.g. ``architectures[2].filter_sizes``.
 
 Example:
@@ -67,15 +82,15 @@ from typing import Any, Mapping
 from infwidth.architectures import ARCHITECTURES, Architecture
 from infwidth.data.inputs import DOMAINS
 from infwidth.learning.targets import Target
-from infwidth.validation import KINDS, check_int
+from infwidth.validation import KINDS, check_int, parse_bytes
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ConfigError", "JobConfig", "load_config", "parse_config", "ARCHITECTURE_TYPES",
-           "TARGET_TYPES", "CHECK_TYPES"]
+__all__ = ["ConfigError", "JobConfig", "load_config", "parse_config", "check_resources",
+           "ARCHITECTURE_TYPES", "TARGET_TYPES", "CHECK_TYPES", "CLIENTS"]
 
 #: Architecture "type" names: the public constructors (one registry,
 #: :data:`infwidth.architectures.ARCHITECTURES`; a Network's layer tuple has no TOML form).
@@ -86,7 +101,8 @@ CHECK_TYPES = {"fewer_samples": ("better", "worse", "target"), "never_learns": (
                "learns": ("arch", "target"), "median_gap": ("max",), "finite_gap_shrinks": ()}
 _TOP = {"name": "run", "domain": "hypercube", "dim": None, "kind": "ntk", "sample_sizes": None,
         "seeds": 4, "n_test": 1000, "threshold": 0.5, "architectures": None, "targets": None,
-        "finite": {}, "checks": []}
+        "finite": {}, "checks": [], "memory_budget": None, "store": None, "client": None}
+CLIENTS = ("local",)
 _FINITE = {"arch": None, "target": None, "sample_sizes": None, "widths": None, "seeds": 1}
 
 
@@ -148,6 +164,9 @@ class JobConfig:
     targets: tuple[dict, ...]
     finite: dict = field(default_factory=dict)
     checks: tuple[dict, ...] = ()
+    memory_budget: int | None = None  # bytes; None: iw.kernel's default (4 GiB)
+    store: str | None = None
+    client: str | None = None
 
     def build_architectures(self) -> dict[str, Architecture]:
         """{name: architecture}, in the configuration's order."""
@@ -280,7 +299,24 @@ def parse_config(data: Mapping[str, Any], source: str = "config") -> JobConfig:
         checks.append(dict(c))
 
     return JobConfig(name, domain, dim, kind, sizes, seeds, n_test, float(thr), tuple(archs),
-                     tuple(tgts), dict(fin), tuple(checks))
+                     tuple(tgts), dict(fin), tuple(checks),
+                     *check_resources(d["memory_budget"], d["store"], d["client"], source))
+
+
+def check_resources(memory_budget: Any, store: Any, client: Any, source: str = "config"
+                    ) -> tuple[int | None, str | None, str | None]:
+    """(memory_budget in bytes, store, client), each None when absent; a bad one raises
+    :class:`ConfigError` naming it (the CLI flags go through here too)."""
+    if memory_budget is not None:
+        try:
+            memory_budget = parse_bytes(memory_budget, f"{source}.memory_budget")
+        except (TypeError, ValueError) as e:
+            raise ConfigError(str(e)) from None
+    if store is not None:
+        _str(store, f"{source}.store")
+    if client is not None:
+        _str(client, f"{source}.client", CLIENTS)
+    return memory_budget, store, client
 
 
 def load_config(path: str | Path) -> JobConfig:

@@ -9,6 +9,12 @@ leading principal submatrices by Cholesky, with the diagonal shift δ + jitter·
 seed is estimated from the largest m before anything is drawn, and a run that does not fit
 ``memory_budget`` (the same default and parsing as :func:`infwidth.kernel`) is refused with
 the bytes it needs and the largest m that fits.
+
+**Routes beyond memory** (:func:`regression_routes`, :func:`stored_regression`): a Gram that
+does not fit goes through a Zarr tile store (:func:`infwidth.kernels.distributed.gram`), and
+each m is solved from it: "store-cholesky" while the m×m training Gram fits
+(:func:`~infwidth.kernels.gram_store.cholesky_limit`), "store-cg" (conjugate gradients
+streaming row blocks) beyond; :func:`store_memory` is the least that route needs.
 """
 
 
@@ -28,6 +34,7 @@ from tqdm.auto import tqdm
 from infwidth.architectures.networks import Architecture
 from infwidth.data.inputs import check_targets, sample_inputs
 from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, kernel, parse_bytes
+from infwidth.kernels.gram_store import cholesky_threads
 from infwidth.learning.curves import curve_frame
 from infwidth.learning.targets import Target, TargetFunction
 from infwidth.validation import (
@@ -46,9 +53,11 @@ from infwidth.validation import (
 )
 
 __all__ = ["nested_regression", "regression_dataset", "label_noise", "kernel_regression_curve",
-           "aggregate_seeds", "gram_memory", "check_gram_memory", "DEFAULT_JITTER"]
+           "aggregate_seeds", "gram_memory", "check_gram_memory", "store_memory",
+           "regression_routes", "stored_regression", "ROUTES", "DEFAULT_JITTER"]
 
 DEFAULT_JITTER = 1e-10
+ROUTES = ("in-memory", "store-cholesky", "store-cg")
 
 
 # --------------------------------------------------------------------------------------
@@ -122,13 +131,7 @@ def check_gram_memory(arch: Architecture, target: Target, n_train: int, n_test: 
 
     if need(n_train) <= budget:
         return need(n_train)
-    lo, hi = 0, n_train  # largest m that fits: bisection (need grows with m)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if need(mid) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
+    lo = _largest_fit(need, n_train, budget)
     n = n_train + n_test
     gram = 8 * n * n
     chol = 2 * 8 * n_train * n_train
@@ -141,6 +144,86 @@ def check_gram_memory(arch: Architecture, target: Target, n_train: int, n_test: 
         f"{format_bytes(gram)}, Cholesky working copies {format_bytes(chol)}, plus inputs and "
         f"the kernel engine's working set); {fit}. Raise memory_budget or use smaller "
         f"sample sizes.")
+
+
+def _largest_fit(need: Any, n_train: int, budget: int) -> int:
+    """The largest m ≤ n_train with need(m) ≤ budget (0 if none): bisection, need grows."""
+    lo, hi = 0, n_train
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if need(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def store_memory(n_train: int, n_test: int, dim: int = 0, *,
+                 arch: Architecture | None = None, kind: str = "ntk") -> int:
+    """Least peak bytes of the store route at largest sample size ``n_train`` (n = n_train +
+    n_test points): the inputs, their stored copy and the labels (as :func:`gram_memory`),
+    the engine's 1×1 tile (:func:`~infwidth.kernels.tiles.tile_memory`, with ``arch``), one
+    full-width Gram row in the eighth of the budget that row blocks get (8·8·n), and the
+    conjugate-gradient vectors (5·8·n).
+
+    Example:
+        >>> store_memory(10**6, 10) < 2**30   # what a 10⁶-point Gram needs beyond its store
+        True
+    """
+    n_train, n_test = check_pos_int("n_train", n_train), check_pos_int("n_test", n_test)
+    n = n_train + n_test
+    b = 2 * 8 * n * int(dim) + 8 * 4 * n + 8 * 8 * n + 5 * 8 * n
+    if arch is not None and dim:
+        from infwidth.kernels.tiles import tile_memory
+
+        b += tile_memory(arch, 1, int(dim), (kind,), "float64")
+    return int(b)
+
+
+def regression_routes(arch: Architecture, target: Target, sample_sizes: Any, n_test: int,
+                      memory_budget: int | str | None = DEFAULT_MEMORY_BUDGET, *,
+                      kind: str = "ntk", store: bool = True) -> dict[int, str]:
+    """The route of each m of a nested curve whose one Gram holds max(m) + n_test points:
+    "in-memory" for all when :func:`gram_memory` fits ``memory_budget``; else, with a
+    ``store``, "store-cholesky" for m ≤ :func:`~infwidth.kernels.gram_store.cholesky_limit`
+    and "store-cg" above. Refuses (ValueError, one sentence naming the largest m that fits)
+    when the store route cannot run either (:func:`store_memory`), or without a store (or
+    zarr) when the Gram does not fit (:func:`check_gram_memory`'s message).
+
+    Example:
+        >>> import infwidth as iw
+        >>> t = iw.Target.local("hypercube", 16, 4, degree=1)
+        >>> regression_routes(iw.MLP(depth=1), t, [100, 30000], 1000, "4GiB")
+        {100: 'store-cholesky', 30000: 'store-cg'}
+    """
+    from infwidth.kernels.gram_store import cholesky_limit, zarr
+
+    ms = [int(m) for m in check_sample_sizes(sample_sizes)]
+    n_test = check_pos_int("n_test", n_test)
+    budget = parse_bytes(DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget)
+    dim, n_train = target.dim, ms[-1]
+    if gram_memory(n_train, n_test, dim, arch=arch, kind=kind) <= budget:
+        return dict.fromkeys(ms, "in-memory")
+    if not store or zarr is None:
+        try:
+            check_gram_memory(arch, target, n_train, n_test, budget, kind=kind)
+        except ValueError as e:
+            why = ("pip install 'infwidth[distributed]' for the Gram store route"
+                   if store else "give a Gram store for the store route")
+            raise ValueError(f"{e} Or {why}.") from None
+
+    def need(m: int) -> int:
+        return store_memory(m, n_test, dim, arch=arch, kind=kind)
+
+    if need(n_train) > budget:
+        lo = _largest_fit(need, n_train, budget)
+        raise ValueError(
+            f"memory_budget={format_bytes(budget)} cannot run m={n_train} with n_test={n_test} "
+            f"even through the Gram store: its least working set is {format_bytes(need(n_train))}"
+            f" (inputs, one tile, one Gram row, solver vectors); the largest m that fits is "
+            f"m={lo}")
+    limit = cholesky_limit(budget)
+    return {m: "store-cholesky" if m <= limit else "store-cg" for m in ms}
 
 
 # --------------------------------------------------------------------------------------
@@ -219,8 +302,9 @@ def nested_regression(gram: Any, y_train: Any, y_test: Any, sample_sizes: Any,
         a[np.diag_indices(m)] += shift
         anorm = float(np.abs(a).sum(axis=0).max())
         try:
-            c, low = scipy.linalg.cho_factor(a, lower=True, overwrite_a=True,
-                                             check_finite=False)
+            with cholesky_threads(m):
+                c, low = scipy.linalg.cho_factor(a, lower=True, overwrite_a=True,
+                                                 check_finite=False)
         except np.linalg.LinAlgError:
             ev = np.linalg.eigvalsh(gram[:m, :m])
             cond = float(ev[-1] / ev[0]) if ev[0] > 0 else math.inf
@@ -318,7 +402,7 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
     it is loaded and solved as above; above that, each m is solved from the store in row
     blocks (:func:`infwidth.kernels.kernel_regression_from_store`: in-memory Cholesky of the
     m×m training Gram up to :func:`~infwidth.kernels.gram_store.cholesky_limit` (21,674 at
-    4 GiB), conjugate gradients streaming the rows above it; condition_number is then NaN).
+    4 GiB), conjugate gradients streaming the rows above it, where condition_number is NaN).
 
     Example:
         >>> import infwidth as iw
@@ -376,8 +460,9 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
         if isinstance(gram, np.ndarray):
             res = nested_regression(gram, y_train, clean[n_train:], ms, ridge, jitter)
         else:
-            res = [_from_store(gram, int(m), y_train, clean[n_train:], n_train, ridge,
-                               jitter, memory_budget) for m in ms]
+            res = [stored_regression(gram, int(m), y_train, clean[n_train:], n_train,
+                                     ridge=ridge, jitter=jitter, memory_budget=memory_budget)
+                   for m in ms]
         pvar = _posterior_variance(gram, n_train, ms, ridge, jitter) \
             if posterior_variance else None
         del gram, x  # one seed's Gram at a time (the estimate counts one)
@@ -411,15 +496,25 @@ def _stored_gram(arch: Architecture, x: np.ndarray, kind: str, path: Path, clien
     return g
 
 
-def _from_store(g: Any, m: int, y_train: np.ndarray, y_test: np.ndarray, n_train: int,
-                ridge: float, jitter: float, memory_budget: int | str) -> dict:
-    """One m of a nested curve solved from the store (rows 0..m train, n_train.. test)."""
+def stored_regression(gram: Any, m: int, y_train: np.ndarray, y_test: np.ndarray,
+                      n_train: int, *, ridge: float = 0.0, jitter: float = DEFAULT_JITTER,
+                      memory_budget: int | str = DEFAULT_MEMORY_BUDGET) -> dict:
+    """One m of a nested curve solved from a Gram store (:class:`~infwidth.kernels.gram_store.
+    StoredGram` of [n_train training; test] points: rows 0..m train, rows n_train.. test) by
+    :func:`~infwidth.kernels.gram_store.kernel_regression_from_store`, with the shift of
+    :func:`nested_regression`. Returns {"sample_size", "test_mse" (array), "route"
+    ("store-cholesky" or "store-cg"), "condition_number" (dpocon estimate; NaN for CG),
+    "cg_residual" and "cg_iterations" (NaN and 0 for Cholesky)}."""
     from infwidth.kernels.gram_store import kernel_regression_from_store
 
-    r = kernel_regression_from_store(g, m, y_train[:m], y_test, ridge=ridge, jitter=jitter,
+    r = kernel_regression_from_store(gram, m, y_train[:m], y_test, ridge=ridge, jitter=jitter,
                                      memory_budget=memory_budget, test_start=n_train)
+    cg = r["solver"] == "cg"
     return {"sample_size": m, "test_mse": np.atleast_1d(r["test_mse"]),
-            "condition_number": float("nan")}
+            "route": f"store-{r['solver']}",
+            "condition_number": math.nan if cg else r["condition_number"],
+            "cg_residual": r["residual"] if cg else math.nan,
+            "cg_iterations": r["iterations"]}
 
 
 def aggregate_seeds(long: pd.DataFrame) -> pd.DataFrame:
