@@ -128,8 +128,10 @@ def eigenlearning(eigenvalues: Any, multiplicities: Any, sample_sizes: Any,
     and one column ``learnability:i`` per type. A spectrum with no positive eigenvalue and
     ridge = 0 is refused (ValueError).
 
-    Example (one mode, λ = 1 of multiplicity 3, m = 1, δ = 0: 1 = 3/(1 + κ) ⇒ κ = 2, L = 1/3,
-    E0 = 1/(1 − 3/9) = 3/2, test MSE = E0·(1 − L)² = 2/3):
+    One mode, λ = 1 of multiplicity 3, m = 1, δ = 0: 1 = 3/(1 + κ) ⇒ κ = 2, L = 1/3,
+    E0 = 1/(1 − 3/9) = 3/2, test MSE = E0·(1 − L)² = 2/3.
+
+    Example:
         >>> df = eigenlearning([1.0], [3], [1], [1.0])
         >>> [round(float(df[c][0]), 12) for c in ("kappa", "learnability:0", "E0", "test_mse")]
         [2.0, 0.333333333333, 1.5, 0.666666666667]
