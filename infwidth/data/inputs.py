@@ -24,6 +24,17 @@ def sample_inputs(domain: str, n: int, dim: int, patch_dim: int | None = None,
       coordinates (``patch_dim=None``: one sphere of radius √dim). Where the leaves are
       consecutive blocks both give the same draw.
 
+    Args:
+        domain: "hypercube" or "sphere".
+        n: the number of inputs.
+        dim: coordinates per input.
+        patch_dim: the sphere's patch size (``None``: one sphere over all coordinates).
+        seed: the PRNG seed (same seed, same bits).
+        arch: an architecture whose leaves are the sphere's patches (``None``: consecutive blocks).
+
+    Returns:
+        A float64 array of shape (n, dim).
+
     Example:
         >>> x = sample_inputs("sphere", n=3, dim=8, patch_dim=4, seed=0)
         >>> x.shape, bool(np.allclose((x[:, :4] ** 2).sum(1), 4.0))

@@ -171,6 +171,14 @@ def learning_index(arch: Architecture, degrees: Any, dim: int) -> float:
     ``degrees`` is a tuple with one degree per patch (leaf of ``arch.dag_for(dim)``) or a dict
     {patch: degree}.
 
+    Args:
+        arch: the architecture.
+        degrees: one degree per patch (a tuple), or a dict {patch: degree}.
+        dim: the input dimension d.
+
+    Returns:
+        L(k) as a float (``math.inf`` where the interaction never reaches the readout).
+
     Example:
         >>> import infwidth as iw
         >>> arch = iw.DCNN(patch_dim=64, filter_sizes=(8, 8))      # α0 = 1/2, two levels of 1/4
