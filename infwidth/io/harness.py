@@ -337,7 +337,7 @@ class Run:
         files = 0
         if self._out is not None and self._out.is_dir():
             stores = {s.path.name for s, _ in self._stores}
-            for p in self._out.rglob("*"):
+            for p in self._out.iterdir():  # the outputs sit at the top of the folder
                 try:
                     if (p.is_file() and not p.name.startswith(".") and p.name not in stores
                             and (p in self._written or p.stat().st_mtime >= self._wall0 - 1)):

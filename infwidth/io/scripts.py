@@ -92,14 +92,36 @@ def open_store(args: argparse.Namespace, name: str, **config) -> RunStore:
 def unit(store: RunStore, key: dict, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     """One unit of work: its rows from ``store`` when committed, else ``compute()``
     committed whole first. Both paths read the rows back from the store, so a resumed run
-    and an uninterrupted one end with the same bits."""
+    and an uninterrupted one end with the same bits.
+
+    Args:
+        store: the run store.
+        key: the unit's key inside the run (e.g. ``{"arch": "MLP", "seed": 0}``).
+        compute: makes the unit's rows (a DataFrame or a list of dicts).
+
+    Returns:
+        The unit's rows, as stored.
+    """
     return pd.DataFrame(store.compute(key, compute))
 
 
 def stored_spectrum(store: RunStore, key: dict, arch, dim: int, domain: str, kind: str,
                     **options):
     """``iw.spectrum(arch, dim, domain, kind, **options)`` as one unit of work: the type
-    table is committed whole, and a rerun rebuilds the same :class:`Spectrum` from it."""
+    table is committed whole, and a rerun rebuilds the same :class:`Spectrum` from it.
+
+    Args:
+        store: the run store.
+        key: the unit's key (stored under ``{"spectrum": key}``).
+        arch: the architecture.
+        dim: the input dimension.
+        domain: "hypercube" or "sphere".
+        kind: "ntk" or "nngp".
+        **options: further arguments of ``iw.spectrum`` (``max_degree``, …).
+
+    Returns:
+        The :class:`~infwidth.eigenspaces.Spectrum`.
+    """
     from dataclasses import fields
 
     from infwidth.eigenspaces import EigenType, Spectrum, spectrum
@@ -119,6 +141,13 @@ def stored_spectrum(store: RunStore, key: dict, arch, dim: int, domain: str, kin
 def doubling_grid(n_max: int, start: int = 25) -> list[int]:
     """Nested sample sizes start, 2·start, 4·start, … below n_max, then n_max itself.
 
+    Args:
+        n_max: the largest size (included).
+        start: the smallest size.
+
+    Returns:
+        The sizes, increasing (empty when ``n_max`` ≤ 0).
+
     Example:
         >>> doubling_grid(120)
         [25, 50, 100, 120]
@@ -131,7 +160,15 @@ def doubling_grid(n_max: int, start: int = 25) -> list[int]:
 
 
 def progress(items: Sequence, desc: str) -> Iterable:
-    """``items`` with a tqdm progress bar on stderr (silenced by TQDM_DISABLE=1)."""
+    """``items`` with a tqdm progress bar on stderr (silenced by TQDM_DISABLE=1).
+
+    Args:
+        items: what to iterate over.
+        desc: the bar's label.
+
+    Returns:
+        An iterator over ``items``.
+    """
     from tqdm.auto import tqdm
 
     return tqdm(items, desc=desc)
@@ -139,7 +176,14 @@ def progress(items: Sequence, desc: str) -> Iterable:
 
 def rss_kib(field: str = "VmHWM") -> int:
     """This process's memory from /proc/self/status in KiB (VmHWM: the peak since the last
-    :func:`reset_peak_rss`; VmRSS: now), or -1 where /proc is not there."""
+    :func:`reset_peak_rss`; VmRSS: now), or -1 where /proc is not there.
+
+    Args:
+        field: "VmHWM" (peak) or "VmRSS" (now).
+
+    Returns:
+        KiB, or -1.
+    """
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -183,7 +227,19 @@ def optional_data(what: str, load: Callable[[], T], install: str | None = None) 
     data set's files are missing (FileNotFoundError; ``install`` says how to get them, e.g.
     ``apt-get install dataset-fashion-mnist``) or its optional package is (scikit-learn,
     mnist1d: the ``[data]`` extra). Any other error propagates: only missing optional data
-    is a reason to draw the rest."""
+    is a reason to draw the rest.
+
+    Args:
+        what: the data set's name, for the message.
+        load: loads it.
+        install: how to install its files (for a FileNotFoundError).
+
+    Returns:
+        What ``load()`` returns.
+
+    Raises:
+        MissingData: the data set or its optional package is not installed.
+    """
     try:
         return load()
     except ModuleNotFoundError as e:
