@@ -105,8 +105,8 @@ def unit(store: RunStore, key: dict, compute: Callable[[], pd.DataFrame]) -> pd.
     return pd.DataFrame(store.compute(key, compute))
 
 
-def stored_spectrum(store: RunStore, key: dict, arch, dim: int, domain: str, kind: str,
-                    **options):
+def stored_spectrum(store: RunStore, key: dict, arch: Any, dim: int, domain: str, kind: str,
+                    **options: Any) -> Any:
     """``iw.spectrum(arch, dim, domain, kind, **options)`` as one unit of work: the type
     table is committed whole, and a rerun rebuilds the same :class:`Spectrum` from it.
 
