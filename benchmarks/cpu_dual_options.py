@@ -18,19 +18,17 @@ Writes ``cpu_dual_options.json``.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numba as nb
 import numpy as np
 
-from infwidth.io.outputs import write_json
+from infwidth.io.harness import Script
 from infwidth.kernels.native_numba import NumbaOps
 from infwidth.kernels.native_ops import NumpyOps
 
@@ -113,17 +111,19 @@ def compile_seconds() -> dict:
     return {"first_calls_empty_cache_s": times[0], "first_calls_cached_s": times[1]}
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=Path("results/cpu_dual_options"))
-    args = ap.parse_args(argv)
+SCRIPT = Script("cpu_dual_options", __doc__, out="results/cpu_dual_options", sizes=(),
+                store=None)
+
+
+@SCRIPT.main
+def main(run) -> dict:
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     rates = dual_rates()
     out = {"melem_per_second_one_thread_runtime": rates,
            "share_of_numpy_arccos_runtime": {k: v / rates["numpy_arccos"]
                                              for k, v in rates.items()},
            "compile_runtime": compile_seconds(), "load_avg": os.getloadavg()[0]}
-    write_json(out, args.out / "cpu_dual_options.json")
+    run.write_json(out, "cpu_dual_options.json")
     for k, v in rates.items():
         print(f"{k:22s} {v:7.0f} M elements/s  ({v / rates['numpy_arccos']:.2f}× arccos)")
     c = out["compile_runtime"]

@@ -26,7 +26,6 @@ over).
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from pathlib import Path
@@ -42,9 +41,10 @@ import pandas as pd
 from tqdm import tqdm
 
 import infwidth as iw
+from infwidth.io.harness import Option, Script
 from infwidth.io.outputs import write_csv, write_json, write_png
 from infwidth.io.runstore import RunStore
-from infwidth.io.scripts import open_run_store, progress, unit
+from infwidth.io.scripts import progress, unit
 from infwidth.studies.depth_cutoff import deep_limit as DL
 from infwidth.studies.depth_cutoff import maps as D
 from infwidth.studies.depth_cutoff import profiles as DP
@@ -287,22 +287,18 @@ def plot_deep(deep: pd.DataFrame, out: Path) -> None:
 
 
 # --------------------------------------------------------------------------- main
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    size = ap.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="small sizes, < 2 min")
-    size.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds)")
-    ap.add_argument("--out", default="results/depth_cutoff/", help="output directory")
-    ap.add_argument("--seed", type=int, default=0, help="PRNG seed")
-    ap.add_argument("--fresh", action="store_true", help="forget stored units, start over")
-    args = ap.parse_args(argv)
+SCRIPT = Script("depth_cutoff", __doc__, out="results/depth_cutoff/",
+                sizes={"quick": "small sizes, < 2 min", "tiny": "smoke-test sizes (seconds)"},
+                options=(Option("--seed", type=int, default=0, help="PRNG seed"),))
+
+
+@SCRIPT.main
+def main(run) -> None:
+    args, out = run.args, run.out
     if args.seed < 0:
-        ap.error(f"--seed must be >= 0, got {args.seed}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+        run.error(f"--seed must be >= 0, got {args.seed}")
     s = settings(args.quick, args.tiny)
-    store = open_run_store(out / "runs.sqlite", "depth_cutoff", {**s, "seed": args.seed},
-                           args.fresh)
+    store = run.store(**s, seed=args.seed)
     # Reruns reuse compiled XLA programs (compiling dominates the short runs on CPU).
     jax.config.update("jax_compilation_cache_dir", str(out / ".jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
@@ -366,7 +362,6 @@ def main(argv=None) -> None:
     ratio = summary["ordered_ratio_cutoff_to_xi_c"]
     print(f"\nordered phase, network cosine cut-off / ξ_c: {ratio}"
           f" (ln 2 = {math.log(2):.2f} if 1 − c̄_ℓ ≈ e^(−ℓ/ξ_c) from c̄ ≈ 0)")
-    print(f"wrote {out} in {summary['wall_s']:.0f} s")
 
 
 if __name__ == "__main__":

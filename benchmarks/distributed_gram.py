@@ -29,7 +29,6 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_t
 for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "INFWIDTH_TILE_THREADS"):
     os.environ[_v] = "1"
 
-import argparse  # noqa: E402
 import math  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
@@ -40,7 +39,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import infwidth as iw  # noqa: E402
-from infwidth.io.outputs import write_csv, write_json  # noqa: E402
+from infwidth.io.harness import Option, Script  # noqa: E402
 from infwidth.kernels.distributed import _arch_spec, gram, local_cluster  # noqa: E402
 from infwidth.kernels.native import supports  # noqa: E402
 from infwidth.kernels.tiles import compute_tile, plan_tile  # noqa: E402
@@ -124,14 +123,17 @@ def projection(per_pair_s: float, n: int = 60_000, tile: int = 500, kinds: int =
             "core_hours": pairs * per_pair_s / 3600, "nt_v100_hours": 316}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="a small Gram (smoke test)")
-    ap.add_argument("--myrtle", action="store_true", help="also time a Myrtle-5 CIFAR tile")
-    ap.add_argument("--n", type=int, default=None)
-    ap.add_argument("--tile", type=int, default=None)
-    ap.add_argument("--out", default="results/distributed_gram")
-    args = ap.parse_args()
+SCRIPT = Script("distributed_gram", __doc__, out="results/distributed_gram",
+                sizes={"quick": "a small Gram (smoke test)"}, store=None, options=(
+                    Option("--myrtle", action="store_true",
+                           help="also time a Myrtle-5 CIFAR tile"),
+                    Option("--n", type=int, default=None),
+                    Option("--tile", type=int, default=None)))
+
+
+@SCRIPT.main
+def main(run) -> None:
+    args = run.args
     n = args.n or (144 if args.quick else 512)
     tile = args.tile or (48 if args.quick else 64)
     dim, depth = (32, 2) if args.quick else (64, 3)
@@ -162,9 +164,8 @@ def main() -> None:
         summary["projection_note"] = ("neural-tangents' Myrtle-5 kernel on 32×32×3 segfaults in "
                                       "XLA:CPU here (jax 0.10.2); the per-pair cost is the "
                                       "native engine's on one core")
-    out = Path(args.out)
-    write_csv(df, out / "timings.csv")
-    write_json(summary, out / "summary.json")
+    run.write_csv(df, "timings.csv")
+    run.write_json(summary, "summary.json")
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(df.round(3).to_string(index=False))
     for k, v in summary.items():

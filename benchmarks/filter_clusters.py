@@ -26,7 +26,6 @@ start over).
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -40,9 +39,9 @@ from scipy import stats
 from tqdm import tqdm
 
 import infwidth as iw
+from infwidth.io.harness import Option, Script
 from infwidth.io.outputs import write_csv, write_json, write_png
 from infwidth.io.runstore import RunStore
-from infwidth.io.scripts import open_run_store
 from infwidth.studies.filter_clusters import filters as F
 
 # --------------------------------------------------------------------------- io helpers
@@ -50,25 +49,22 @@ save_csv, save_json = write_csv, write_json
 
 
 # --------------------------------------------------------------------------- setup
-def parse(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    size = ap.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true",
-                      help="digits 8×8, 3 conv layers, < 2 min")
-    size.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds)")
-    ap.add_argument("--out", default="results/filter_clusters")
-    ap.add_argument("--n-train", type=int, default=None)
-    ap.add_argument("--n-test", type=int, default=None)
-    ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--threshold", type=float, default=0.3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-subsets", action="store_true", help="skip the label-subset sweep")
-    ap.add_argument("--fresh", action="store_true", help="forget stored units, start over")
-    args = ap.parse_args(argv)
+SCRIPT = Script("filter_clusters", __doc__, out="results/filter_clusters", sizes={
+    "quick": "digits 8×8, 3 conv layers, < 2 min", "tiny": "smoke-test sizes (seconds)"},
+    options=(Option("--n-train", type=int, default=None),
+             Option("--n-test", type=int, default=None),
+             Option("--epochs", type=int, default=None),
+             Option("--threshold", type=float, default=0.3),
+             Option("--seed", type=int, default=0),
+             Option("--no-subsets", action="store_true", help="skip the label-subset sweep")))
+
+
+def parse(run):
+    args = run.args
     if not 0 < args.threshold < 1:
-        ap.error(f"--threshold must lie in (0, 1), got {args.threshold}")
+        run.error(f"--threshold must lie in (0, 1), got {args.threshold}")
     if args.seed < 0:
-        ap.error(f"--seed must be >= 0, got {args.seed}")
+        run.error(f"--seed must be >= 0, got {args.seed}")
     if args.tiny:  # smoke-test size: the resume tests; two label subsets (3 and all)
         setup = dict(dataset="digits", n_train=args.n_train or 256, n_test=args.n_test or 128,
                      epochs=args.epochs or 2, batch_size=64, learning_rate=3e-3,
@@ -84,7 +80,7 @@ def parse(argv=None):
                      image_shape=[28, 28, 1])
     for k in ("n_train", "n_test", "epochs"):
         if setup[k] <= 0:
-            ap.error(f"--{k.replace('_', '-')} must be positive, got {setup[k]}")
+            run.error(f"--{k.replace('_', '-')} must be positive, got {setup[k]}")
     setup.update(threshold=args.threshold, seed=args.seed, subsets=not args.no_subsets,
                  readout=dict(method="softmax", epochs=20, batch_size=256, learning_rate=1e-2,
                               l2=1e-4))
@@ -341,15 +337,13 @@ def plot(layers: pd.DataFrame, subsets: pd.DataFrame | None, pixel_acc, title, p
 
 
 # --------------------------------------------------------------------------- main
-def main(argv=None) -> int:
-    args, setup = parse(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+@SCRIPT.main
+def main(run) -> int:
+    args, setup = parse(run)
+    out = run.out
     save_json(setup, out / "setup.json")
     # every setting but the switch of the subset sweep changes the units' numbers
-    store = open_run_store(out / "runs.sqlite", "filter_clusters",
-                           {k: v for k, v in setup.items() if k != "subsets"}, args.fresh)
-    n_before = len(store.units())
+    store = run.store(**{k: v for k, v in setup.items() if k != "subsets"})
     t_start, cpu_start = time.perf_counter(), time.process_time()
     ds = load_data(setup)
     cfg = F.VGGConfig(tuple(map(tuple, setup["blocks"])), tuple(setup["image_shape"]),
@@ -365,7 +359,6 @@ def main(argv=None) -> int:
         layers = layer_stage(setup, ds, store, cfg, nets, bar)
         subsets = subset_stage(setup, ds, store, cfg, net, bar) if setup["subsets"] else None
     pixel_acc = pixel_readout(setup, ds, store, cfg)
-    n_new = len(store.units()) - n_before
     save_csv(net.history, out / "history.csv")
     save_csv(layers, out / "layers.csv")
     if subsets is not None:
@@ -396,10 +389,8 @@ def main(argv=None) -> int:
                                                           float_format=lambda v: f"{v:.3f}"))
     print("\nClaims of the seed paper, measured here:")
     print("\n".join(summary["verdicts"]))
-    n_units = 2 + 2 * cfg.n_layers + n_sub
-    print(f"\nunits: {n_new} computed now, {n_units - n_new} resumed from {out}/runs.sqlite")
-    print(f"wall time this run: {summary['seconds_total_this_run']:.0f} s (process CPU time "
-          f"{summary['cpu_seconds_this_run']:.0f} s); outputs in {out}/")
+    print(f"\nwall time this run: {summary['seconds_total_this_run']:.0f} s (process CPU time "
+          f"{summary['cpu_seconds_this_run']:.0f} s)")
     return 0
 
 

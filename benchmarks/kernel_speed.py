@@ -23,20 +23,19 @@ in their names.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 import infwidth as iw
 from infwidth.architectures.myrtle import Myrtle
+from infwidth.io.harness import Option, Script
 from infwidth.io.outputs import write_csv, write_json
-from infwidth.io.scripts import open_run_store, reset_peak_rss, rss_kib
+from infwidth.io.scripts import reset_peak_rss, rss_kib
 from infwidth.kernels.native import native_memory_estimate, native_plan
 
 KINDS = ("nngp", "ntk")
@@ -124,19 +123,16 @@ def measure(arch, n: int, dim: int, rate: float) -> dict:
                 max_rel_diff_runtime=diff)
 
 
-def main(argv=None) -> pd.DataFrame:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    size_group = ap.add_mutually_exclusive_group()
-    size_group.add_argument("--quick", action="store_true", help="smaller N")
-    size_group.add_argument("--tiny", action="store_true", help="smoke test (seconds)")
-    ap.add_argument("--only", nargs="*", default=None, help="case names (prefixes) to run")
-    ap.add_argument("--out", default="results/kernel_speed", help="output folder")
-    ap.add_argument("--fresh", action="store_true", help="forget stored measurements")
-    args = ap.parse_args(argv)
-    size = "tiny" if args.tiny else "quick" if args.quick else "full"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    store = open_run_store(out / "runs.sqlite", "kernel_speed", {"size": size}, args.fresh)
+SCRIPT = Script("kernel_speed", __doc__, out="results/kernel_speed",
+                sizes={"quick": "smaller N", "tiny": "smoke test (seconds)"},
+                options=(Option("--only", nargs="*", default=None,
+                                help="case names (prefixes) to run"),))
+
+
+@SCRIPT.main
+def main(run) -> pd.DataFrame:
+    args, size, out = run.args, run.size, run.out
+    store = run.store(size=size)
     rate = arccos_rate()
     print(f"numpy float64 arccos: {rate / 1e6:.0f} M elements/s", flush=True)
     rows, reused = [], 0

@@ -58,8 +58,9 @@ import pandas as pd  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import infwidth as iw  # noqa: E402
+from infwidth.io.harness import Option, Script  # noqa: E402
 from infwidth.io.outputs import write_csv, write_json, write_png  # noqa: E402
-from infwidth.io.runstore import RunStore, RunStoreError, canonical_json  # noqa: E402
+from infwidth.io.runstore import RunStore, canonical_json  # noqa: E402
 from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET  # noqa: E402
 from infwidth.learning import nested_regression, regression_dataset  # noqa: E402
 from infwidth.learning.config import (  # noqa: E402
@@ -363,25 +364,23 @@ def plot_finite(fin: pd.DataFrame, cfg: JobConfig, path: str) -> None:
 
 
 # ------------------------------------------------------------------------------ main
-def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, JobConfig]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    g = ap.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true", help="configs/quick.toml (≤ 2 minutes)")
-    g.add_argument("--config", type=Path, help="a TOML configuration (see configs/)")
-    ap.add_argument("--out", default=None, help="output directory (default "
-                    "results/learnability/, or results/learnability-<name>/ for --config)")
-    ap.add_argument("--widths", type=int, nargs="+", default=None,
-                    help="finite-width widths (overrides the configuration's)")
-    ap.add_argument("--fresh", action="store_true",
-                    help="forget this configuration's stored units and start over")
-    ap.add_argument("--memory-budget", default=None, help="bytes or e.g. '16GiB' (overrides "
-                    "the configuration's memory_budget; default 4 GiB)")
-    ap.add_argument("--store", default=None, help="Gram store folder for Grams beyond the "
-                    "budget (overrides the configuration's; default OUT/grams; relative: "
-                    "under OUT)")
-    ap.add_argument("--client", default=None, choices=("none", "local"),
-                    help="fill store tiles in this process (none) or on a local Dask cluster")
-    args = ap.parse_args(argv)
+SCRIPT = Script("learnability", __doc__, out=None, sizes={
+    "quick": "configs/quick.toml (≤ 2 minutes)"}, options=(
+    Option("--config", type=Path, group="size", help="a TOML configuration (see configs/)"),
+    Option("--widths", type=int, nargs="+", default=None,
+           help="finite-width widths (overrides the configuration's)"),
+    Option("--memory-budget", default=None, help="bytes or e.g. '16GiB' (overrides the "
+           "configuration's memory_budget; default 4 GiB)"),
+    Option("--store", default=None, help="Gram store folder for Grams beyond the budget "
+           "(overrides the configuration's; default OUT/grams; relative: under OUT)"),
+    Option("--client", default=None, choices=("none", "local"),
+           help="fill store tiles in this process (none) or on a local Dask cluster")))
+
+
+def parse_args(run) -> tuple[argparse.Namespace, JobConfig]:
+    """The job's configuration; the output folder (default results/learnability/, or
+    results/learnability-<name>/ for --config)."""
+    args, ap = run.args, run
     path = args.config or CONFIGS / ("quick.toml" if args.quick else "default.toml")
     try:
         cfg = load_config(path)
@@ -397,15 +396,14 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, JobConfig]:
         if not cfg.finite:
             ap.error("--widths needs a configuration with a [finite] table")
         cfg = replace(cfg, finite={**cfg.finite, "widths": sorted(set(args.widths))})
-    if args.out is None:
-        args.out = os.path.join("results", "learnability" if args.config is None
-                                else f"learnability-{cfg.name}")
+    run.out = args.out or os.path.join("results", "learnability" if args.config is None
+                                       else f"learnability-{cfg.name}")
     return args, cfg
 
 
-def main(argv: list[str] | None = None) -> int:
-    args, cfg = parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+@SCRIPT.main
+def main(run) -> int:
+    args, cfg = parse_args(run)
     t0 = time.perf_counter()
     t_import = t0 - T_START
     archs, tgts = cfg.build_architectures(), cfg.build_targets()
@@ -415,12 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     grams = Path(args.out) / (cfg.store or "grams")
-    try:
-        store = RunStore(os.path.join(args.out, "runs.sqlite"),
-                         {"job": "learnability", **cfg.as_dict()}, fresh=args.fresh)
-    except RunStoreError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    store = run.store(**cfg.as_dict())
 
 
     specs = {a: iw.spectrum(arch, cfg.dim, cfg.domain, cfg.kind,

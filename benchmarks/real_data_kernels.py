@@ -20,7 +20,6 @@ Writes ``real_data_kernels.csv`` (kernel, kind, n_train, n_test, accuracy, test_
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -33,7 +32,8 @@ import pandas as pd
 
 import infwidth as iw
 from infwidth.architectures.myrtle import Myrtle
-from infwidth.io.outputs import write_csv, write_json
+from infwidth.io.harness import Option, Script
+from infwidth.io.outputs import write_csv, write_json, write_png
 from infwidth.io.scripts import doubling_grid
 
 RIDGE_REL = 1e-6
@@ -137,27 +137,26 @@ def plot(df: pd.DataFrame, summaries: list[dict], path: Path) -> None:
     ax.set_title(f"Fashion-MNIST kernels in a time budget (native engine, "
                  f"{summaries[0]['device'].upper()})\n{note}", fontsize=8.5)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    write_png(fig, path, dpi=130, tight=False)
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--minutes", type=float, default=30.0, help="time budget per kernel")
-    ap.add_argument("--only", choices=tuple(KERNELS), nargs="*", default=None)
-    ap.add_argument("--tiny", action="store_true", help="smoke test: N ≤ 8, seconds")
-    ap.add_argument("--out", type=Path, default=Path("results/real_data_kernels"))
-    ap.add_argument("--fresh", action="store_true", help="forget stored plans and Grams")
-    ap.add_argument("--client", default=None, help='"local": a LocalCluster of one worker '
-                    'per core (the [distributed] extra); a scheduler address; default: this '
-                    'process, every core')
-    ap.add_argument("--tile", type=int, default=64, help="Gram tile (rows and columns)")
-    args = ap.parse_args(argv)
+SCRIPT = Script("real_data_kernels", __doc__, out="results/real_data_kernels",
+                sizes={"tiny": "smoke test: N ≤ 8, seconds"}, store=None, fresh=True, options=(
+                    Option("--minutes", type=float, default=30.0, help="time budget per kernel"),
+                    Option("--only", choices=tuple(KERNELS), nargs="*", default=None),
+                    Option("--client", default=None, help='"local": a LocalCluster of one '
+                           'worker per core (the [distributed] extra); a scheduler address; '
+                           'default: this process, every core'),
+                    Option("--tile", type=int, default=64, help="Gram tile (rows and columns)")))
+
+
+@SCRIPT.main
+def main(run) -> dict:
+    args = run.args
     if not args.minutes > 0:
         raise SystemExit(f"--minutes must be > 0, got {args.minutes}")
     if args.tile < 1:
         raise SystemExit(f"--tile must be >= 1, got {args.tile}")
-    args.out.mkdir(parents=True, exist_ok=True)
     try:
         data = iw.load_fashion_mnist()
     except (FileNotFoundError, ImportError, ValueError) as e:

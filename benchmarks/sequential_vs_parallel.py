@@ -27,7 +27,6 @@ settings resumes with the same numbers (--fresh: start over).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -41,9 +40,10 @@ import pandas as pd
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 import infwidth as iw
+from infwidth.io.harness import Script
 from infwidth.io.outputs import write_csv, write_json, write_png
 from infwidth.io.runstore import RunStore
-from infwidth.io.scripts import open_run_store, progress, unit
+from infwidth.io.scripts import progress, unit
 from infwidth.studies.sequential_vs_parallel import (
     ResidualNet,
     gap_table,
@@ -248,16 +248,14 @@ def plot_losses(runs: pd.DataFrame, path: Path) -> None:
     save_png(fig, path)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    size = ap.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="digits only, small grid (≤ 2 min)")
-    size.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds)")
-    ap.add_argument("--out", default="results/sequential_vs_parallel", help="output folder")
-    ap.add_argument("--fresh", action="store_true", help="forget stored units, start over")
-    args = ap.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+SCRIPT = Script("sequential_vs_parallel", __doc__, out="results/sequential_vs_parallel",
+                sizes={"quick": "digits only, small grid (≤ 2 min)",
+                       "tiny": "smoke-test sizes (seconds)"})
+
+
+@SCRIPT.main
+def main(run) -> int:
+    args, out = run.args, run.out
     cfg = settings(args.quick, args.tiny)
     # the gap grid also holds every trained (L, α), for the table's ntk_gap column
     cfg["gap_alphas"] = sorted(set(cfg["gap_alphas"]) | set(cfg["alphas"]))
@@ -269,8 +267,7 @@ def main(argv=None) -> int:
     if args.tiny:
         config["tiny"] = True
     write_json(config, out / "config.json")
-    store = open_run_store(out / "runs.sqlite", "sequential_vs_parallel", config, args.fresh)
-    n_before = len(store.units())
+    store = run.store(**config)
     t0 = time.perf_counter()
 
     g, checks = gaps(cfg, store)
@@ -307,13 +304,10 @@ def main(argv=None) -> int:
     print(table.to_string(index=False, float_format=f))
     div = int(runs.diverged.astype(bool).sum())
     print(f"\nruns: {len(runs)} ({div} diverged, left out of the table)")
-    n_new, n_units = len(store.units()) - n_before, len(store.units())
-    print(f"units: {n_new} computed now, {n_units - n_new} resumed from {out}/runs.sqlite")
     wall = time.perf_counter() - t0
     write_json({"config": config, "wall_seconds_this_run": wall, "slopes": sl.to_dict(
         "records"), "nt_check": checks, "binned": table.to_dict("records"),
         "n_runs": len(runs), "n_diverged": div}, out / "summary.json")
-    print(f"wall time of this run: {wall:.0f} s; files in {out}/")
     return 0
 
 

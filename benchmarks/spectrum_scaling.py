@@ -17,13 +17,12 @@ degrees of one ReLU layer) are listed as such.
     python benchmarks/spectrum_scaling.py [--quick] [--out DIR] [--max-m 8] [--kind ntk]
 
 Writes eigenvalues.csv (one row per config, d, type), slopes.csv, summary.json and
-scaling.png to --out (default results/spectrum_scaling/). A rerun resumes from
-eigenvalues.csv.
+scaling.png to --out (default results/spectrum_scaling/, or results/spectrum_scaling_quick/
+with --quick). A rerun resumes from the run store ``runs.sqlite`` there.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -37,17 +36,19 @@ from infwidth.eigenspaces.scaling import (
     fit_slopes,
     scaling_architecture,
 )
+from infwidth.io.harness import Option, Script
 from infwidth.io.outputs import write_csv, write_json, write_png
-from infwidth.io.scripts import open_run_store, progress, unit
+from infwidth.io.scripts import progress, unit
 
 CONFIGS, TOL = SCALING_CONFIGS, SLOPE_TOL
 
 
-def compute(args, out: Path) -> pd.DataFrame:
+def compute(run) -> pd.DataFrame:
     """One unit per (configuration, m): the exact type table at d = m⁴, committed whole to
     out/runs.sqlite under the run's settings, so a rerun resumes with the same numbers."""
+    args, out = run.args, run.out
     settings = {k: getattr(args, k) for k in ("kind", "activation", "b_std", "max_degree")}
-    store = open_run_store(out / "runs.sqlite", "spectrum_scaling", settings, args.fresh)
+    store = run.store(**settings)
 
     def table(cfg: str, m: int) -> pd.DataFrame:
         d = m ** 4
@@ -115,34 +116,35 @@ def plot(ev: pd.DataFrame, sl: pd.DataFrame, path: Path, kind: str) -> None:
     write_png(fig, path, dpi=120, tight=False, close=False)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="d = 16 … 625, degree ≤ 3")
-    ap.add_argument("--out", default="results/spectrum_scaling")
-    ap.add_argument("--max-m", type=int, default=8, help="largest d = m^4 (default 8: 4096)")
-    ap.add_argument("--max-degree", type=int, default=4)
-    ap.add_argument("--kind", default="ntk", choices=("ntk", "nngp"))
-    ap.add_argument("--activation", default="relu", choices=("relu", "erf"))
-    ap.add_argument("--b-std", type=float, default=0.0)
-    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
-    ap.add_argument("--fresh", action="store_true", help="forget stored units, start over")
-    args = ap.parse_args(argv)
+SCRIPT = Script("spectrum_scaling", __doc__, sizes={"quick": "d = 16 … 625, degree ≤ 3"},
+                options=(
+    Option("--max-m", type=int, default=8, help="largest d = m^4 (default 8: 4096)"),
+    Option("--max-degree", type=int, default=4),
+    Option("--kind", default="ntk", choices=("ntk", "nngp")),
+    Option("--activation", default="relu", choices=("relu", "erf")),
+    Option("--b-std", type=float, default=0.0),
+    Option("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)))
+
+
+@SCRIPT.main
+def main(run):
+    args = run.args
     if args.quick:
         args.max_m, args.max_degree = min(args.max_m, 5), min(args.max_degree, 3)
-        if args.out == "results/spectrum_scaling":
-            args.out = "results/spectrum_scaling_quick"
     if args.max_m < 3:
-        ap.error("--max-m must be ≥ 3 (two values of d)")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+        run.error("--max-m must be ≥ 3 (two values of d)")
+    run.out = args.out or ("results/spectrum_scaling_quick" if args.quick
+                           else "results/spectrum_scaling")
+    out = run.out
     t0 = time.perf_counter()
-    ev = compute(args, out)
+    ev = compute(run)
     ev = ev[ev.config.isin(args.configs) & ev.m.le(args.max_m)]
     sl = fit_slopes(ev)
     write_csv(sl, out / "slopes.csv")
     plot(ev, sl, out / "scaling.png", args.kind)
     n_bad = int((sl.verdict == "DISAGREES").sum())
-    summary = dict(settings=vars(args), d=sorted(ev.d.unique().tolist()),
+    settings = {k: v for k, v in vars(args).items() if k != "size"}
+    summary = dict(settings=settings, d=sorted(ev.d.unique().tolist()),
                    types=int(len(sl)), agrees=int((sl.verdict == "agrees").sum()),
                    disagrees=n_bad, seconds=time.perf_counter() - t0,
                    disagreements=sl[sl.verdict == "DISAGREES"][
@@ -157,7 +159,7 @@ def main(argv=None):
     print(sl[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\n{summary['agrees']} types agree within {TOL} at d = {ev.d.max()}, "
           f"{n_bad} DISAGREE (local slope more than {TOL} away from −L); "
-          f"{summary['seconds']:.1f} s. Files in {out}/")
+          f"{summary['seconds']:.1f} s.")
     return sl
 
 

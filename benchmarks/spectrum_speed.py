@@ -22,19 +22,18 @@ route at D = 4, 5 without the early stop) only checks that the script runs and r
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 import infwidth as iw
 from infwidth.eigenspaces.monte_carlo import MAX_GRAM_DIM
+from infwidth.io.harness import Option, Script
 from infwidth.io.outputs import write_csv, write_json, write_png
-from infwidth.io.scripts import open_run_store, progress
+from infwidth.io.scripts import progress
 
 TARGET_S = 2.0
 
@@ -44,35 +43,32 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    size = ap.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="one repeat, degree ≤ 3")
-    size.add_argument("--tiny", action="store_true",
-                      help="smoke test: degree ≤ 2, one repeat, Gram D = 4, 5 (seconds)")
-    ap.add_argument("--out", default="results/spectrum_speed")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--max-degree", type=int, default=4)
-    ap.add_argument("--kind", default="ntk", choices=("ntk", "nngp"))
-    ap.add_argument("--fresh", action="store_true", help="forget stored timings, start over")
-    args = ap.parse_args(argv)
+SCRIPT = Script("spectrum_speed", __doc__, sizes={
+    "quick": "one repeat, degree ≤ 3",
+    "tiny": "smoke test: degree ≤ 2, one repeat, Gram D = 4, 5 (seconds)"}, options=(
+    Option("--repeats", type=int, default=3),
+    Option("--max-degree", type=int, default=4),
+    Option("--kind", default="ntk", choices=("ntk", "nngp"))))
+
+
+@SCRIPT.main
+def main(harness):
+    args = harness.args
     if args.repeats < 1:
-        ap.error(f"--repeats must be positive, got {args.repeats}")
+        harness.error(f"--repeats must be positive, got {args.repeats}")
     gram_dims = range(4, MAX_GRAM_DIM + 1)
     for flag, repeats, degree in (("quick", 1, 3), ("tiny", 1, 2)):
         if getattr(args, flag):
             args.repeats, args.max_degree = repeats, min(args.max_degree, degree)
-            if args.out == "results/spectrum_speed":
-                args.out = f"results/spectrum_speed_{flag}"
     if args.tiny:
         gram_dims = range(4, 6)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    harness.out = args.out or ("results/spectrum_speed" if harness.size == "full"
+                               else f"results/spectrum_speed_{harness.size}")
+    out = harness.out
     arch, dim = iw.DCNN(patch_dim=8, filter_sizes=(8, 8, 8)), 4096
     gram_arch = iw.ConvNet(filter_size=3, depth=3)
-    store = open_run_store(out / "runs.sqlite", "spectrum_speed",
-                           {"kind": args.kind, "max_degree": args.max_degree,
-                            "exact": [repr(arch), dim], "gram": repr(gram_arch)}, args.fresh)
+    store = harness.store(kind=args.kind, max_degree=args.max_degree,
+                          exact=[repr(arch), dim], gram=repr(gram_arch))
     rows, reused = [], 0
 
     def timed_case(route: str, d: int, rep: int, measure) -> float:

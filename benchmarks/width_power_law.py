@@ -24,10 +24,8 @@ a rerun with the same settings resumes with the same numbers (--fresh: start ove
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from pathlib import Path
 
 import matplotlib
 
@@ -38,9 +36,10 @@ import pandas as pd
 from matplotlib.ticker import NullFormatter
 
 import infwidth as iw
+from infwidth.io.harness import Option, Script
 from infwidth.io.outputs import write_csv, write_json, write_png
 from infwidth.io.runstore import RunStore
-from infwidth.io.scripts import open_run_store, progress, unit
+from infwidth.io.scripts import progress, unit
 from infwidth.studies.width_power_law.gd import kernel_gd_predict, kernel_regression
 from infwidth.studies.width_power_law.lenet import (
     LeNet,
@@ -253,20 +252,16 @@ def plot_flops(sweep, kernels, path):
 
 
 # ------------------------------------------------------------------------------ main
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    size = ap.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true",
-                      help="digits only, small sizes (≤ 2 min)")
-    size.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds)")
-    ap.add_argument("--out", default="results/width_power_law", help="output folder")
-    ap.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples")
-    ap.add_argument("--fresh", action="store_true", help="forget stored units, start over")
-    args = ap.parse_args(argv)
+SCRIPT = Script("width_power_law", __doc__, out="results/width_power_law", sizes={
+    "quick": "digits only, small sizes (≤ 2 min)", "tiny": "smoke-test sizes (seconds)"},
+    options=(Option("--n-boot", type=int, default=None, help="bootstrap resamples"),))
+
+
+@SCRIPT.main
+def main(run) -> int:
+    args, out = run.args, run.out
     if args.n_boot is not None and args.n_boot < 1:
-        ap.error(f"--n-boot must be positive, got {args.n_boot}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+        run.error(f"--n-boot must be positive, got {args.n_boot}")
     quick = args.quick
     s = settings("tiny" if args.tiny else "quick" if quick else "full")
     seeds, steps, momentum = s["seeds"], s["steps"], s["momentum"]
@@ -279,8 +274,7 @@ def main(argv=None) -> int:
         config["tiny"] = True
     write_json(config, out / "config.json")
     # the units depend on everything but the bootstrap (fits are redone on every run)
-    store = open_run_store(out / "runs.sqlite", "width_power_law",
-                           {k: v for k, v in s.items() if k != "n_boot"}, args.fresh)
+    store = run.store(**{k: v for k, v in s.items() if k != "n_boot"})
 
     sweep_parts, kernel_tables, n_new, n_units = [], [], 0, 0
     summary = {"config": config, "datasets": {}}

@@ -32,15 +32,19 @@ def architectures(q: int) -> dict[str, iw.Architecture]:
             "D-CNN": iw.DCNN(patch_dim=q * q, filter_sizes=(q, q))}
 
 
-def main(argv=None) -> dict:
-    args = C.parse_args(argv, __doc__)
+SCRIPT = C.figure_script(NAME, __doc__)
+
+
+@SCRIPT.main
+def main(run) -> dict:
+    args = run.args
     cfg = SIZES[args.size]
     q = cfg["q"]
     d = q ** 4
     C.style()
     timer = C.Timer()
     archs = architectures(q)
-    store = C.open_store(args, NAME, q=q, max_degree=cfg["max_degree"], kind=KIND,
+    store = run.store(size=args.size, q=q, max_degree=cfg["max_degree"], kind=KIND,
                          domain=DOMAIN)
     fig, axes = C.plt.subplots(3, 3, figsize=(18, 15),
                                gridspec_kw=dict(width_ratios=[1.0, 1.25, 1.25]))

@@ -2,7 +2,8 @@
 
 Exact type-level NTK eigenvalues (ReLU, hypercube; ``iw.spectrum``, method "exact") at
 d = q^4 for q = 2 … q_max, for the four configurations of ``benchmarks/spectrum_scaling.py``
-(its ``make_arch`` and ``slopes`` are reused): MLP (α0 = 1), S-CNN (n0 = d^{1/2}), DCNN-2
+(both take ``scaling_architecture`` and ``fit_slopes`` from ``infwidth.eigenspaces.scaling``):
+MLP (α0 = 1), S-CNN (n0 = d^{1/2}), DCNN-2
 (n0 = d^{1/2}, two levels of fan-in d^{1/4}) and DCNN-3 (n0 = d^{1/4}, three levels of fan-in
 d^{1/4}). Per configuration, log λ against log d for representative types (one per distinct
 L, lowest frequency first), each with the predicted slope −L drawn through its value at the
@@ -32,12 +33,16 @@ KIND, ACTIVATION = "ntk", "relu"
 N_SHOW = 6
 
 
-def main(argv=None) -> dict:
-    args = C.parse_args(argv, __doc__)
+SCRIPT = C.figure_script(NAME, __doc__)
+
+
+@SCRIPT.main
+def main(run) -> dict:
+    args = run.args
     cfg = SIZES[args.size]
     C.style()
     timer = C.Timer()
-    store = C.open_store(args, NAME, **cfg, kind=KIND, activation=ACTIVATION)
+    store = run.store(size=args.size, **cfg, kind=KIND, activation=ACTIVATION)
     todo = [(c, q) for c in SCALING_CONFIGS for q in range(2, cfg["q_max"] + 1)]
 
     def table(c: str, q: int) -> pd.DataFrame:

@@ -89,14 +89,18 @@ def _mark(ax, Ls: list[float]) -> None:
         ax.axvline(L, color=c, ls=":", lw=1.2, alpha=0.9)
 
 
-def main(argv=None) -> dict:
-    args = C.parse_args(argv, __doc__)
+SCRIPT = C.figure_script(NAME, __doc__)
+
+
+@SCRIPT.main
+def main(run) -> dict:
+    args = run.args
     cfg = SIZES[args.size]
     C.style()
     timer = C.Timer()
     q = cfg["q_large"]
     d = q ** 4
-    store = C.open_store(args, NAME, **cfg, kind=KIND, max_degree=MAX_DEGREE)
+    store = run.store(size=args.size, **cfg, kind=KIND, max_degree=MAX_DEGREE)
     ms_large = np.unique(np.round(d ** np.linspace(0.5, 3.0, 101)).astype(np.int64))
     large = pd.concat([C.unit(store, {"predicted": dom, "q": q},
                               lambda dom=dom: predicted(dom, q, ms_large))

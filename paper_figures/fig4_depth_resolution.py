@@ -67,8 +67,12 @@ def predict(spec, q: int, ms) -> pd.DataFrame:
     return out
 
 
-def main(argv=None) -> dict:
-    args = C.parse_args(argv, __doc__)
+SCRIPT = C.figure_script(NAME, __doc__)
+
+
+@SCRIPT.main
+def main(run) -> dict:
+    args = run.args
     cfg = SIZES[args.size]
     C.style()
     timer = C.Timer()
@@ -77,7 +81,7 @@ def main(argv=None) -> dict:
     rs = np.linspace(0.5, 2.75, 91)
     ms = np.unique(np.round(d ** rs).astype(np.int64))
     m_star = int(round(d ** R_STAR))
-    store = C.open_store(args, NAME, **cfg, kind=KIND, max_degree=MAX_DEGREE)
+    store = run.store(size=args.size, **cfg, kind=KIND, max_degree=MAX_DEGREE)
     specs, curves, at_star, levels, Ls = {}, [], [], [], {}
     for depth, arch in trees(q).items():
         spec = C.stored_spectrum(store, {"depth": depth, "q": q}, arch, d, DOMAIN, KIND,

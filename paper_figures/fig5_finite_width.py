@@ -81,12 +81,16 @@ def aggregate(runs_df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def main(argv=None) -> dict:
-    args = C.parse_args(argv, __doc__)
+SCRIPT = C.figure_script(NAME, __doc__)
+
+
+@SCRIPT.main
+def main(run) -> dict:
+    args = run.args
     cfg = SIZES[args.size]
     C.style()
     timer = C.Timer()
-    store = C.open_store(args, NAME, **cfg, d=D, n0=N0, domain=DOMAIN, kind=KIND,
+    store = run.store(size=args.size, **cfg, d=D, n0=N0, domain=DOMAIN, kind=KIND,
                          lr_fraction=LR_FRACTION, momentum=MOMENTUM, tol=TOL, chunk=50,
                          dtype="float32", spectrum_max_degree=3)
     preds, Ls, done = [], {}, {}

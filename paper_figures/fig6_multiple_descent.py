@@ -26,6 +26,7 @@ committed whole; ``--fresh`` starts over.
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -41,12 +42,8 @@ from infwidth.eigenspaces.harmonics import (
 )
 from infwidth.io import scripts as C
 
-try:
-    from paper_figures import _sphere as S
-except ModuleNotFoundError as e:  # run as a script: its own folder is on sys.path
-    if e.name != "paper_figures":
-        raise
-    import _sphere as S  # type: ignore[no-redef]
+# its sphere helpers: paper_figures._sphere when imported, _sphere (beside it) when run
+S = importlib.import_module(f"{__package__}._sphere" if __package__ else "_sphere")
 
 NAME = "fig6_multiple_descent"
 SIZES = {  # d, largest m, points on the m grid, seeds, test points, MP degree r
@@ -163,8 +160,12 @@ def mp_spectra(store, d: int, r: int, seed: int = 0) -> tuple[pd.DataFrame, dict
     return pd.DataFrame(rows), ks
 
 
-def main(argv=None) -> dict:
-    args = C.parse_args(argv, __doc__)
+SCRIPT = C.figure_script(NAME, __doc__)
+
+
+@SCRIPT.main
+def main(run) -> dict:
+    args = run.args
     cfg = SIZES[args.size]
     d, r = cfg["d"], cfg["r"]
     timer = C.Timer()
@@ -174,7 +175,7 @@ def main(argv=None) -> dict:
     harm = {k: harmonic_count(d, k) for k in (1, 2, 3)}
     ms = np.unique(np.concatenate([ms, [v for v in harm.values() if v <= cfg["m_max"]]]))
     ks = kernels(d)
-    store = C.open_store(args, NAME, **cfg, rho=RHO, noise=NOISE, ridge=RIDGE,
+    store = run.store(size=args.size, **cfg, rho=RHO, noise=NOISE, ridge=RIDGE,
                          max_degree=MAX_DEGREE, gammas=GAMMAS)
     # units: one kernel's regressions for one seed (every m), one MP panel, one check
     todo = [(name, s) for name in ks for s in range(cfg["seeds"])]

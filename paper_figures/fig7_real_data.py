@@ -33,7 +33,8 @@ one drawn (a larger GAP run supersedes a smaller one):
     python paper_figures/fig7_real_data.py --import-gap-rows GPU_DIR/fig7_real_data.csv
 
 (the import takes the kernel rows of any CSV this script wrote, e.g. the committed
-``docs/fig7_gap_fashion_h100.csv``, into the run of the same size, then runs as usual).
+``paper_figures/data/fig7_gap_fashion_h100.csv``, into the run of the same size, then runs as
+usual).
 
 Every kernel row records the JAX backend that computed it (column ``device``).
 
@@ -387,22 +388,25 @@ def plot(df: pd.DataFrame, cfg: dict, size: str, path: Path,
     C.savefig(fig, path)
 
 
-def _options(p) -> None:
-    p.add_argument("--datasets", nargs="+", choices=("digits", "mnist1d", "fashion"),
-                   help="a subset of the data sets")
-    p.add_argument("--gap-only", action="store_true",
-                   help="only the GAP kernel regressions (no tree kernels, no training)")
-    p.add_argument("--gap-max", type=int, help="largest N of the GAP kernel (every data set)")
-    p.add_argument("--gap-test", type=int, help="test points of the GAP kernel")
-    p.add_argument("--memory-budget", help="iw.kernel's memory budget for the GAP kernel, "
-                   "e.g. 40GB on a GPU")
-    p.add_argument("--import-gap-rows", type=Path, metavar="CSV",
-                   help="first commit the kernel rows of a CSV this script wrote (e.g. a "
-                   "--gap-only run on a GPU, or docs/fig7_gap_fashion_h100.csv) to the store")
+SCRIPT = C.figure_script(NAME, __doc__, options=(
+    C.Option("--datasets", nargs="+", choices=("digits", "mnist1d", "fashion"),
+             help="a subset of the data sets"),
+    C.Option("--gap-only", action="store_true",
+             help="only the GAP kernel regressions (no tree kernels, no training)"),
+    C.Option("--gap-max", type=int, help="largest N of the GAP kernel (every data set)"),
+    C.Option("--gap-test", type=int, help="test points of the GAP kernel"),
+    C.Option("--memory-budget", help="iw.kernel's memory budget for the GAP kernel, "
+             "e.g. 40GB on a GPU"),
+    C.Option("--import-gap-rows", type=Path, metavar="CSV",
+             help="first commit the kernel rows of a CSV this script wrote (e.g. a "
+             "--gap-only run on a GPU, or paper_figures/data/fig7_gap_fashion_h100.csv) to "
+             "the store"),
+))
 
 
-def main(argv=None) -> dict:
-    args = C.parse_args(argv, __doc__, _options)
+@SCRIPT.main
+def main(run) -> dict:
+    args = run.args
     cfg = {k: dict(v) for k, v in SIZES[args.size].items()
            if not args.datasets or k in args.datasets}
     for c in cfg.values():
@@ -421,7 +425,7 @@ def main(argv=None) -> dict:
     timer = C.Timer()
     # every option that changes numbers: the size's table, ridge, widths, learning rate; the
     # kernel units add their own N and test size (--gap-max, --gap-test)
-    store = C.open_store(args, NAME, sizes=SIZES[args.size], ridge_rel=RIDGE_REL, lr=LR,
+    store = run.store(size=args.size, sizes=SIZES[args.size], ridge_rel=RIDGE_REL, lr=LR,
                          widths=WIDTHS)
     if args.import_gap_rows is not None:
         import_rows(store, args.import_gap_rows, args.size)

@@ -13,7 +13,6 @@ each over.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from infwidth.io.scripts import DEFAULT_OUT, write_csv
+from infwidth.io.scripts import DEFAULT_OUT, Option, Script
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,18 +36,15 @@ def missing_data(summary: Path) -> dict[str, str]:
         return {}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true")
-    g.add_argument("--tiny", action="store_true")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    p.add_argument("--only", nargs="+", type=int, default=None, help="figure numbers")
-    p.add_argument("--fresh", action="store_true")
-    args = p.parse_args(argv)
+SCRIPT = Script("make_all", __doc__, out=DEFAULT_OUT, store=None, fresh=True, options=(
+    Option("--only", nargs="+", type=int, default=None, help="figure numbers"),))
+
+
+@SCRIPT.main
+def main(run) -> int:
+    args = run.args
     flags = ["--quick"] if args.quick else ["--tiny"] if args.tiny else []
     flags += ["--out", str(args.out.resolve())] + (["--fresh"] if args.fresh else [])
-    args.out.mkdir(parents=True, exist_ok=True)
     rows, t_all, failed, missing = [], time.perf_counter(), [], {}
     for script in SCRIPTS:
         num = int(script.name[3])
@@ -66,11 +62,10 @@ def main(argv=None) -> int:
         if rc:
             failed.append(script.name)
         missing.update({f"{script.stem}: {k}": v for k, v in lacking.items()})
-    size = "quick" if args.quick else "tiny" if args.tiny else "full"
-    rows.append(dict(figure=f"total ({size})", seconds=round(time.perf_counter() - t_all, 1),
+    rows.append(dict(figure=f"total ({run.size})", seconds=round(time.perf_counter() - t_all, 1),
                      exit_status=int(bool(failed)), missing_data=""))
     df = pd.DataFrame(rows)
-    write_csv(df, args.out / "make_all_timings.csv")
+    run.write_csv(df, "make_all_timings.csv")
     print(df.drop(columns="missing_data").to_string(index=False))
     for what, why in missing.items():
         print(f"MISSING DATA (not a failure) {what}: {why}")

@@ -185,12 +185,12 @@ def test_fig7_draws_the_rest_when_data_are_missing(tmp_path):
 
 
 def test_fig7_imports_gap_rows_from_another_machine(tmp_path):
-    """The committed H100 rows (docs/fig7_gap_fashion_h100.csv) go into the full run's store
-    bit for bit and supersede its smaller Fashion GAP kernel (N = 32): nothing is computed,
-    the data are not even loaded, and a later run resumes from them."""
+    """The committed H100 rows (paper_figures/data/fig7_gap_fashion_h100.csv) go into the full
+    run's store bit for bit and supersede its smaller Fashion GAP kernel (N = 32): nothing is
+    computed, the data are not even loaded, and a later run resumes from them."""
     from paper_figures import fig7_real_data as F7
 
-    docs = ROOT / "docs" / "fig7_gap_fashion_h100.csv"
+    docs = ROOT / "paper_figures" / "data" / "fig7_gap_fashion_h100.csv"
     args = ["--out", str(tmp_path), "--datasets", "fashion", "--gap-only"]
     with pytest.raises(SystemExit, match="full"):  # rows of another run size are refused
         F7.main(["--tiny", *args, "--import-gap-rows", str(docs)])

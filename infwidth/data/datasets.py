@@ -168,6 +168,18 @@ def load_digits(n_train: int | None = None, n_test: int | None = None, seed: int
                 normalize: str | None = "sphere", test_fraction: float = 0.25) -> Dataset:
     """scikit-learn's 8×8 digits, split with a seeded permutation.
 
+    Args:
+        n_train: training examples (``None``: all of the split).
+        n_test: test examples (``None``: all of the split).
+        seed: the seed of the split's permutation.
+        normalize: "sphere" (default: each example centred by the training mean and scaled
+            to ‖x‖² = dim), or None (the values as loaded).
+        test_fraction: the share of the 1797 images held out for testing.
+
+    Returns:
+        A :class:`~infwidth.data.Dataset` (``x_train``, ``y_train``, ``x_test``, ``y_test``,
+        ``image_shape``, ``n_classes``).
+
     Example:
         >>> ds = load_digits(n_train=200, n_test=100)
         >>> ds.x_train.shape, ds.image_shape
@@ -197,6 +209,18 @@ def load_mnist1d(n_train: int | None = None, n_test: int | None = None, seed: in
 
     The generator reseeds NumPy's global state; it is saved and restored around the call.
     Every argument is checked before anything is generated.
+
+    Args:
+        n_train: training examples (``None``: all of the split).
+        n_test: test examples (``None``: all of the split).
+        seed: the seed of the split's permutation.
+        num_samples: signals generated (≥ 20), 80 % of them for training.
+        normalize: "sphere" (default: each example centred by the training mean and scaled
+            to ‖x‖² = dim), or None (the values as loaded).
+
+    Returns:
+        A :class:`~infwidth.data.Dataset` (``x_train``, ``y_train``, ``x_test``, ``y_test``,
+        ``image_shape``, ``n_classes``).
     """
     n_train, n_test, seed, normalize = _check_split(n_train, n_test, seed, normalize)
     check_int("num_samples", num_samples, 20)
@@ -280,6 +304,18 @@ def load_fashion_mnist(n_train: int | None = None, n_test: int | None = None, se
     (``/usr/share/datasets/fashion-mnist``); install it with
     ``apt-get install dataset-fashion-mnist``. Arguments are checked, and the files' headers
     read, before the images are decompressed; a damaged file is named in a ValueError.
+
+    Args:
+        n_train: training examples (``None``: all of the split).
+        n_test: test examples (``None``: all of the split).
+        seed: the seed of the split's permutation.
+        path: the folder of the IDX files (``None``: Debian's location).
+        normalize: "sphere" (default: each example centred by the training mean and scaled
+            to ‖x‖² = dim), or None (the values as loaded).
+
+    Returns:
+        A :class:`~infwidth.data.Dataset` (``x_train``, ``y_train``, ``x_test``, ``y_test``,
+        ``image_shape``, ``n_classes``).
     """
     n_train, n_test, seed, normalize = _check_split(n_train, n_test, seed, normalize)
     root = FASHION_MNIST_DIR if path is None else _check_path("path", path)
@@ -430,6 +466,18 @@ def load_cifar10(path: str | os.PathLike, n_train: int | None = None,
     ``b'data'`` (10000, 3072) uint8 in CHW order and ``b'labels'`` (10000 labels 0…9),
     unpickled by a restricted unpickler that rebuilds only numpy arrays (nothing else at the
     path is ever executed). A damaged or foreign file is named in a ValueError.
+
+    Args:
+        path: ``cifar-10-python.tar.gz`` or the ``cifar-10-batches-py`` folder.
+        n_train: training examples (``None``: all of the split).
+        n_test: test examples (``None``: all of the split).
+        seed: the seed of the split's permutation.
+        normalize: "sphere" (default: each example centred by the training mean and scaled
+            to ‖x‖² = dim), or None (the values as loaded).
+
+    Returns:
+        A :class:`~infwidth.data.Dataset` (``x_train``, ``y_train``, ``x_test``, ``y_test``,
+        ``image_shape``, ``n_classes``).
     """
     n_train, n_test, seed, normalize = _check_split(n_train, n_test, seed, normalize)
     path = _check_path("path", path)

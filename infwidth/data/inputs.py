@@ -36,6 +36,18 @@ def sample_inputs(domain: str, n: int, dim: int, patch_dim: int | None = None,
     ``memory_budget`` (bytes or a string such as "4GB"; default 4 GiB) is refused before
     anything is allocated.
 
+    Args:
+        domain: "hypercube" or "sphere".
+        n: the number of inputs.
+        dim: coordinates per input.
+        patch_dim: the sphere's patch size (``None``: one sphere over all coordinates).
+        seed: the PRNG seed (same seed, same bits).
+        memory_budget: the largest draw allowed, in bytes or a string such as "4GB".
+        arch: an architecture whose leaves are the sphere's patches (``None``: consecutive blocks).
+
+    Returns:
+        A float64 array of shape (n, dim).
+
     Example:
         >>> x = sample_inputs("sphere", n=3, dim=8, patch_dim=4, seed=0)
         >>> x.shape, bool(np.allclose((x[:, :4] ** 2).sum(1), 4.0))

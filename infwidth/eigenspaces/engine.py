@@ -294,6 +294,28 @@ def spectrum(arch: Architecture, dim: int, domain: str = "hypercube", kind: str 
     than ``max_types`` is refused with a ValueError that says how many (raise ``max_types``
     to go on: the exact recursion takes a few milliseconds a type).
 
+    Args:
+        arch: the architecture.
+        dim: the input dimension d.
+        domain: "hypercube" or "sphere" (a product of spheres, one per patch).
+        kind: "ntk" or "nngp".
+        max_degree: the largest total degree |k|.
+        method: ``None`` (chosen from the architecture), "exact", "fwht", "gram" or "monte-carlo".
+        kernel_fn: the Gram evaluator of the sampling routes (default ``iw.kernel``).
+        n_samples: Monte-Carlo inputs per batch.
+        n_batches: Monte-Carlo batches.
+        n_functions: Monte-Carlo eigenfunctions per type.
+        seed: the Monte-Carlo seed.
+        estimator: the Monte-Carlo estimator (``None``: the route's default).
+        include_zero: keep the types whose eigenvalue is exactly 0.
+        error_estimate: add the exact recursion's half-resolution error estimate.
+        options: a ``RecursionOptions`` tuning the exact recursion.
+        max_types: refuse (ValueError) a call that would compute more types.
+
+    Returns:
+        A :class:`Spectrum`: one row per eigenspace type in ``.table()`` (multiplicity, eigenvalue,
+        frequency, space, learning index, error bound).
+
     Example:
         >>> import infwidth as iw
         >>> spec = iw.spectrum(iw.DCNN(patch_dim=4, filter_sizes=(4,)), dim=64, max_degree=2)
@@ -385,6 +407,17 @@ def eigenfunction(arch: Architecture, dim: int, degrees: Any, domain: str = "hyp
     (hypercube) or a product of zonal harmonics (sphere), see
     :mod:`infwidth.eigenspaces.eigenfunctions`.
     For a GAP ConvNet use :meth:`Spectrum.eigenfunction` (symmetrised eigenfunctions).
+
+    Args:
+        arch: the architecture.
+        dim: the input dimension.
+        degrees: one degree per patch (a tuple), or a dict {patch: degree}.
+        domain: "hypercube" or "sphere".
+        rng: a numpy Generator or seed choosing the random eigenfunction.
+
+    Returns:
+        An :class:`~infwidth.eigenspaces.Eigenfunction`, callable on (n, dim) inputs, with unit
+        second moment.
 
     Example:
         >>> import infwidth as iw

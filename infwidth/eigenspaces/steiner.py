@@ -104,8 +104,8 @@ def steiner_space(dag: DAG, support: Sequence[int],
     """Exact minimum Steiner arborescence from the root to the leaves ``support``
     (Dreyfus–Wagner on the layered DAG), with a single branch at the linear root.
 
-    cost[v][T] = min( w(v) + min_{u ∈ C(v)} cost[u][T],  min_{∅≠T'⊊T} cost[v][T'] + cost[v][T∖T'] )
-    bottom-up over the layers; S = min_{u ∈ C(root)} w(root) + cost[u][all terminals].
+    ``cost[v][T] = min(w(v) + min_{u ∈ C(v)} cost[u][T], min_{∅≠T'⊊T} cost[v][T'] + cost[v][T∖T'])``
+    bottom-up over the layers; ``S = min_{u ∈ C(root)} w(root) + cost[u][all terminals]``.
 
     Raises ValueError past ``max_terminals`` terminals or ``max_work`` elementary updates.
     """
@@ -171,6 +171,14 @@ def learning_index(arch: Architecture, degrees: Any, dim: int) -> float:
 
     ``degrees`` is a tuple with one degree per patch (leaf of ``arch.dag_for(dim)``) or a dict
     {patch: degree}.
+
+    Args:
+        arch: the architecture.
+        degrees: one degree per patch (a tuple), or a dict {patch: degree}.
+        dim: the input dimension d.
+
+    Returns:
+        L(k) as a float (``math.inf`` where the interaction never reaches the readout).
 
     Example:
         >>> import infwidth as iw

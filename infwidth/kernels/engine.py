@@ -143,6 +143,24 @@ def kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str | tuple[str, .
     Returns:
         An (n1, n2) array, or a dict of them when ``kind`` is a tuple.
 
+    Args:
+        arch: the architecture (``iw.MLP``, ``iw.SCNN``, ``iw.DCNN``, ``iw.ConvNet``, …).
+        x1: inputs, a flat (n1, dim) array.
+        x2: second inputs, (n2, dim); ``None``: ``x1`` (a symmetric Gram).
+        kind: "nngp", "ntk", or a tuple of both (one pass).
+        batch_size: the tile side (native) or block size (neural-tangents); ``None``: the
+            largest that fits ``memory_budget``.
+        dtype: "float64" (default) or "float32".
+        memory_budget: the working memory allowed, bytes or a string such as "4GB"; a
+            computation that cannot fit is refused before any work.
+        progress: a progress bar over blocks (neural-tangents route); ``None``: when there
+            are more than 4 blocks.
+        engine: "auto", "native" or "neural-tangents".
+
+    Returns:
+        The (n1, n2) Gram matrix for one ``kind`` (a numpy array), or a dict
+        ``{kind: matrix}`` for a tuple of kinds.
+
     Example:
         >>> x = iw.sample_inputs("hypercube", n=4, dim=16, seed=0)
         >>> iw.kernel(iw.SCNN(patch_dim=4), x, kind="nngp").shape

@@ -128,8 +128,21 @@ def eigenlearning(eigenvalues: Any, multiplicities: Any, sample_sizes: Any,
     and one column ``learnability:i`` per type. A spectrum with no positive eigenvalue and
     ridge = 0 is refused (ValueError).
 
-    Example (one mode, λ = 1 of multiplicity 3, m = 1, δ = 0: 1 = 3/(1 + κ) ⇒ κ = 2, L = 1/3,
-    E0 = 1/(1 − 3/9) = 3/2, test MSE = E0·(1 − L)² = 2/3):
+    One mode, λ = 1 of multiplicity 3, m = 1, δ = 0: 1 = 3/(1 + κ) ⇒ κ = 2, L = 1/3,
+    E0 = 1/(1 − 3/9) = 3/2, test MSE = E0·(1 − L)² = 2/3.
+
+    Args:
+        eigenvalues: λ_i, one per type.
+        multiplicities: M_i, one per type.
+        sample_sizes: the m values.
+        powers: the target's power v_i² in each type.
+        ridge: the ridge δ ≥ 0.
+        noise: the label-noise variance ε² ≥ 0.
+
+    Returns:
+        A DataFrame, one row per m: kappa, E0, bias, test_mse, sum_learnability, learnability:i.
+
+    Example:
         >>> df = eigenlearning([1.0], [3], [1], [1.0])
         >>> [round(float(df[c][0]), 12) for c in ("kappa", "learnability:0", "E0", "test_mse")]
         [2.0, 0.333333333333, 1.5, 0.666666666667]
@@ -246,6 +259,20 @@ def predict_learning_curve(spec: Any, target: Target, sample_sizes: Any, ridge: 
     E0·(1 − L)²·power, its learnability L, learned: L(k) < log m/log d, learning_index,
     eigenvalue, power). ``.curve.wide()`` gives one row per sample size.
 
+    Args:
+        spec: a :class:`~infwidth.Spectrum` (or its ``table()``).
+        target: the :class:`~infwidth.Target`.
+        sample_sizes: the m values.
+        ridge: the ridge δ ≥ 0.
+        noise: the label-noise variance ε² ≥ 0.
+        trace: E[K(x, x)] (``None``: the architecture's).
+        negative: "raise" or "warn" for eigenvalues negative beyond round-off.
+        architecture: the curve's label (default: the class name).
+
+    Returns:
+        The tidy long curve (source "predicted"): a "total" row and one row per component for every
+        m.
+
     Example:
         >>> arch = iw.DCNN(patch_dim=8, filter_sizes=(2, 4))
         >>> spec = iw.spectrum(arch, dim=64, domain="hypercube", kind="ntk", max_degree=3)
@@ -337,7 +364,16 @@ def predict_learning_curve(spec: Any, target: Target, sample_sizes: Any, ridge: 
 
 def staircase(spec: Any, target: Target, sample_sizes: Any) -> pd.DataFrame:
     """The high-dimensional staircase: per (m, component), learned iff L(k) < log m / log d.
-    Long table: sample_size, component, learning_index, threshold, learned."""
+    Long table: sample_size, component, learning_index, threshold, learned.
+
+    Args:
+        spec: a :class:`~infwidth.Spectrum`.
+        target: the :class:`~infwidth.Target`.
+        sample_sizes: the m values.
+
+    Returns:
+        A long DataFrame: sample_size, component, learning_index, threshold, learned.
+    """
     ms = check_sample_sizes(sample_sizes)
     comp = component_table(spec, target)
     dim = int(spec.dim)

@@ -404,6 +404,31 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
     m×m training Gram up to :func:`~infwidth.kernels.gram_store.cholesky_limit` (21,674 at
     4 GiB), conjugate gradients streaming the rows above it, where condition_number is NaN).
 
+    Args:
+        arch: the architecture.
+        target: a :class:`~infwidth.Target`, or a list/dict of them.
+        sample_sizes: the m values (nested: every m solves on the first m points).
+        kind: "ntk" or "nngp".
+        ridge: the ridge δ ≥ 0.
+        seeds: data seeds averaged.
+        n_test: test points per seed.
+        domain: the input domain (``None``: the target's).
+        dim: the input dimension (``None``: the target's).
+        noise: training-label noise std ε.
+        seed: the first data seed.
+        jitter: relative diagonal jitter of each solve.
+        posterior_variance: add the mean GP posterior variance.
+        per_seed: one row per seed instead of the mean.
+        progress: a progress bar (``None``: for long runs).
+        memory_budget: bytes or a string such as "4GiB"; refused beyond it before any work.
+        architecture: the curve's label (default: the class name).
+        store: a folder for each seed's Gram as a Zarr store (``None``: in memory).
+        client: a Dask client or scheduler address filling the stores.
+
+    Returns:
+        The tidy long curve (source "measured", component "total"): test_mse (mean over seeds),
+        spread, n_seeds, condition_number.
+
     Example:
         >>> import infwidth as iw
         >>> t = iw.Target.pair("hypercube", 16, 4)
