@@ -28,7 +28,6 @@ Each (d, q, ℓ, kernel, seed) curve is a unit of ``<out>/runs.sqlite``: a rerun
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -38,8 +37,8 @@ import numpy as np
 import pandas as pd
 
 import infwidth as iw
+from infwidth.io.harness import Script
 from infwidth.io.outputs import write_csv, write_json, write_png
-from infwidth.io.scripts import open_run_store
 from infwidth.learning.regression import nested_regression
 
 RIDGE = 1e-6
@@ -97,20 +96,17 @@ def measure(k: iw.ConvKernel, target, ms: np.ndarray, seed: int) -> list[dict]:
              "gram_seconds": t1 - t0, "solve_seconds": t2 - t1} for r in res]
 
 
-def main(argv=None) -> pd.DataFrame:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="smaller d, m and fewer seeds")
-    ap.add_argument("--out", default="results/conv_pooling", help="output folder")
-    ap.add_argument("--fresh", action="store_true", help="forget stored curves")
-    args = ap.parse_args(argv)
-    size = "quick" if args.quick else "full"
-    shapes = [(12, 3), (16, 4)] if args.quick else [(16, 4), (20, 5)]
-    seeds = 3 if args.quick else 6
-    m_cap = 2048 if args.quick else 4096
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    store = open_run_store(out / "runs.sqlite", "conv_pooling",
-                           {"size": size, "ridge": RIDGE, "n_test": N_TEST}, args.fresh)
+SCRIPT = Script("conv_pooling", __doc__, out="results/conv_pooling",
+                sizes={"quick": "smaller d, m and fewer seeds"})
+
+
+@SCRIPT.main
+def main(run) -> pd.DataFrame:
+    size, out = run.size, run.out
+    shapes = [(12, 3), (16, 4)] if size == "quick" else [(16, 4), (20, 5)]
+    seeds = 3 if size == "quick" else 6
+    m_cap = 2048 if size == "quick" else 4096
+    store = run.store(size=size, ridge=RIDGE, n_test=N_TEST)
     curves, table, reused = [], [], 0
     for d, q in shapes:
         for ell in (2, 3):

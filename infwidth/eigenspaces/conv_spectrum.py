@@ -205,7 +205,8 @@ def conv_kernel(spec: ConvKernel, x1: Any, x2: Any = None, method: str = "direct
 
     Args:
         spec: the :class:`ConvKernel`.
-        x1, x2: (n, d) arrays (x2 defaults to x1). "direct" works for any real inputs.
+        x1: (n, d) inputs. "direct" works for any real inputs.
+        x2: (n2, d) inputs (``None``: x1).
         method: "direct" evaluates h(⟨x_(a), y_(b)⟩/q) at every (a, b) with W_ab ≠ 0, grouped
             by shift b − a; "walsh" (hypercube inputs only) uses the patch expansion
             K = Σ_{S ⊆ [q]} κ_{|S|}·F_S(x1)·W·F_S(x2)ᵀ, F_S(x)[a] = χ_{S+a}(x) — 2^q matrix

@@ -124,38 +124,23 @@ def kernel(arch: Architecture, x1: Any, x2: Any = None, kind: str | tuple[str, .
     are computed.
 
     Args:
-        arch: the architecture.
-        x1, x2: flat (n, dim) arrays, reshaped with ``arch.input_shape(dim)``; ``x2=None``:
-            the symmetric Gram of ``x1``.
+        arch: the architecture (``iw.MLP``, ``iw.SCNN``, ``iw.DCNN``, ``iw.ConvNet``, a
+            ``Network`` of layers, …).
+        x1: inputs, a flat (n1, dim) array, reshaped with ``arch.input_shape(dim)``.
+        x2: second inputs, (n2, dim); ``None``: ``x1`` (the symmetric Gram).
         kind: "nngp" or "ntk" (an array is returned) or a tuple of distinct kinds (a dict
             {kind: array}, computed in one pass).
         tile: the side of a square tile of input pairs (None: the largest that fits
             ``memory_budget``, at most 1024 on the neural-tangents path).
         dtype: "float64" or "float32".
-        memory_budget: bytes, or a string such as "4GB".
+        memory_budget: the working memory allowed, bytes or a string such as "4GB"; a
+            computation that cannot fit is refused before any work.
         progress: a progress bar over the tiles (None: when there are more than 4).
         engine: "auto", "native" or "neural-tangents".
         backend: the native engine's backend, "numba", "numpy" or "jax" (None: its
             :func:`~infwidth.kernels.native.default_backend`); refused with
             ``engine="neural-tangents"``.
         batch_size: deprecated name of ``tile``.
-
-    Returns:
-        An (n1, n2) array, or a dict of them when ``kind`` is a tuple.
-
-    Args:
-        arch: the architecture (``iw.MLP``, ``iw.SCNN``, ``iw.DCNN``, ``iw.ConvNet``, …).
-        x1: inputs, a flat (n1, dim) array.
-        x2: second inputs, (n2, dim); ``None``: ``x1`` (a symmetric Gram).
-        kind: "nngp", "ntk", or a tuple of both (one pass).
-        batch_size: the tile side (native) or block size (neural-tangents); ``None``: the
-            largest that fits ``memory_budget``.
-        dtype: "float64" (default) or "float32".
-        memory_budget: the working memory allowed, bytes or a string such as "4GB"; a
-            computation that cannot fit is refused before any work.
-        progress: a progress bar over blocks (neural-tangents route); ``None``: when there
-            are more than 4 blocks.
-        engine: "auto", "native" or "neural-tangents".
 
     Returns:
         The (n1, n2) Gram matrix for one ``kind`` (a numpy array), or a dict
