@@ -143,8 +143,9 @@ def test_native_equals_neural_tangents_mlp(spec):
     _compare(arch, 6, ("numpy", "numba"), 1e-10)
 
 
-CONV_CASES = [A.get_activation(n) for n in ("relu", "erf", "gelu", "abs", "sign", "rbf")] + [
-    A.monomial(3), A.leaky_relu(0.2), A.sin(1.5, 0.8, 0.4), A.gabor()]
+# Every closed form but the rectified monomials (neural-tangents' NaN diagonal reaches every
+# pair through GAP; their duals are checked by quadrature and on the MLP above).
+CONV_CASES = [s for s in NT_CASES if not s.name.startswith("rectified_monomial")]
 
 
 @pytest.mark.parametrize("spec", CONV_CASES, ids=[s.name for s in CONV_CASES])

@@ -101,16 +101,22 @@ def test_a_budget_beyond_even_the_store_is_refused_in_one_line(job, tmp_path, ca
 
 
 def test_resource_flags_override_the_file_and_are_checked_by_name(job, tmp_path):
+    from infwidth.io.harness import Run
+
+    def parse(*argv):
+        argv = ("--out", str(tmp_path / "out")) + argv
+        return job.parse_args(Run(job.SCRIPT, job.SCRIPT.parse(argv)))
+
     cfg = tmp_path / "job.toml"
     cfg.write_text('memory_budget = "1GiB"\nclient = "local"\nstore = "s"\n' + JOB)
-    _, c = job.parse_args(["--config", str(cfg)])
+    _, c = parse("--config", str(cfg))
     assert (c.memory_budget, c.client, c.store) == (2**30, "local", "s")
-    _, c = job.parse_args(["--config", str(cfg), "--memory-budget", "2GB", "--client", "none",
-                           "--store", "/x"])
+    _, c = parse("--config", str(cfg), "--memory-budget", "2GB", "--client", "none",
+                 "--store", "/x")
     assert (c.memory_budget, c.client, c.store) == (2 * 10**9, None, "/x")
-    assert c.as_dict() == job.parse_args(["--config", str(cfg)])[1].as_dict()  # not the key
+    assert c.as_dict() == parse("--config", str(cfg))[1].as_dict()  # not the key
     with pytest.raises(SystemExit):
-        job.parse_args(["--config", str(cfg), "--memory-budget", "lots"])
+        parse("--config", str(cfg), "--memory-budget", "lots")
 
 
 @pytest.mark.parametrize("arch", [iw.MLP(depth=1), iw.DCNN(patch_dim=2, filter_sizes=(2, 4)),

@@ -24,6 +24,7 @@ from infwidth.architectures import (
     Network,
     Residual,
 )
+from infwidth.architectures.activations import get_activation, numerical_activation
 from infwidth.kernels.native import native_kernels
 from infwidth.studies.sequential_vs_parallel import ResidualNet
 from infwidth.studies.width_power_law.lenet import LeNet
@@ -32,16 +33,27 @@ R2 = math.sqrt(2.0)
 DIM = 64  # 8×8×1 images
 
 
-def user_net(width: int = 64, pool: AvgPool = AvgPool(2), b_std: float = 0.0) -> Network:
-    """conv – relu – avgpool – conv – [residual: relu – conv – relu – conv] – relu – GAP –
-    dense (a pre-activation residual block: neural-tangents sums Gaussian summands only, so
-    the identity shortcut carries a conv's output)."""
+def _softplus(x):
+    return jnp.logaddexp(x, 0.0)
+
+
+#: A user's activation from a Python callable (no registry entry, nothing in infwidth/):
+#: its dual by Gauss–Hermite quadrature, with the error the quadrature states.
+SOFTPLUS = numerical_activation(_softplus, name="softplus", deg=24)
+
+
+def user_net(width: int = 64, pool: AvgPool = AvgPool(2), b_std: float = 0.0,
+             act="relu") -> Network:
+    """conv – φ – avgpool – conv – [residual: φ – conv – φ – conv] – φ – GAP – dense (a
+    pre-activation residual block: neural-tangents sums Gaussian summands only, so the
+    identity shortcut carries a conv's output); W_std = φ's normaliser after the first conv."""
+    w = R2 if act == "relu" else get_activation(act).w_std
     return Network(layers=(
-        Conv(3, W_std=1.0, b_std=b_std), Activation("relu"), pool,
-        Conv(3, W_std=R2, b_std=b_std),
-        Residual((Activation("relu"), Conv(3, W_std=R2, b_std=b_std), Activation("relu"),
-                  Conv(3, W_std=R2, b_std=b_std))),
-        Activation("relu"), GAP(), Dense(W_std=R2, b_std=b_std)), ndim=2, width=width)
+        Conv(3, W_std=1.0, b_std=b_std), Activation(act), pool,
+        Conv(3, W_std=w, b_std=b_std),
+        Residual((Activation(act), Conv(3, W_std=w, b_std=b_std), Activation(act),
+                  Conv(3, W_std=w, b_std=b_std))),
+        Activation(act), GAP(), Dense(W_std=w, b_std=b_std)), ndim=2, width=width)
 
 
 def nt_kernels(arch, x1, x2=None):
@@ -104,9 +116,26 @@ def test_n_params_counts_the_initialised_parameters():
     assert net.n_params(DIM) == count == (9 * 8 + 8) + 3 * (9 * 64 + 8) + (8 + 1)
 
 
-def _ntk_error(width: int, seed: int, x: np.ndarray, theta: np.ndarray) -> float:
+def test_callable_activation_kernels_and_parameters():
+    """The user's softplus (a callable) in the user's network: native NNGP and NTK equal
+    neural-tangents' ElementwiseNumerical (the same deg² rule) to 10× the error the numerical
+    dual states (the rule is not symmetric in (q1, q2), so mirrored entries differ from
+    neural-tangents' by less than that error; per layer the errors add, hence the factor),
+    and the finite net's parameter count."""
+    assert not SOFTPLUS.exact and 0 < SOFTPLUS.error < 1e-6
+    net = user_net(b_std=0.1, act=SOFTPLUS)
+    ref = nt_kernels(net, X)
+    got = native_kernels(net, X, backend="numpy")
+    for kind in ("nngp", "ntk"):
+        assert_rel(got[kind], ref[kind], 10 * SOFTPLUS.error)
+    small = user_net(width=8, b_std=0.1, act=SOFTPLUS)
+    _, params = small.stax[0](jax.random.PRNGKey(0), (-1,) + small.input_shape(DIM))
+    assert small.n_params(DIM) == sum(a.size for a in jax.tree_util.tree_leaves(params))
+
+
+def _ntk_error(width: int, seed: int, x: np.ndarray, theta: np.ndarray, act="relu") -> float:
     """Relative Frobenius error of the empirical NTK of one random net of ``width``."""
-    net = user_net(width=width)
+    net = user_net(width=width, act=act)
     init_fn, apply_fn, _ = net.stax
     shape = (-1,) + net.input_shape(DIM)
     _, params = init_fn(jax.random.PRNGKey(seed), shape)
@@ -115,21 +144,23 @@ def _ntk_error(width: int, seed: int, x: np.ndarray, theta: np.ndarray) -> float
     return float(np.linalg.norm(emp - theta) / np.linalg.norm(theta))
 
 
-def test_empirical_ntk_approaches_the_kernel_at_width_1024():
+@pytest.mark.parametrize("act", ["relu", SOFTPLUS], ids=["relu", "softplus"])
+def test_empirical_ntk_approaches_the_kernel_at_width_1024(act):
     """Monte-Carlo tolerance from the width: the relative error of an empirical NTK shrinks as
     c/√width. c is measured here: the largest error over 4 seeds at width 32 is e32, so
     c ≤ e32·√32, and at width 1024 the error must stay below 2·e32·√(32/1024) (the factor 2
     allows for a seed beyond the 4 measured). The error must also have shrunk from width 32."""
     x = X[:3]
-    theta = native_kernels(user_net(), x, kinds=("ntk",))["ntk"]
-    e32 = max(_ntk_error(32, s, x, theta) for s in range(4))
-    e1024 = _ntk_error(1024, 0, x, theta)
+    theta = native_kernels(user_net(act=act), x, kinds=("ntk",))["ntk"]
+    e32 = max(_ntk_error(32, s, x, theta, act) for s in range(4))
+    e1024 = _ntk_error(1024, 0, x, theta, act)
     assert e1024 <= 2.0 * e32 * math.sqrt(32 / 1024), (e1024, e32)
     assert e1024 < e32
 
 
-def test_learning_index_and_learning_curve():
-    net = user_net()
+@pytest.mark.parametrize("act", ["relu", SOFTPLUS], ids=["relu", "softplus"])
+def test_learning_index_and_learning_curve(act):
+    net = user_net(act=act)
     dag = net.dag_for(DIM)
     # leaves: 64 pixels; conv1 (8×8); conv2 on the 4×4 pooled map; the residual block's two
     # convs; root: GAP over the 16 positions
