@@ -32,7 +32,8 @@ from infwidth.learning.curves import curve_frame
 from infwidth.validation import check_nonneg, check_number, check_pos_int, check_sample_sizes
 
 __all__ = ["TrainResult", "stable_learning_rate", "train_mse", "with_width", "finite_width_curve",
-           "aggregate_widths", "ClassifierResult", "train_classifier"]
+           "aggregate_widths", "ClassifierResult", "train_classifier", "NetResult",
+           "train_network", "CONVERGENCE_COLUMNS"]
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,128 @@ def train_classifier(arch: Architecture, x_train: Any, y_train: Any, x_test: Any
     return ClassifierResult(float(np.mean(pred.argmax(1) == y_test)),
                             float(np.mean((pred - _centred_one_hot(y_test, n_classes)) ** 2)),
                             fit.loss, fit.steps, time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------------------
+# The two named protocols (infwidth.learning.train.KernelRegime / BestFinite) on an
+# architecture
+# --------------------------------------------------------------------------------------
+#: the columns every finite result carries (``train_accuracy`` where labels apply)
+CONVERGENCE_COLUMNS = ("protocol", "converged", "initial_train_loss", "final_train_loss",
+                       "loss_ratio", "train_accuracy", "steps", "learning_rate")
+
+
+@dataclass(frozen=True)
+class NetResult:
+    """Outcome of :func:`train_network`.
+
+    Attributes:
+        record: one flat row: ``protocol``, ``width``, the convergence columns
+            (:data:`CONVERGENCE_COLUMNS`: ``converged``, ``initial_train_loss``,
+            ``final_train_loss``, ``loss_ratio`` = final/initial, ``train_accuracy`` (labels),
+            ``steps``, ``learning_rate``, ``weight_decay``), the test metrics
+            (``test_mse``; with labels ``test_accuracy``, its ``test_accuracy_std`` over
+            seeds and ``ensemble_accuracy``) and ``seconds``.
+        test_pred: test outputs (kernel: the centred model f − f₀, shape (n, k); best: the
+            seeds' mean output), or None without a test set.
+        fit: the :class:`~infwidth.learning.train.KernelFit` or
+            :class:`~infwidth.learning.train.BestFit`.
+    """
+
+    record: dict
+    test_pred: np.ndarray | None
+    fit: Any
+
+
+def train_network(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
+                  y_test: Any = None, *, protocol: str | Any = "kernel",
+                  width: int | None = None, n_classes: int | None = None, seed: int = 0,
+                  dtype: str = "float64", lam_max: float | None = None,
+                  progress: bool | None = None, **options) -> NetResult:
+    """Train ``arch`` (at ``width``) by a named protocol, recorded in the result.
+
+    ``protocol``: "kernel" (:class:`~infwidth.learning.train.KernelRegime`: NTK
+    parameterisation, centred model, full-batch GD at a fraction of 2n/λ_max of the analytic
+    NTK Gram (``lam_max`` if given), to a loss tolerance) or "best"
+    (:class:`~infwidth.learning.train.BestFinite`: a learning-rate × weight-decay sweep chosen
+    on a validation split of the training set, early stopping, several seeds), or a spec;
+    ``options`` set its fields. With ``n_classes``, ``y_train``/``y_test`` are integer labels
+    (kernel: centred one-hot targets, accuracy by arg-max); without, real targets (n,) or
+    (n, k). ``seed``: the kernel protocol's initialisation (the best protocol uses seeds
+    0 … seeds − 1).
+
+    Example:
+        >>> import infwidth as iw
+        >>> x = iw.sample_inputs("hypercube", 32, 8, seed=0)
+        >>> r = iw.learning.train_network(iw.MLP(depth=1), x, x[:, 0], width=256,
+        ...                               protocol="kernel")
+        >>> r.record["protocol"], r.record["converged"]
+        ('kernel', True)
+    """
+    t0 = time.perf_counter()
+    spec = T.protocol(protocol, **options)
+    if not isinstance(arch, Architecture):
+        raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+    if n_classes is not None:
+        n_classes = check_pos_int("n_classes", n_classes)
+        x_train = check_inputs(x_train, "x_train")
+        n, dim = x_train.shape
+        y_train = _check_labels("y_train", y_train, n, n_classes)
+        if (x_test is None) != (y_test is None):
+            raise ValueError("x_test and y_test must be given together")
+        if x_test is not None:
+            x_test = check_inputs(x_test, "x_test", dim)
+            y_test = _check_labels("y_test", y_test, x_test.shape[0], n_classes)
+        arch = dataclasses.replace(arch, out_dim=n_classes)
+    else:
+        x_train, y_train, x_test, y_test = check_training_data(x_train, y_train, x_test,
+                                                               y_test, arch.out_dim)
+        n, dim = x_train.shape
+    if width is not None:
+        arch = with_width(arch, width)
+    T._check_dtype(dtype)
+    T._check_seed(seed)
+    init_fn, apply_fn, _ = arch.stax
+    shape = arch.input_shape(dim)
+    xs = x_train.reshape((n,) + shape)
+    xt = None if x_test is None else x_test.reshape((x_test.shape[0],) + shape)
+    rec = {"protocol": spec.name, "width": int(arch.width)}
+    if spec.name == "kernel":
+        y = _centred_one_hot(y_train, n_classes) if n_classes else y_train
+        if lam_max is None and spec.ntk == "analytic":
+            lam_max = float(np.linalg.eigvalsh(kernel(arch, x_train, kind="ntk"))[-1])
+        params0 = T.init(init_fn, shape, seed, dtype)
+        fit = T.fit_kernel(apply_fn, params0, xs, y, spec, lam_max=lam_max, dtype=dtype,
+                           progress=progress)
+        rec.update(fit.record())
+        if n_classes:
+            out = T.predict(apply_fn, fit.fit.params, xs, dtype=dtype) - fit.offset
+            rec["train_accuracy"] = float(np.mean(out.argmax(1) == y_train))
+        pred = None
+        if xt is not None:
+            pred = (T.predict(apply_fn, fit.fit.params, xt, dtype=dtype, batch_size=1024)
+                    - T.predict(apply_fn, params0, xt, dtype=dtype, batch_size=1024))
+    else:
+        fit = T.fit_best(init_fn, apply_fn, shape, xs, y_train, spec, dtype=dtype,
+                         progress=progress)
+        rec.update(fit.record())
+        pred = None
+        if xt is not None:
+            outs = fit.predict(xt)
+            pred = outs.mean(0)
+            if n_classes:
+                accs = [float(np.mean(o.argmax(1) == y_test)) for o in outs]
+                rec.update(test_accuracy=float(np.mean(accs)),
+                           test_accuracy_std=float(np.std(accs)),
+                           ensemble_accuracy=float(np.mean(pred.argmax(1) == y_test)))
+    if pred is not None:
+        ref = _centred_one_hot(y_test, n_classes) if n_classes else y_test
+        if spec.name == "kernel" or not n_classes:
+            rec["test_mse"] = float(np.mean((pred - ref) ** 2))
+            if n_classes:
+                rec["test_accuracy"] = float(np.mean(pred.argmax(1) == y_test))
+    rec["seconds"] = time.perf_counter() - t0
+    return NetResult(rec, pred, fit)
 
 
 # --------------------------------------------------------------------------------------
