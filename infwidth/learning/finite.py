@@ -260,7 +260,8 @@ def train_network(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = 
                   y_test: Any = None, *, protocol: str | Any = "kernel",
                   width: int | None = None, n_classes: int | None = None, seed: int = 0,
                   dtype: str = "float64", lam_max: float | None = None,
-                  progress: bool | None = None, **options) -> NetResult:
+                  progress: bool | None = None, on_run: Any = None,
+                  **options) -> NetResult:
     """Train ``arch`` (at ``width``) by a named protocol, recorded in the result.
 
     ``protocol``: "kernel" (:class:`~infwidth.learning.train.KernelRegime`: NTK
@@ -271,7 +272,7 @@ def train_network(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = 
     ``options`` set its fields. With ``n_classes``, ``y_train``/``y_test`` are integer labels
     (kernel: centred one-hot targets, accuracy by arg-max); without, real targets (n,) or
     (n, k). ``seed``: the kernel protocol's initialisation (the best protocol uses seeds
-    0 … seeds − 1).
+    0 … seeds − 1; ``on_run(row)`` is told each run of its sweep).
 
     Example:
         >>> import infwidth as iw
@@ -326,7 +327,7 @@ def train_network(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = 
                     - T.predict(apply_fn, params0, xt, dtype=dtype, batch_size=1024))
     else:
         fit = T.fit_best(init_fn, apply_fn, shape, xs, y_train, spec, dtype=dtype,
-                         progress=progress)
+                         progress=progress, on_run=on_run)
         rec.update(fit.record())
         pred = None
         if xt is not None:

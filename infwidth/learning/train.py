@@ -643,13 +643,15 @@ def _score(out: np.ndarray, y: np.ndarray, labels: bool) -> float:
 
 def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], x: Any, y: Any,
              spec: BestFinite | None = None, *, dtype: str = "float32",
-             progress: bool | None = None) -> BestFit:
+             progress: bool | None = None,
+             on_run: Callable[[dict], None] | None = None) -> BestFit:
     """Train by the best-finite-net protocol (:class:`BestFinite`).
 
     ``x`` of shape (n,) + ``input_shape``; ``y``: integer labels (n,) (classification; the
     output dimension of ``apply_fn`` is the number of classes) or float targets (n, k)
     (regression; ``spec.loss`` must be "mse"). Only (x, y) are used: validation is a split
-    of them (seeded by 0), so the test set cannot influence any choice.
+    of them (seeded by 0), so the test set cannot influence any choice. ``on_run(row)`` is
+    called after each run (e.g. to log the sweep as it goes).
     """
     spec = BestFinite() if spec is None else spec
     if not isinstance(spec, BestFinite):
@@ -670,7 +672,9 @@ def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], 
     perm = np.random.default_rng(0).permutation(n)
     tr, va = perm[: n - n_val], perm[n - n_val:]
     p0 = init(init_fn, input_shape, 0, dtype)
-    k = int(jnp.shape(jax.eval_shape(lambda p: apply_fn(p, jnp.asarray(x[:1])), p0))[-1])
+    with precision(dtype):
+        dt = jnp.float64 if dtype == "float64" else jnp.float32
+        k = int(jax.eval_shape(lambda p: apply_fn(p, jnp.asarray(x[:1], dt)), p0).shape[-1])
     if labels:
         targets = (np.eye(k)[y] if spec.loss == "mse" else y)
     else:
@@ -682,14 +686,31 @@ def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], 
     loss = {"mse": mse, "cross_entropy": cross_entropy}[spec.loss](apply)
     fwd = _jit(apply)
     b = None if spec.batch_size is None or spec.batch_size >= len(tr) else spec.batch_size
-    dt = jnp.float64 if dtype == "float64" else jnp.float32
+
+    # One optimizer object for the whole sweep, its step size and decay in its state: fit's
+    # jitted step is compiled once, not once per (learning rate, weight decay).
+    base = optax.inject_hyperparams(
+        (lambda learning_rate, weight_decay: optax.adamw(learning_rate,
+                                                         weight_decay=weight_decay))
+        if spec.optimizer == "adam" else
+        (lambda learning_rate, weight_decay: optax.chain(
+            optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate, momentum=0.9)))
+    )(learning_rate=1.0, weight_decay=0.0)
+    hyper: dict = {}
+
+    def opt_init(params):
+        state = base.init(params)
+        for name, value in hyper.items():
+            state.hyperparams[name] = jnp.asarray(value, state.hyperparams[name].dtype)
+        return state
+
+    opt = optax.GradientTransformation(opt_init, base.update)
 
     def run(seed: int, lr: float, wd: float) -> tuple[dict, tuple]:
         params = init(init_fn, input_shape, seed, dtype)
         if scale is not None:
             params = jax.tree_util.tree_map(lambda a, s: a * s, params, scale)
-        opt = (optax.adamw(lr, weight_decay=wd) if spec.optimizer == "adam" else
-               optax.chain(optax.add_decayed_weights(wd), optax.sgd(lr, momentum=0.9)))
+        hyper.update(learning_rate=lr, weight_decay=wd)
         xv = x[va]
         best = {"score": -math.inf, "step": 0, "params": params, "bad": 0}
 
@@ -723,6 +744,8 @@ def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], 
         for wd in spec.weight_decays:
             row, model = run(0, lr, wd)
             rows.append(row)
+            if on_run:
+                on_run(row)
             models[(lr, wd)] = model
     ok = [r for r in rows if not r["diverged"] and math.isfinite(r["val_score"])]
     if not ok:
@@ -736,4 +759,6 @@ def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], 
         row, model = run(seed, lr, wd)
         rows.append({**row, "chosen": True})
         chosen.append(model)
+        if on_run:
+            on_run(rows[-1])
     return BestFit(pd.DataFrame(rows), lr, wd, tuple(chosen), k if labels else None, dtype)
