@@ -49,6 +49,8 @@ class TrainResult:
         converged: whether train_loss fell below ``tol`` × its initial value.
         learning_rate: the step size used.
         loss_history: train loss at the end of every chunk of steps.
+        initial_loss: train loss at initialisation (``train_loss / initial_loss`` is the
+            ratio the tolerance is tested on).
     """
 
     params: Any
@@ -59,6 +61,7 @@ class TrainResult:
     converged: bool
     learning_rate: float
     loss_history: np.ndarray
+    initial_loss: float = float("nan")
 
 
 def with_width(arch: Architecture, width: int) -> Architecture:
@@ -137,7 +140,8 @@ def train_mse(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None
             pred = pred - T.predict(apply_fn, params0, xt, dtype=dtype)
         test_mse = float(np.mean((pred - y_test) ** 2))
     return TrainResult(fit.params, fit.loss, test_mse, pred, fit.steps, fit.converged,
-                       float(learning_rate), fit.history["loss"].to_numpy()[1:])
+                       float(learning_rate), fit.history["loss"].to_numpy()[1:],
+                       fit.initial_loss)
 
 
 @dataclass(frozen=True)
@@ -371,10 +375,12 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
     seed), abs_mse_gap, prediction_gap (mean over seeds of the RMS difference between the
     network's and the kernel predictor's test predictions: the distance that → 0 as
     width → ∞), n_seeds, converged (fraction of runs that reached ``tol``; non-converged runs
-    are kept, never dropped), steps (mean). ``per_seed=True`` returns one row per run (with
-    its wall seconds). ``dtype`` is passed to :func:`train_mse`. The Gram's memory is estimated
-    from max(m) before any work and refused beyond ``memory_budget`` (as in
-    :func:`infwidth.kernel_regression_curve`).
+    are kept, never dropped), steps (mean), loss_ratio (the largest final/initial train loss
+    over seeds), learning_rate, protocol ("kernel": this is the kernel-regime protocol of
+    :class:`infwidth.learning.train.KernelRegime`, with its own defaults). ``per_seed=True``
+    returns one row per run (with its wall seconds). ``dtype`` is passed to :func:`train_mse`.
+    The Gram's memory is estimated from max(m) before any work and refused beyond
+    ``memory_budget`` (as in :func:`infwidth.kernel_regression_curve`).
 
     Example:
         >>> import infwidth as iw
@@ -444,8 +450,11 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
                                  "test_mse": res.test_mse + noise ** 2,
                                  "kernel_test_mse": float(kr["test_mse"][0]) + noise ** 2,
                                  "prediction_gap": float(np.sqrt(np.mean(diff ** 2))),
+                                 "protocol": "kernel",
                                  "converged": bool(res.converged), "steps": res.steps,
-                                 "train_loss": res.train_loss, "learning_rate": lr,
+                                 "train_loss": res.train_loss,
+                                 "loss_ratio": res.train_loss / res.initial_loss,
+                                 "learning_rate": lr,
                                  "seconds": time.perf_counter() - t0})
                     bar.update()
     bar.close()
@@ -469,4 +478,8 @@ def aggregate_widths(long: pd.DataFrame) -> pd.DataFrame:
     out["prediction_gap"] = g["prediction_gap"].mean()
     out["converged"] = g["converged"].mean()
     out["steps"] = g["steps"].mean()
+    if "loss_ratio" in long:
+        out["loss_ratio"] = g["loss_ratio"].max()
+        out["learning_rate"] = g["learning_rate"].mean()
+    out["protocol"] = "kernel"
     return out.reset_index()
