@@ -38,7 +38,7 @@ SIZES = {  # n_train, n_test, widths, protocol options
         "digits": dict(n=400, n_test=449, widths=(128,)),
         "fashion": dict(n=1000, n_test=500, widths=(256,)),
         "options": dict(learning_rates=(0.01, 0.0215443, 0.0464159, 0.1, 0.215443),
-                        weight_decays=(0.0,), max_steps=3000, eval_every=100, patience=4,
+                        weight_decays=(0.0,), max_steps=1500, eval_every=50, patience=4,
                         batch_size=128, seeds=3),
     },
     "quick": {
