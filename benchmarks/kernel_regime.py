@@ -3,7 +3,7 @@
 Per data set (mnist1d, digits: the first N training points of a seeded order, centred one-hot
 targets of the 10 classes), architecture (MLP depth 2; ConvNet-GAP as in figure 7) and width,
 the net is trained by the ``"kernel"`` protocol (:class:`infwidth.learning.train.KernelRegime`:
-NTK parameterisation, centred model f − f₀, full-batch heavy-ball GD, momentum 0.9, step
+NTK parameterisation, centred model f − f₀, full-batch heavy-ball GD, momentum 0.98, step
 0.5·2N/λ_max of the analytic NTK Gram, to a train loss ≤ ``tol`` × initial), and compared on
 the test points with
 
@@ -12,6 +12,10 @@ the test points with
 - ``dynamics_gap``: RMS distance to the infinite-width net after the *same* steps (heavy-ball
   GD run in function space with the NTK Gram: b ← Θ·r/N + μ·b, f ← f − η·b), which has no
   tolerance floor.
+
+Momentum 0.98, not the protocol's default 0.9: the ConvNet-GAP NTK Gram of mnist1d at N = 128
+has condition number 4.8e4, and the infinite-width net reaches the 1e-3 tolerance in 5875
+steps with 0.9 but 1125 with 0.98 (675 with 0.99).
 
 The slope of log gap against log width is fitted over converged runs only, with its 95 %
 t-interval, and printed; unconverged runs are listed and drawn hollow. Every unit (one net)
@@ -37,13 +41,13 @@ SIZES = {  # N, test points, seeds, widths per architecture, protocol options
     "full": dict(n=256, n_test=256, seeds=2,
                  widths={"MLP": (32, 64, 128, 256, 512, 1024, 2048),
                          "ConvNet-GAP": (32, 64, 128, 256)},
-                 options=dict(tol=1e-3, max_steps=5000, eval_every=25)),
+                 options=dict(tol=1e-3, momentum=0.98, max_steps=5000, eval_every=25)),
     "quick": dict(n=128, n_test=128, seeds=2,
                   widths={"MLP": (32, 128, 512, 2048), "ConvNet-GAP": (16, 32, 64, 128)},
-                  options=dict(tol=1e-3, max_steps=4000, eval_every=25)),
+                  options=dict(tol=1e-3, momentum=0.98, max_steps=3000, eval_every=25)),
     "tiny": dict(n=24, n_test=16, seeds=1,
                  widths={"MLP": (16, 64, 256), "ConvNet-GAP": (4, 8, 16)},
-                 options=dict(tol=1e-2, max_steps=400, eval_every=20)),
+                 options=dict(tol=1e-2, momentum=0.98, max_steps=400, eval_every=20)),
 }
 DATASETS = ("mnist1d", "digits")
 
@@ -103,7 +107,8 @@ def run_unit(dataset: str, label: str, arch, width: int, seed: int, side: Kernel
                                   protocol="kernel", seed=seed, dtype="float32",
                                   lam_max=lam_max, progress=False, **c["options"])
     th, tht, Y, kpred = side.get()
-    dyn = side.dynamics(r.record["learning_rate"], 0.9, int(r.record["steps"]))
+    dyn = side.dynamics(r.record["learning_rate"], c["options"]["momentum"],
+                        int(r.record["steps"]))
     rms = lambda a: float(np.sqrt(np.mean(a ** 2)))  # noqa: E731
     row = dict(dataset=dataset, arch=label, width=width, seed=seed, n_train=len(y),
                n_test=len(yt), **{k: v for k, v in r.record.items() if k != "width"},
