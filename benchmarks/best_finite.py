@@ -11,10 +11,11 @@ row carries the convergence columns (``converged``, final/initial train loss, tr
 steps, learning rate); a verdict is stated only from converged nets.
 
 Each kernel and each finite net is a unit of ``<out>/runs.sqlite`` (resumable; ``--fresh``
-starts over).
+starts over). ``--refit`` also retrains each chosen seed on all N points for the steps at
+which its validation score peaked (``BestFinite(refit=True)``; one more unit).
 
     python benchmarks/best_finite.py [--quick | --tiny] [--datasets mnist1d digits fashion]
-        [--out DIR] [--fresh]
+        [--out DIR] [--fresh] [--refit]
 """
 
 from __future__ import annotations
@@ -120,6 +121,55 @@ def finite_rows(dataset: str, c: dict, width: int, options: dict) -> list[dict]:
              **r.record}] + sweep
 
 
+def refit_rows(dataset: str, c: dict, width: int, options: dict, sweep: list[dict]
+               ) -> list[dict]:
+    """The chosen runs of a stored sweep refitted on all N points (validation split
+    included) for the steps at which each seed's validation score peaked, as
+    ``BestFinite(refit=True)`` does; the test set is used only to score them."""
+    import dataclasses
+
+    import optax
+
+    from infwidth.learning import train as T
+
+    x, y, xt, yt, k = load(dataset, c["n"], c["n_test"])
+    net = iw.learning.with_width(dataclasses.replace(arch(dataset), out_dim=k), width)
+    init_fn, apply_fn, _ = net.stax
+    shape = net.input_shape(x.shape[1])
+    xs, xts = x.reshape((-1,) + shape), xt.reshape((-1,) + shape)
+    apply, _ = T.standard_parameterization(apply_fn, T.init(init_fn, shape, 0, "float32"))
+    loss = T.cross_entropy(apply)
+    chosen = [r for r in sweep if r.get("chosen") is True]
+    lr, wd = chosen[0]["learning_rate"], chosen[0]["weight_decay"]
+    opt = optax.chain(optax.add_decayed_weights(wd), optax.sgd(lr, momentum=0.9))
+    outs, rows = [], []
+    for r in chosen:
+        p0 = T.init(init_fn, shape, int(r["seed"]), "float32")
+        _, q0 = T.standard_parameterization(apply_fn, p0)
+        steps = max(int(r["best_step"]), 1)
+        fit = T.fit(loss, q0, (xs, y), opt, steps=steps, batch_size=options["batch_size"],
+                    seed=int(r["seed"]), eval_every=steps, dtype="float32", progress=False)
+        tr_out = T.predict(apply, fit.params, xs, dtype="float32", batch_size=1024)
+        out = T.predict(apply, fit.params, xts, dtype="float32", batch_size=1024)
+        outs.append(out)
+        rows.append(dict(seed=int(r["seed"]), steps=steps,
+                         train_accuracy=float(np.mean(tr_out.argmax(1) == y)),
+                         test_accuracy=float(np.mean(out.argmax(1) == yt)),
+                         final_train_loss=fit.loss, diverged=bool(fit.diverged)))
+        log(f"  {dataset} w={width} refit seed {r['seed']}: {rows[-1]}")
+    acc = [r["test_accuracy"] for r in rows]
+    return [{"dataset": dataset, "kind": "finite_refit", "n_train": c["n"],
+             "n_test": c["n_test"], "width": width, "protocol": "best", "refit": True,
+             "learning_rate": lr, "weight_decay": wd,
+             "converged": bool(all(r.get("converged") for r in chosen)
+                               and not any(r["diverged"] for r in rows)),
+             "steps": float(np.mean([r["steps"] for r in rows])),
+             "train_accuracy": float(np.mean([r["train_accuracy"] for r in rows])),
+             "test_accuracy": float(np.mean(acc)), "test_accuracy_std": float(np.std(acc)),
+             "ensemble_accuracy": float(np.mean(np.mean(outs, 0).argmax(1) == yt)),
+             "loss_ratio": float("nan")}]
+
+
 def main(argv=None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     g = ap.add_mutually_exclusive_group()
@@ -129,6 +179,8 @@ def main(argv=None) -> pd.DataFrame:
                     choices=("mnist1d", "digits", "fashion"))
     ap.add_argument("--out", type=Path, default=Path("results/best_finite"))
     ap.add_argument("--fresh", action="store_true", help="forget stored units")
+    ap.add_argument("--refit", action="store_true",
+                    help="also refit the chosen runs on all N points (BestFinite(refit=True))")
     args = ap.parse_args(argv)
     size = "tiny" if args.tiny else "quick" if args.quick else "full"
     cfg = SIZES[size]
@@ -145,17 +197,23 @@ def main(argv=None) -> pd.DataFrame:
             log(f"MISSING DATA {dsn}: {e}")
             continue
         for w in c["widths"]:
-            rows += store.compute({"finite": dsn, "n": c["n"], "width": w},
-                                  lambda dsn=dsn, c=c, w=w: finite_rows(dsn, c, w,
-                                                                        cfg["options"]))
+            fin = store.compute({"finite": dsn, "n": c["n"], "width": w},
+                                lambda dsn=dsn, c=c, w=w: finite_rows(dsn, c, w,
+                                                                      cfg["options"]))
+            rows += fin
+            if args.refit:
+                sweep = [r for r in fin if r["kind"] == "sweep"]
+                rows += store.compute({"finite": dsn, "n": c["n"], "width": w, "refit": True},
+                                      lambda dsn=dsn, c=c, w=w, sweep=sweep: refit_rows(
+                                          dsn, c, w, cfg["options"], sweep))
     df = pd.DataFrame(rows)
     write_csv(df, args.out / "best_finite.csv")
     verdicts = []
     for dsn in df.dataset.unique() if len(df) else []:
         sub = df[df.dataset == dsn]
         kern = sub[sub.kind.isin(["nngp", "ntk"])].set_index("kind").test_accuracy
-        for f in sub[sub.kind == "finite"].to_dict("records"):
-            v = {"dataset": dsn, "width": int(f["width"]),
+        for f in sub[sub.kind.isin(["finite", "finite_refit"])].to_dict("records"):
+            v = {"dataset": dsn, "width": int(f["width"]), "kind": f["kind"],
                  "finite_test_accuracy": f["test_accuracy"],
                  "finite_std": f["test_accuracy_std"], "ensemble": f["ensemble_accuracy"],
                  "train_accuracy": f["train_accuracy"], "converged": bool(f["converged"]),
@@ -167,7 +225,7 @@ def main(argv=None) -> pd.DataFrame:
                                                if v["converged"] else None)
             v["train_accuracy_ge_0.99"] = bool(f["train_accuracy"] >= 0.99)
             verdicts.append(v)
-            log(f"{dsn} width {int(f['width'])}: finite {f['test_accuracy']:.3f} ± "
+            log(f"{dsn} width {int(f['width'])} {f['kind']}: {f['test_accuracy']:.3f} ± "
                 f"{f['test_accuracy_std']:.3f} (ensemble {f['ensemble_accuracy']:.3f}; train "
                 f"acc {f['train_accuracy']:.3f}, lr {f['learning_rate']:.3g}, "
                 f"{f['steps']:.0f} steps, loss ratio {f['loss_ratio']:.3g}, converged "

@@ -3,9 +3,9 @@
 Per data set (mnist1d, digits: the first N training points of a seeded order, centred one-hot
 targets of the 10 classes), architecture (MLP depth 2; ConvNet-GAP as in figure 7) and width,
 the net is trained by the ``"kernel"`` protocol (:class:`infwidth.learning.train.KernelRegime`:
-NTK parameterisation, centred model f − f₀, full-batch heavy-ball GD, momentum 0.98, step
-0.5·2N/λ_max of the analytic NTK Gram, to a train loss ≤ ``tol`` × initial), and compared on
-the test points with
+NTK parameterisation, centred model f − f₀, full-batch heavy-ball GD, momentum 0.9, step
+0.5·2N/λ_max (ConvNet-GAP: 0.9·2N/λ_max) of the analytic NTK Gram, to a train loss ≤ ``tol`` ×
+initial), and compared on the test points with
 
 - ``prediction_gap``: RMS of (f − f₀)(x_test) − Θ(x_test, X)·Θ⁻¹·Y, the ridgeless NTK
   regression on the same data (theory: ∝ width^−1/2, plus a floor from the loss tolerance);
@@ -13,9 +13,12 @@ the test points with
   GD run in function space with the NTK Gram: b ← Θ·r/N + μ·b, f ← f − η·b), which has no
   tolerance floor.
 
-Momentum 0.98, not the protocol's default 0.9: the ConvNet-GAP NTK Gram of mnist1d at N = 128
-has condition number 4.8e4, and the infinite-width net reaches the 1e-3 tolerance in 5875
-steps with 0.9 but 1125 with 0.98 (675 with 0.99).
+The ConvNet-GAP NTK Gram of mnist1d at N = 128 has condition number 4.8e4: the infinite-width
+net reaches the 1e-3 tolerance in 5875 steps at (0.5, momentum 0.9), 1125 at (0.5, 0.98).
+Momentum 0.98 was tried and dropped: the MLP's gap then fell only as width^-0.3 (0.49, 0.35,
+0.26, 0.15 at widths 32-2048 on mnist1d, against 0.41, 0.17, 0.09, 0.05 at 0.9): strongly
+underdamped heavy-ball paths move the parameters further, and the finite net further from its
+kernel.
 
 The slope of log gap against log width is fitted over converged runs only, with its 95 %
 t-interval, and printed; unconverged runs are listed and drawn hollow. Every unit (one net)
@@ -41,15 +44,18 @@ SIZES = {  # N, test points, seeds, widths per architecture, protocol options
     "full": dict(n=256, n_test=256, seeds=2,
                  widths={"MLP": (32, 64, 128, 256, 512, 1024, 2048),
                          "ConvNet-GAP": (32, 64, 128, 256)},
-                 options=dict(tol=1e-3, momentum=0.98, max_steps=5000, eval_every=25)),
+                 options=dict(tol=1e-3, max_steps=5000, eval_every=25)),
     "quick": dict(n=128, n_test=128, seeds=2,
                   widths={"MLP": (32, 128, 512, 2048), "ConvNet-GAP": (16, 32, 64, 128)},
-                  options=dict(tol=1e-3, momentum=0.98, max_steps=3000, eval_every=25)),
+                  options=dict(tol=1e-3, max_steps=4000, eval_every=25)),
     "tiny": dict(n=24, n_test=16, seeds=1,
                  widths={"MLP": (16, 64, 256), "ConvNet-GAP": (4, 8, 16)},
-                 options=dict(tol=1e-2, momentum=0.98, max_steps=400, eval_every=20)),
+                 options=dict(tol=1e-2, max_steps=400, eval_every=20)),
 }
 DATASETS = ("mnist1d", "digits")
+# ConvNet-GAP: a larger step (0.9 of 2N/λ_max; heavy-ball GD is stable up to 2(1 + μ)), same
+# momentum; its options are part of each GAP unit's key
+GAP_OPTIONS = dict(lr_fraction=0.9)
 
 
 def architectures(dataset: str) -> dict[str, iw.Architecture]:
@@ -103,12 +109,13 @@ class KernelSide:
 def run_unit(dataset: str, label: str, arch, width: int, seed: int, side: KernelSide,
              c: dict, lam_max: float) -> list[dict]:
     x, y, xt, yt = side.x, side.y, side.xt, side.yt
+    opts = {**c["options"], **(GAP_OPTIONS if label == "ConvNet-GAP" else {})}
     r = iw.learning.train_network(arch, x, y, xt, yt, n_classes=10, width=width,
                                   protocol="kernel", seed=seed, dtype="float32",
-                                  lam_max=lam_max, progress=False, **c["options"])
+                                  lam_max=lam_max, progress=False, **opts)
     th, tht, Y, kpred = side.get()
-    dyn = side.dynamics(r.record["learning_rate"], c["options"]["momentum"],
-                        int(r.record["steps"]))
+    momentum = iw.learning.protocol("kernel", **opts).momentum
+    dyn = side.dynamics(r.record["learning_rate"], momentum, int(r.record["steps"]))
     rms = lambda a: float(np.sqrt(np.mean(a ** 2)))  # noqa: E731
     row = dict(dataset=dataset, arch=label, width=width, seed=seed, n_train=len(y),
                n_test=len(yt), **{k: v for k, v in r.record.items() if k != "width"},
@@ -196,7 +203,8 @@ def main(argv=None) -> pd.DataFrame:
             lam = {}
             for w in c["widths"][label]:
                 for s in range(c["seeds"]):
-                    key = {"dataset": dsn, "arch": label, "width": w, "seed": s}
+                    key = {"dataset": dsn, "arch": label, "width": w, "seed": s,
+                           **({"options": GAP_OPTIONS} if label == "ConvNet-GAP" else {})}
                     if args.stored_only and key not in store:
                         continue
 

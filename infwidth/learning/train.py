@@ -416,6 +416,10 @@ class BestFinite:
     chosen and trained with ``seeds`` − 1 further seeds. ``converged``: the run stopped by
     its own rule (early stopping, or train loss ≤ ``tol`` × initial), not by the step budget.
     The test set is never seen. ``ensemble``: the caller also reports the seeds' mean output.
+    ``refit``: each chosen seed is then retrained from its initialisation on all the training
+    points (validation split included) for the number of steps at which its validation score
+    peaked (no early stopping), and those nets are the models; the convergence columns are
+    the selection runs', the final losses and train accuracy the refit nets' on all points.
 
     Example:
         >>> BestFinite(seeds=3).learning_rates[:2]
@@ -435,6 +439,7 @@ class BestFinite:
     patience: int = 5
     tol: float = 1e-4
     ensemble: bool = False
+    refit: bool = False
     name: ClassVar[str] = "best"
 
     def __post_init__(self):
@@ -470,8 +475,9 @@ class BestFinite:
         for name in ("max_steps", "eval_every", "patience"):
             v.check_pos_int(name, getattr(self, name))
         v.check_number("tol", self.tol, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-        if not isinstance(self.ensemble, bool):
-            raise TypeError(f"ensemble must be True or False, got {self.ensemble!r}")
+        for name in ("ensemble", "refit"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
 
 def protocol(spec: str | KernelRegime | BestFinite = "kernel", **options) -> Any:
@@ -763,4 +769,27 @@ def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], 
         chosen.append(model)
         if on_run:
             on_run(rows[-1])
+    if spec.refit:
+        chosen = []
+        for row in [r for r in rows if r["chosen"]]:
+            steps = max(int(row["best_step"]), 1)
+            params = init(init_fn, input_shape, row["seed"], dtype)
+            if scale is not None:
+                params = jax.tree_util.tree_map(lambda a, s: a * s, params, scale)
+            hyper.update(learning_rate=lr, weight_decay=wd)
+            r = fit(loss, params, (x, targets), opt, steps=steps, batch_size=spec.batch_size
+                    if spec.batch_size is not None and spec.batch_size < n else None,
+                    seed=row["seed"], eval_every=steps, blowup=1e3, dtype=dtype,
+                    progress=progress)
+            with precision(dtype):
+                final = float(_jit(loss)(r.params, _cast((x, targets), dt)))
+            row.update(refit_steps=steps, final_train_loss=final,
+                       loss_ratio=final / max(r.initial_loss, 1e-300),
+                       diverged=bool(row["diverged"] or r.diverged))
+            if labels:
+                out = predict(apply, r.params, x, dtype=dtype, batch_size=1024)
+                row["train_accuracy"] = float(np.mean(out.argmax(1) == y))
+            chosen.append((apply, r.params))
+            if on_run:
+                on_run({**row, "refit": True})
     return BestFit(pd.DataFrame(rows), lr, wd, tuple(chosen), k if labels else None, dtype)
