@@ -4,8 +4,8 @@ Per data set (mnist1d, digits: the first N training points of a seeded order, ce
 targets of the 10 classes), architecture (MLP depth 2; ConvNet-GAP as in figure 7) and width,
 the net is trained by the ``"kernel"`` protocol (:class:`infwidth.learning.train.KernelRegime`:
 NTK parameterisation, centred model f − f₀, full-batch heavy-ball GD, momentum 0.9, step
-0.5·2N/λ_max of the analytic NTK Gram (ConvNet-GAP: 0.9·2N/λ_max of the empirical one), to a train loss ≤ ``tol`` ×
-initial), and compared on the test points with
+0.5·2N/λ_max of the analytic NTK Gram (ConvNet-GAP: 0.9·2N/λ_max of the empirical one), to
+a train loss ≤ ``tol`` × initial), and compared on the test points with
 
 - ``prediction_gap``: RMS of (f − f₀)(x_test) − Θ(x_test, X)·Θ⁻¹·Y, the ridgeless NTK
   regression on the same data (theory: ∝ width^−1/2, plus a floor from the loss tolerance);
