@@ -202,3 +202,15 @@ def test_train_network_refuses_bad_arguments_by_name():
         iw.learning.train_network(arch, x, y.astype(float), protocol="best", width=8)
     with pytest.raises(ValueError, match="protocol must be one of"):
         iw.learning.train_network(arch, x, y, n_classes=10, protocol="adam")
+
+
+def test_best_protocol_refit_trains_on_every_point_for_the_chosen_steps():
+    x, y, xt, yt = _classes(50, 20)
+    kw = dict(n_classes=10, width=16, protocol="best", dtype="float32", max_steps=30,
+              eval_every=10, patience=1, batch_size=16, weight_decays=(0.0,), seeds=2,
+              learning_rates=(0.01, 0.03, 0.1, 0.3, 1.0), progress=False)
+    r = iw.learning.train_network(iw.MLP(depth=1), x, y, xt, yt, refit=True, **kw)
+    ch = r.fit.sweep[r.fit.sweep.chosen]
+    assert len(ch) == 2 and len(r.fit.models) == 2
+    assert (ch.refit_steps == ch.best_step.clip(lower=1)).all()
+    assert r.record["converged"] == bool(ch.converged.all())
