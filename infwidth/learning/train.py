@@ -511,19 +511,21 @@ def ntk_lambda_max(apply_fn: Callable, params: Any, x: Any, *, iters: int = 60,
     n·k outputs in the parameters), by power iteration with one VJP and one JVP per step
     (the Rayleigh quotient of the last iterate: a lower bound that converges to λ_max)."""
     x = jnp.asarray(x)
-    f = lambda p: apply_fn(p, x)  # noqa: E731
-    out, vjp = jax.vjp(f, params)
+    out = jax.eval_shape(lambda p: apply_fn(p, x), params)
     v = jax.random.normal(jax.random.PRNGKey(seed), out.shape, out.dtype)
 
+    # params and x enter as arguments: as closure constants XLA would constant-fold the
+    # convolutions at compile time (seconds each, see _step_fns)
     @jax.jit
-    def mul(v):
-        (u,) = vjp(v)
+    def mul(v, params, x):
+        f = lambda p: apply_fn(p, x)  # noqa: E731
+        (u,) = jax.vjp(f, params)[1](v)
         return jax.jvp(f, (params,), (u,))[1]
 
     lam = 0.0
     for _ in range(iters):
         v = v / jnp.linalg.norm(v)
-        w = mul(v)
+        w = mul(v, params, x)
         lam = float(jnp.vdot(v, w))
         v = w
     return lam
