@@ -29,7 +29,14 @@ from infwidth.data.inputs import check_inputs, check_training_data
 from infwidth.kernels.engine import DEFAULT_MEMORY_BUDGET, kernel
 from infwidth.learning import train as T
 from infwidth.learning.curves import curve_frame
-from infwidth.validation import check_nonneg, check_number, check_pos_int, check_sample_sizes
+from infwidth.validation import (
+    check_choice,
+    check_nonneg,
+    check_number,
+    check_pos_int,
+    check_sample_sizes,
+    check_seed,
+)
 
 __all__ = ["TrainResult", "stable_learning_rate", "train_mse", "with_width", "finite_width_curve",
            "aggregate_widths", "ClassifierResult", "train_classifier", "NetResult",
@@ -325,8 +332,8 @@ def train_network(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = 
         n, dim = x_train.shape
     if width is not None:
         arch = with_width(arch, width)
-    T._check_dtype(dtype)
-    T._check_seed(seed)
+    check_choice("dtype", dtype, T.DTYPES)
+    check_seed("seed", seed)
     init_fn, apply_fn, _ = arch.stax
     shape = arch.input_shape(dim)
     xs = x_train.reshape((n,) + shape)
