@@ -45,7 +45,8 @@ SIZES = {
 WIDTH_COLORS = ("tab:olive", "tab:orange", "tab:red", "tab:purple")
 # the columns of one run in fig5_finite_width_runs.csv (after size, arch, target), in order
 RUN_COLUMNS = ("seed", "width", "sample_size", "test_mse", "kernel_test_mse", "prediction_gap",
-               "converged", "steps", "train_loss", "learning_rate", "seconds")
+               "converged", "steps", "train_loss", "learning_rate", "seconds", "protocol",
+               "loss_ratio")
 
 
 def setups() -> dict[str, tuple[iw.Architecture, iw.Target]]:
@@ -78,6 +79,8 @@ def aggregate(runs_df: pd.DataFrame) -> pd.DataFrame:
     out["test_mse_std"] = out["test_mse_std"].fillna(0.0)
     for c in ("kernel_test_mse", "prediction_gap", "converged", "steps", "seconds"):
         out[c] = g[c].mean()
+    out["loss_ratio"] = g["loss_ratio"].max()
+    out["protocol"] = "kernel"
     return out.reset_index()
 
 
@@ -128,6 +131,9 @@ def main(run) -> dict:
             g = f[f.width == w].sort_values("sample_size")
             ax.errorbar(g.sample_size, g.test_mse, yerr=g.test_mse_std, fmt="s--", ms=4,
                         color=c, capsize=2, lw=1, label=f"width {w}")
+            u = g[g.converged < 1]  # some seed did not reach the tolerance: hollow
+            ax.plot(u.sample_size, u.test_mse, "s", ms=7, mfc="white", mec=c, mew=1.5,
+                    label="not converged" if len(u) and w == cfg["widths"][0] else None)
         m_l = D ** Ls[name]
         if m_l <= max(cfg["ms"]):
             ax.axvline(m_l, color="tab:green", ls="-.", lw=1, label=f"m = d^L = {m_l:.0f}")
@@ -141,17 +147,23 @@ def main(run) -> dict:
         ax.set_title(f"{name}: {target.name} (L = {Ls[name]:.3g})")
         ax.legend(fontsize=7)
     ax = axes[-1]
+    ok = runs_df[runs_df.converged.astype(bool)]  # findings from converged nets only
     for name, mk in zip(setups(), "os^"):
-        g = fin[fin.arch == name].groupby("width")["prediction_gap"].mean()
-        ax.loglog(g.index, g.values, marker=mk, label=name)
+        g = ok[ok.arch == name].groupby("width")["prediction_gap"].mean()
+        line = ax.loglog(g.index, g.values, marker=mk, label=name)
+        bad = runs_df[(runs_df.arch == name) & ~runs_df.converged.astype(bool)]
+        if len(bad):
+            ax.loglog(bad.width, bad.prediction_gap, mk, mfc="white", ms=7,
+                      mec=line[0].get_color(), ls="none")
     w = np.array(cfg["widths"], dtype=float)
-    if len(fin):
-        ref = fin.groupby("width")["prediction_gap"].mean()
+    if len(ok):
+        ref = ok.groupby("width")["prediction_gap"].mean()
         ax.loglog(w, ref.iloc[0] * (w / w[0]) ** -0.5, "k:", lw=1, label="∝ width^(−1/2)")
     ax.xaxis.set_minor_formatter(C.plt.NullFormatter())
     ax.set_xlabel("width (channels / hidden units)")
     ax.set_ylabel("RMS(net − kernel predictor) on test points")
-    ax.set_title("distance to the kernel predictor (mean over m, seeds)")
+    ax.set_title("distance to the kernel predictor (mean over converged runs; hollow: "
+                 "not converged)", fontsize=9)
     ax.legend(fontsize=7)
     fig.suptitle(f"Figure 5 — finite width meets the kernel: networks trained by full-batch GD "
                  f"(NTK parameterisation, centred) vs ridgeless NTK regression on the same data, "
@@ -164,18 +176,28 @@ def main(run) -> dict:
     C.write_csv(preds, args.out / f"{NAME}_predicted.csv")
     slopes = {}
     for name in setups():
-        g = fin[fin.arch == name].groupby("width")["prediction_gap"].mean()
+        g = ok[ok.arch == name].groupby("width")["prediction_gap"].mean()
         if len(g) >= 2:
             slopes[name] = float(np.polyfit(np.log(g.index), np.log(g.values), 1)[0])
+    bad = runs_df[~runs_df.converged.astype(bool)]
+    not_converged = bad[["arch", "seed", "width", "sample_size", "steps", "loss_ratio"]
+                        ].to_dict("records")
     summary = {"size": args.size, **cfg, "d": D, "n0": N0, "learning_indices": Ls,
+               "protocol": "kernel",
                "prediction_gap_loglog_slope_vs_width": slopes,
-               "converged_fraction": float(fin.converged.mean()) if len(fin) else None,
-               "note": "slope −0.5 is the lazy-regime rate; non-converged runs are kept",
+               "converged_fraction": float(runs_df.converged.mean()) if len(runs_df) else None,
+               "not_converged": not_converged,
+               "note": "slope −0.5 is the lazy-regime rate; the slopes use converged runs only "
+                       "(the runs in not_converged are in the CSVs, drawn hollow)",
                "seconds": timer()}
     C.write_json(summary, args.out / f"{NAME}.json")
     C.log(fin[["arch", "width", "sample_size", "test_mse", "kernel_test_mse",
                "prediction_gap", "converged", "steps"]].to_string(index=False,
                                                                   float_format="%.4f"))
+    if not_converged:
+        C.log(f"NOT CONVERGED (loss above {TOL:g} x initial; excluded from the slopes): "
+              + "; ".join(f"{r['arch']} seed {r['seed']} width {r['width']} m={r['sample_size']}"
+                          f" (loss ratio {r['loss_ratio']:.2g})" for r in not_converged))
     C.log(slopes, f"({timer():.0f} s)")
     return summary
 

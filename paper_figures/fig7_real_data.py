@@ -223,7 +223,10 @@ def finite_rows(dataset: str, label: str, arch: iw.Architecture, data: Data, n: 
     return [dict(dataset=dataset, arch=label, kind="finite", n_test=cfg["n_test"],
                  kernel_seconds=np.nan, width=WIDTHS[label], steps=r.steps,
                  n_train=n, accuracy=r.test_accuracy, test_mse=r.test_mse,
-                 train_seconds=r.seconds, final_train_loss=r.train_loss)]
+                 train_seconds=r.seconds, final_train_loss=r.final_train_loss,
+                 initial_train_loss=r.initial_train_loss, loss_ratio=r.loss_ratio,
+                 train_accuracy=r.train_accuracy, converged=r.converged,
+                 learning_rate=r.learning_rate, protocol=r.protocol)]
 
 
 def run_dataset(dataset: str, cfg: dict, store, gap_only: bool = False,
@@ -356,8 +359,12 @@ def plot(df: pd.DataFrame, cfg: dict, size: str, path: Path,
                             lw=1.3 if kind == "ntk" else 1.0)
             f = a[a.kind == "finite"].sort_values("n_train")
             if len(f):
-                ax.plot(f.n_train, f.accuracy, ls=":", marker="D", ms=7, mfc="none",
-                        mew=1.5, color=color)
+                ax.plot(f.n_train, f.accuracy, ls=":", color=color)
+                conv = (f.converged.fillna(False).astype(bool) if "converged" in f
+                        else pd.Series(False, index=f.index))
+                for sel, mfc in ((conv, color), (~conv, "none")):  # hollow: not converged
+                    ax.plot(f.n_train[sel], f.accuracy[sel], ls="none", marker="D", ms=7,
+                            mfc=mfc, mew=1.5, color=color)
         gap = sub[(sub.arch == "ConvNet-GAP") & (sub.kind == "ntk")]
         gap_n = int(gap.n_train.max()) if len(gap) else 0
         gap_test = int(gap.n_test.max()) if len(gap) else 0
@@ -377,8 +384,9 @@ def plot(df: pd.DataFrame, cfg: dict, size: str, path: Path,
     handles = [Line2D([], [], color=c, lw=2, label=a) for a, c in C.ARCH_COLORS.items()]
     handles += [Line2D([], [], color="k", ls="-", marker="o", ms=3, label="NTK regression"),
                 Line2D([], [], color="k", ls="--", marker="s", ms=3, label="NNGP regression"),
-                Line2D([], [], color="k", ls=":", marker="D", mfc="none", ms=7,
-                       label="finite net (Adam, width: MLP 512, CNN 64, GAP 32 ch.)")]
+                Line2D([], [], color="k", ls=":", marker="D", ms=7,
+                       label="finite net (Adam, width: MLP 512, CNN 64, GAP 32 ch.); "
+                             "hollow: not converged (train loss > 1e-3 x initial)")]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8,
                bbox_to_anchor=(0.5, -0.04))
     fig.suptitle("Figure 7 — real data: infinite-width kernels vs finite networks of the same "
@@ -454,7 +462,16 @@ def main(run) -> dict:
     gap_mem = {d: iw.kernels.estimate_block_memory(architectures(d)["ConvNet-GAP"], 1, 1,
                                            {"digits": 64, "mnist1d": 40, "fashion": 784}[d])
                for d in cfg}
+    fin = df[df.kind == "finite"] if len(df) else df
+    bad = (fin[~fin.converged.fillna(False).astype(bool)] if "converged" in fin else fin)
+    not_converged = [dict(dataset=r["dataset"], arch=r["arch"], n_train=int(r["n_train"]),
+                          loss_ratio=float(r.get("loss_ratio", np.nan)),
+                          train_accuracy=float(r.get("train_accuracy", np.nan)))
+                     for r in bad.to_dict("records")]
     summary = {"size": args.size, "config": cfg, "ridge_rel": RIDGE_REL,
+               "finite_protocol": "adam (fixed schedule); converged = full train loss <= "
+                                  "1e-3 x initial",
+               "finite_not_converged": not_converged,
                "finite_widths": WIDTHS, "adam_lr": LR,
                "gap_largest_n": gap_reached,
                "gap_bytes_per_pair_estimate": gap_mem,
@@ -464,6 +481,11 @@ def main(run) -> dict:
     C.write_json(summary, args.out / f"{NAME}.json")
     C.log(best.to_string(index=False))
     C.log(f"GAP kernel largest N: {gap_reached} ({timer():.0f} s)")
+    if not_converged:
+        C.log("NOT CONVERGED finite nets (no finding is drawn from them; hollow in the plot): "
+              + "; ".join(f"{r['dataset']} {r['arch']} N={r['n_train']} (loss ratio "
+                          f"{r['loss_ratio']:.2g}, train acc {r['train_accuracy']:.3f})"
+                          for r in not_converged))
     for dsn, why in missing.items():
         C.log(f"MISSING DATA, {dsn} not drawn: {why}")
     return summary

@@ -3,13 +3,16 @@ kernel regression and finite networks trained by gradient descent.
 """
 
 from infwidth.learning.finite import (
+    CONVERGENCE_COLUMNS,
     ClassifierResult,
+    NetResult,
     TrainResult,
     aggregate_widths,
     finite_width_curve,
     stable_learning_rate,
     train_classifier,
     train_mse,
+    train_network,
     with_width,
 )
 from infwidth.learning.predictor import (
@@ -36,7 +39,10 @@ from infwidth.learning.targets import (
     harmonic_count,
 )
 from infwidth.learning.train import (
+    PROTOCOLS,
+    BestFinite,
     FitResult,
+    KernelRegime,
     centred_mse,
     cross_entropy,
     fit,
@@ -44,6 +50,7 @@ from infwidth.learning.train import (
     mse,
     precision,
     predict,
+    protocol,
     seed_keys,
 )
 
@@ -82,4 +89,11 @@ __all__ = [
     "fit",
     "predict",
     "precision",
+    "PROTOCOLS",
+    "KernelRegime",
+    "BestFinite",
+    "protocol",
+    "train_network",
+    "NetResult",
+    "CONVERGENCE_COLUMNS",
 ]

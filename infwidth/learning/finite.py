@@ -32,17 +32,20 @@ from infwidth.learning.curves import curve_frame
 from infwidth.validation import (
     check_architecture,
     check_bool,
+    check_choice,
     check_dtype,
     check_label,
     check_nonneg,
     check_number,
     check_pos_int,
     check_sample_sizes,
+    check_seed,
     show_progress,
 )
 
 __all__ = ["TrainResult", "stable_learning_rate", "train_mse", "with_width", "finite_width_curve",
-           "aggregate_widths", "ClassifierResult", "train_classifier"]
+           "aggregate_widths", "ClassifierResult", "train_classifier", "NetResult",
+           "train_network", "CONVERGENCE_COLUMNS"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class TrainResult:
         converged: whether train_loss fell below ``tol`` × its initial value.
         learning_rate: the step size used.
         loss_history: train loss at the end of every chunk of steps.
+        initial_loss: train loss at initialisation (``train_loss / initial_loss`` is the
+            ratio the tolerance is tested on).
     """
 
     params: Any
@@ -68,6 +73,7 @@ class TrainResult:
     converged: bool
     learning_rate: float
     loss_history: np.ndarray
+    initial_loss: float = float("nan")
 
 
 def with_width(arch: Architecture, width: int) -> Architecture:
@@ -141,19 +147,30 @@ def train_mse(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None
             pred = pred - T.predict(apply_fn, params0, xt, dtype=dtype)
         test_mse = float(np.mean((pred - y_test) ** 2))
     return TrainResult(fit.params, fit.loss, test_mse, pred, fit.steps, fit.converged,
-                       float(learning_rate), fit.history["loss"].to_numpy()[1:])
+                       float(learning_rate), fit.history["loss"].to_numpy()[1:],
+                       fit.initial_loss)
 
 
 @dataclass(frozen=True)
 class ClassifierResult:
     """Outcome of :func:`train_classifier`: test accuracy (arg-max) and MSE to the centred
-    one-hot test targets, the last recorded train loss, the steps and the wall seconds."""
+    one-hot test targets, the last recorded (minibatch) train loss, the steps, the wall
+    seconds, and the convergence columns: the full-data train loss at initialisation and at
+    the end, their ratio, the train accuracy, ``converged`` (ratio ≤ ``tol``) and the step
+    size. ``protocol`` is "adam": a fixed schedule, neither of the named protocols."""
 
     test_accuracy: float
     test_mse: float
     train_loss: float
     steps: int
     seconds: float
+    initial_train_loss: float = float("nan")
+    final_train_loss: float = float("nan")
+    loss_ratio: float = float("nan")
+    train_accuracy: float = float("nan")
+    converged: bool = False
+    learning_rate: float = float("nan")
+    protocol: str = "adam"
 
 
 def _centred_one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -175,8 +192,8 @@ def _check_labels(name: str, labels: Any, n: int, n_classes: int) -> np.ndarray:
 def train_classifier(arch: Architecture, x_train: Any, y_train: Any, x_test: Any, y_test: Any,
                      n_classes: int, *, width: int, epochs: int = 20, min_steps: int = 400,
                      batch_size: int = 128, learning_rate: float = 1e-3, seed: int = 0,
-                     dtype: str = "float32", progress: bool | None = None
-                     ) -> ClassifierResult:
+                     dtype: str = "float32", progress: bool | None = None,
+                     tol: float = 1e-3) -> ClassifierResult:
     """Train ``arch.stax`` at ``width`` with ``n_classes`` outputs by minibatch Adam
     (cosine-decayed step) on centred one-hot targets, centred model:
     (1/2)·mean_i ‖f(x_i) − f₀(x_i) − y_i‖².
@@ -184,8 +201,10 @@ def train_classifier(arch: Architecture, x_train: Any, y_train: Any, x_test: Any
     Steps: max(``min_steps``, ``epochs``·⌊n/batch⌋), batch = min(``batch_size``, n); batches
     and parameters follow the seed convention of :mod:`infwidth.learning.train`. Labels
     ``y_train``/``y_test`` are integers in [0, n_classes). ``train_loss`` is the mean
-    minibatch loss of the last epoch (or part of one). float32 measured 7× faster per step
-    than float64 for a width-128 D-CNN on 2 CPU cores.
+    minibatch loss of the last epoch (or part of one); ``converged`` says whether the
+    full-data train loss at the end is ≤ ``tol`` × its value at initialisation (the kernel
+    protocol's rule). float32 measured 7× faster per step than float64 for a width-128 D-CNN
+    on 2 CPU cores.
 
     Example:
         >>> import infwidth as iw
@@ -209,6 +228,7 @@ def train_classifier(arch: Architecture, x_train: Any, y_train: Any, x_test: Any
     if not (isinstance(learning_rate, (int, float)) and learning_rate > 0
             and math.isfinite(learning_rate)):
         raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    check_number("tol", tol, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     net = with_width(dataclasses.replace(arch, out_dim=n_classes), width)
     init_fn, apply_fn, _ = net.stax
     shape = net.input_shape(dim)
@@ -223,9 +243,137 @@ def train_classifier(arch: Architecture, x_train: Any, y_train: Any, x_test: Any
                 batch_size=b, seed=seed, dtype=dtype, progress=progress)
     pred = (T.predict(apply_fn, fit.params, xt, dtype=dtype, batch_size=1024)
             - T.predict(apply_fn, params0, xt, dtype=dtype, batch_size=1024))
+    out = T.predict(apply_fn, fit.params, xs, dtype=dtype, batch_size=1024) - f0_train
+    final = 0.5 * float(np.mean(np.sum((out - _centred_one_hot(y_train, n_classes)) ** 2, 1)))
+    ratio = final / max(fit.initial_loss, 1e-300)
     return ClassifierResult(float(np.mean(pred.argmax(1) == y_test)),
                             float(np.mean((pred - _centred_one_hot(y_test, n_classes)) ** 2)),
-                            fit.loss, fit.steps, time.perf_counter() - t0)
+                            fit.loss, fit.steps, time.perf_counter() - t0, fit.initial_loss,
+                            final, ratio, float(np.mean(out.argmax(1) == y_train)),
+                            bool(ratio <= tol), float(learning_rate))
+
+
+# --------------------------------------------------------------------------------------
+# The two named protocols (infwidth.learning.train.KernelRegime / BestFinite) on an
+# architecture
+# --------------------------------------------------------------------------------------
+#: the columns every finite result carries (``train_accuracy`` where labels apply)
+CONVERGENCE_COLUMNS = ("protocol", "converged", "initial_train_loss", "final_train_loss",
+                       "loss_ratio", "train_accuracy", "steps", "learning_rate")
+
+
+@dataclass(frozen=True)
+class NetResult:
+    """Outcome of :func:`train_network`.
+
+    Attributes:
+        record: one flat row: ``protocol``, ``width``, the convergence columns
+            (:data:`CONVERGENCE_COLUMNS`: ``converged``, ``initial_train_loss``,
+            ``final_train_loss``, ``loss_ratio`` = final/initial, ``train_accuracy`` (labels),
+            ``steps``, ``learning_rate``, ``weight_decay``), the test metrics
+            (``test_mse``; with labels ``test_accuracy``, its ``test_accuracy_std`` over
+            seeds and ``ensemble_accuracy``) and ``seconds``.
+        test_pred: test outputs (kernel: the centred model f − f₀, shape (n, k); best: the
+            seeds' mean output), or None without a test set.
+        fit: the :class:`~infwidth.learning.train.KernelFit` or
+            :class:`~infwidth.learning.train.BestFit`.
+    """
+
+    record: dict
+    test_pred: np.ndarray | None
+    fit: Any
+
+
+def train_network(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None,
+                  y_test: Any = None, *, protocol: str | Any = "kernel",
+                  width: int | None = None, n_classes: int | None = None, seed: int = 0,
+                  dtype: str = "float64", lam_max: float | None = None,
+                  progress: bool | None = None, on_run: Any = None,
+                  **options) -> NetResult:
+    """Train ``arch`` (at ``width``) by a named protocol, recorded in the result.
+
+    ``protocol``: "kernel" (:class:`~infwidth.learning.train.KernelRegime`: NTK
+    parameterisation, centred model, full-batch GD at a fraction of 2n/λ_max of the analytic
+    NTK Gram (``lam_max`` if given), to a loss tolerance) or "best"
+    (:class:`~infwidth.learning.train.BestFinite`: a learning-rate × weight-decay sweep chosen
+    on a validation split of the training set, early stopping, several seeds), or a spec;
+    ``options`` set its fields. With ``n_classes``, ``y_train``/``y_test`` are integer labels
+    (kernel: centred one-hot targets, accuracy by arg-max); without, real targets (n,) or
+    (n, k). ``seed``: the kernel protocol's initialisation (the best protocol uses seeds
+    0 … seeds − 1; ``on_run(row)`` is told each run of its sweep).
+
+    Example:
+        >>> import infwidth as iw
+        >>> x = iw.sample_inputs("hypercube", 32, 8, seed=0)
+        >>> r = iw.learning.train_network(iw.MLP(depth=1), x, x[:, 0], width=256,
+        ...                               protocol="kernel")
+        >>> r.record["protocol"], r.record["converged"]
+        ('kernel', True)
+    """
+    t0 = time.perf_counter()
+    spec = T.protocol(protocol, **options)
+    if not isinstance(arch, Architecture):
+        raise TypeError(f"arch must be an infwidth architecture, got {type(arch).__name__}")
+    if n_classes is not None:
+        n_classes = check_pos_int("n_classes", n_classes)
+        x_train = check_inputs(x_train, "x_train")
+        n, dim = x_train.shape
+        y_train = _check_labels("y_train", y_train, n, n_classes)
+        if (x_test is None) != (y_test is None):
+            raise ValueError("x_test and y_test must be given together")
+        if x_test is not None:
+            x_test = check_inputs(x_test, "x_test", dim)
+            y_test = _check_labels("y_test", y_test, x_test.shape[0], n_classes)
+        arch = dataclasses.replace(arch, out_dim=n_classes)
+    else:
+        x_train, y_train, x_test, y_test = check_training_data(x_train, y_train, x_test,
+                                                               y_test, arch.out_dim)
+        n, dim = x_train.shape
+    if width is not None:
+        arch = with_width(arch, width)
+    check_choice("dtype", dtype, T.DTYPES)
+    check_seed("seed", seed)
+    init_fn, apply_fn, _ = arch.stax
+    shape = arch.input_shape(dim)
+    xs = x_train.reshape((n,) + shape)
+    xt = None if x_test is None else x_test.reshape((x_test.shape[0],) + shape)
+    rec = {"protocol": spec.name, "width": int(arch.width)}
+    if spec.name == "kernel":
+        y = _centred_one_hot(y_train, n_classes) if n_classes else y_train
+        if lam_max is None and spec.ntk == "analytic":
+            lam_max = float(np.linalg.eigvalsh(kernel(arch, x_train, kind="ntk"))[-1])
+        params0 = T.init(init_fn, shape, seed, dtype)
+        fit = T.fit_kernel(apply_fn, params0, xs, y, spec, lam_max=lam_max, dtype=dtype,
+                           progress=progress)
+        rec.update(fit.record())
+        if n_classes:
+            out = T.predict(apply_fn, fit.fit.params, xs, dtype=dtype) - fit.offset
+            rec["train_accuracy"] = float(np.mean(out.argmax(1) == y_train))
+        pred = None
+        if xt is not None:
+            pred = (T.predict(apply_fn, fit.fit.params, xt, dtype=dtype, batch_size=1024)
+                    - T.predict(apply_fn, params0, xt, dtype=dtype, batch_size=1024))
+    else:
+        fit = T.fit_best(init_fn, apply_fn, shape, xs, y_train, spec, dtype=dtype,
+                         progress=progress, on_run=on_run)
+        rec.update(fit.record())
+        pred = None
+        if xt is not None:
+            outs = fit.predict(xt)
+            pred = outs.mean(0)
+            if n_classes:
+                accs = [float(np.mean(o.argmax(1) == y_test)) for o in outs]
+                rec.update(test_accuracy=float(np.mean(accs)),
+                           test_accuracy_std=float(np.std(accs)),
+                           ensemble_accuracy=float(np.mean(pred.argmax(1) == y_test)))
+    if pred is not None:
+        ref = _centred_one_hot(y_test, n_classes) if n_classes else y_test
+        if spec.name == "kernel" or not n_classes:
+            rec["test_mse"] = float(np.mean((pred - ref) ** 2))
+            if n_classes:
+                rec["test_accuracy"] = float(np.mean(pred.argmax(1) == y_test))
+    rec["seconds"] = time.perf_counter() - t0
+    return NetResult(rec, pred, fit)
 
 
 # --------------------------------------------------------------------------------------
@@ -251,10 +399,12 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
     seed), abs_mse_gap, prediction_gap (mean over seeds of the RMS difference between the
     network's and the kernel predictor's test predictions: the distance that → 0 as
     width → ∞), n_seeds, converged (fraction of runs that reached ``tol``; non-converged runs
-    are kept, never dropped), steps (mean). ``per_seed=True`` returns one row per run (with
-    its wall seconds). ``dtype`` is passed to :func:`train_mse`. The Gram's memory is estimated
-    from max(m) before any work and refused beyond ``memory_budget`` (as in
-    :func:`infwidth.kernel_regression_curve`).
+    are kept, never dropped), steps (mean), loss_ratio (the largest final/initial train loss
+    over seeds), learning_rate, protocol ("kernel": this is the kernel-regime protocol of
+    :class:`infwidth.learning.train.KernelRegime`, with its own defaults). ``per_seed=True``
+    returns one row per run (with its wall seconds). ``dtype`` is passed to :func:`train_mse`.
+    The Gram's memory is estimated from max(m) before any work and refused beyond
+    ``memory_budget`` (as in :func:`infwidth.kernel_regression_curve`).
 
     Example:
         >>> import infwidth as iw
@@ -320,8 +470,11 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
                                  "test_mse": res.test_mse + noise ** 2,
                                  "kernel_test_mse": float(kr["test_mse"][0]) + noise ** 2,
                                  "prediction_gap": float(np.sqrt(np.mean(diff ** 2))),
+                                 "protocol": "kernel",
                                  "converged": bool(res.converged), "steps": res.steps,
-                                 "train_loss": res.train_loss, "learning_rate": lr,
+                                 "train_loss": res.train_loss,
+                                 "loss_ratio": res.train_loss / res.initial_loss,
+                                 "learning_rate": lr,
                                  "seconds": time.perf_counter() - t0})
                     bar.update()
     bar.close()
@@ -345,4 +498,8 @@ def aggregate_widths(long: pd.DataFrame) -> pd.DataFrame:
     out["prediction_gap"] = g["prediction_gap"].mean()
     out["converged"] = g["converged"].mean()
     out["steps"] = g["steps"].mean()
+    if "loss_ratio" in long:
+        out["loss_ratio"] = g["loss_ratio"].max()
+        out["learning_rate"] = g["learning_rate"].mean()
+    out["protocol"] = "kernel"
     return out.reset_index()

@@ -37,7 +37,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -55,7 +55,9 @@ from infwidth.validation import (
 )
 
 __all__ = ["FitResult", "seed_keys", "init", "centred_mse", "mse", "cross_entropy", "fit",
-           "predict", "precision"]
+           "predict", "precision", "PROTOCOLS", "KernelRegime", "BestFinite", "protocol",
+           "ntk_lambda_max", "standard_parameterization", "fit_kernel", "fit_best",
+           "KernelFit", "BestFit"]
 
 Loss = Callable[[Any, tuple], jax.Array]
 
@@ -152,6 +154,7 @@ class FitResult:
         steps: optimizer steps taken.
         converged: stopped because the loss fell to ``tol`` × its initial value.
         diverged: stopped because the loss was NaN/inf or above ``blowup`` × its initial value.
+        stopped_early: stopped because ``on_record`` returned ``early_stop=True``.
     """
 
     params: Any
@@ -159,6 +162,7 @@ class FitResult:
     steps: int
     converged: bool
     diverged: bool
+    stopped_early: bool = False
 
     @property
     def loss(self) -> float:
@@ -271,7 +275,8 @@ def fit(loss: Loss, params: Any, data: Sequence[Any], optimizer: optax.GradientT
     epoch) and at the last step a row is recorded: full batch, the loss after the step;
     minibatch, the mean of the minibatch losses since the previous row. Row 0 is the
     full-data loss at initialisation. ``on_record(step, params)`` may add columns (it runs
-    in the training precision). Training stops at a row whose loss is NaN/inf or above
+    in the training precision; a true ``early_stop`` column ends training: early stopping).
+    Training stops at a row whose loss is NaN/inf or above
     ``blowup`` × the initial loss (diverged), or at most ``tol`` × the initial loss
     (converged); ``None`` disables either rule. ``progress``: a tqdm bar (None: only once a
     run has lasted 10 s). ``dtype``: float64, or float32 with x64 off (:func:`precision`).
@@ -326,5 +331,453 @@ def fit(loss: Loss, params: Any, data: Sequence[Any], optimizer: optax.GradientT
             if tol is not None and value <= tol * max(loss0, 1e-300):
                 converged = True
                 break
+            if rows[-1].get("early_stop"):
+                break
         bar.close()
-    return FitResult(params, pd.DataFrame(rows), t, converged, diverged)
+    return FitResult(params, pd.DataFrame(rows), t, converged, diverged,
+                     bool(rows[-1].get("early_stop", False)))
+
+
+# --------------------------------------------------------------------------- protocols
+PROTOCOLS = ("kernel", "best")
+PARAMETERIZATIONS = ("ntk", "standard")
+PROTOCOL_LOSSES = ("mse", "cross_entropy")
+OPTIMIZERS = ("sgd", "adam")
+
+
+def _v():
+    """validation's checkers, imported late (validation imports nothing of learning)."""
+    from infwidth import validation
+    return validation
+
+
+@dataclass(frozen=True)
+class KernelRegime:
+    """The kernel-regime protocol: the finite net whose infinite-width limit is kernel
+    regression with its NTK.
+
+    NTK parameterisation (the architectures' ``.stax``), centred model f_θ − f_θ₀, full-batch
+    GD on (1/2n)·Σ_i‖f(x_i) − f₀(x_i) − y_i‖² with heavy-ball ``momentum``, step
+    η = ``lr_fraction``·2n/λ_max(Θ) (Θ: the analytic NTK Gram of the training set, or the
+    empirical one at θ₀ by power iteration, ``ntk``), until the train loss is ≤ ``tol`` × its
+    initial value (``converged``) or ``max_steps``; the loss is checked every ``eval_every``.
+
+    Example:
+        >>> KernelRegime(tol=1e-4).name
+        'kernel'
+    """
+
+    lr_fraction: float = 0.5
+    momentum: float = 0.9
+    tol: float = 1e-3
+    max_steps: int = 20_000
+    eval_every: int = 100
+    ntk: str = "analytic"
+    name: ClassVar[str] = "kernel"
+
+    def __post_init__(self):
+        v = _v()
+        v.check_number("lr_fraction", self.lr_fraction, lo=0.0, hi=1.0, lo_open=True,
+                       hi_open=True)
+        v.check_number("momentum", self.momentum, lo=0.0, hi=1.0, hi_open=True)
+        v.check_number("tol", self.tol, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        v.check_pos_int("max_steps", self.max_steps)
+        v.check_pos_int("eval_every", self.eval_every)
+        v.check_choice("ntk", self.ntk, ("analytic", "empirical"))
+
+
+@dataclass(frozen=True)
+class BestFinite:
+    """The best-finite-net protocol: the best test-free choice of training for a finite net.
+
+    ``parameterization`` "standard" (weights ~ N(0, σ²/fan_in), :func:`standard_parameterization`)
+    or "ntk"; ``loss`` "cross_entropy" or "mse" (one-hot targets); ``optimizer`` "sgd"
+    (momentum 0.9) or "adam", with decoupled ``weight_decays``; every (learning rate, weight
+    decay) of ``learning_rates`` (≥ 5 increasing points on a log grid: log-ratios equal
+    within 15 %, so 1-3-10 grids count) × ``weight_decays`` trained with
+    seed 0 on a split of the training set (the last ``val_fraction`` of a seeded permutation
+    held out), each run early-stopped (parameters kept at the best validation score, checked
+    every ``eval_every`` steps; stop after ``patience`` checks without improvement, or at
+    ``max_steps``); the pair with the best validation score (accuracy for labels, else MSE) is
+    chosen and trained with ``seeds`` − 1 further seeds. ``converged``: the run stopped by
+    its own rule (early stopping, or train loss ≤ ``tol`` × initial), not by the step budget.
+    The test set is never seen. ``ensemble``: the caller also reports the seeds' mean output.
+    ``refit``: each chosen seed is then retrained from its initialisation on all the training
+    points (validation split included) for the number of steps at which its validation score
+    peaked (no early stopping), and those nets are the models; the convergence columns are
+    the selection runs', the final losses and train accuracy the refit nets' on all points.
+
+    Example:
+        >>> BestFinite(seeds=3).learning_rates[:2]
+        (0.001, 0.00316...)
+    """
+
+    parameterization: str = "standard"
+    loss: str = "cross_entropy"
+    optimizer: str = "sgd"
+    learning_rates: tuple = tuple(float(f"{10 ** e:.6g}") for e in np.linspace(-3, -0.5, 6))
+    weight_decays: tuple = (0.0, 1e-4)
+    seeds: int = 3
+    val_fraction: float = 0.2
+    batch_size: int | None = 128
+    max_steps: int = 5000
+    eval_every: int = 100
+    patience: int = 5
+    tol: float = 1e-4
+    ensemble: bool = False
+    refit: bool = False
+    name: ClassVar[str] = "best"
+
+    def __post_init__(self):
+        v = _v()
+        v.check_choice("parameterization", self.parameterization, PARAMETERIZATIONS)
+        v.check_choice("loss", self.loss, PROTOCOL_LOSSES)
+        v.check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        lrs = tuple(self.learning_rates) if isinstance(self.learning_rates, (tuple, list)) \
+            else None
+        if lrs is None or len(lrs) < 5:
+            raise ValueError(f"learning_rates must be a sequence of >= 5 step sizes on a log "
+                             f"grid, got {self.learning_rates!r}")
+        for lr in lrs:
+            v.check_number("learning_rates", lr, lo=0.0, lo_open=True)
+        ratios = np.diff(np.log(np.asarray(lrs, float)))
+        # a log grid: increasing, ratios equal within 15 % in log (1-3-10 grids count)
+        if not (np.all(ratios > 0) and np.all(np.abs(ratios / ratios.mean() - 1) <= 0.15)):
+            raise ValueError(f"learning_rates must increase on a log grid (equal ratios), got "
+                             f"{self.learning_rates!r}")
+        wds = tuple(self.weight_decays) if isinstance(self.weight_decays, (tuple, list)) \
+            else None
+        if not wds:
+            raise ValueError(f"weight_decays must be a non-empty sequence of numbers >= 0, "
+                             f"got {self.weight_decays!r}")
+        for wd in wds:
+            v.check_nonneg("weight_decays", wd)
+        object.__setattr__(self, "learning_rates", tuple(float(x) for x in lrs))
+        object.__setattr__(self, "weight_decays", tuple(float(x) for x in wds))
+        v.check_pos_int("seeds", self.seeds)
+        v.check_number("val_fraction", self.val_fraction, lo=0.0, hi=0.5, lo_open=True)
+        if self.batch_size is not None:
+            v.check_pos_int("batch_size", self.batch_size)
+        for name in ("max_steps", "eval_every", "patience"):
+            v.check_pos_int(name, getattr(self, name))
+        v.check_number("tol", self.tol, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        for name in ("ensemble", "refit"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+
+def protocol(spec: str | KernelRegime | BestFinite = "kernel", **options) -> Any:
+    """The protocol named ``spec`` ("kernel" or "best") with ``options`` (its fields), or a
+    spec passed through (with ``options`` replacing fields).
+
+    Example:
+        >>> protocol("kernel", tol=1e-4)
+        KernelRegime(lr_fraction=0.5, momentum=0.9, tol=0.0001, max_steps=20000, eval_every=100, ntk='analytic')
+    """  # noqa: E501
+    import dataclasses
+
+    if isinstance(spec, (KernelRegime, BestFinite)):
+        return dataclasses.replace(spec, **options) if options else spec
+    if not isinstance(spec, str):
+        raise TypeError(f"protocol must be 'kernel', 'best' or a KernelRegime/BestFinite, "
+                        f"got {type(spec).__name__}")
+    _v().check_choice("protocol", spec, PROTOCOLS)
+    cls = KernelRegime if spec == "kernel" else BestFinite
+    fields = {f.name for f in dataclasses.fields(cls)}
+    bad = sorted(set(options) - fields)
+    if bad:
+        raise TypeError(f"protocol {spec!r} has no option(s) {bad}; its options are "
+                        f"{sorted(fields)}")
+    return cls(**options)
+
+
+def ntk_lambda_max(apply_fn: Callable, params: Any, x: Any, *, iters: int = 60,
+                   seed: int = 0) -> float:
+    """λ_max of the empirical NTK Gram Θ̂ = J·Jᵀ at ``params`` on ``x`` (J: Jacobian of all
+    n·k outputs in the parameters), by power iteration with one VJP and one JVP per step
+    (the Rayleigh quotient of the last iterate: a lower bound that converges to λ_max)."""
+    x = jnp.asarray(x)
+    out = jax.eval_shape(lambda p: apply_fn(p, x), params)
+    v = jax.random.normal(jax.random.PRNGKey(seed), out.shape, out.dtype)
+
+    # params and x enter as arguments: as closure constants XLA would constant-fold the
+    # convolutions at compile time (seconds each, see _step_fns)
+    @jax.jit
+    def mul(v, params, x):
+        f = lambda p: apply_fn(p, x)  # noqa: E731
+        (u,) = jax.vjp(f, params)[1](v)
+        return jax.jvp(f, (params,), (u,))[1]
+
+    lam = 0.0
+    for _ in range(iters):
+        v = v / jnp.linalg.norm(v)
+        w = mul(v, params, x)
+        lam = float(jnp.vdot(v, w))
+        v = w
+    return lam
+
+
+def _fan_in_scale(params: Any) -> Any:
+    """Per leaf, 1/√fan_in for weights (ndim ≥ 2: fan_in = prod(shape[:-1]), Dense (in, out)
+    and Conv (…, in, out) alike), 1 for biases."""
+    return jax.tree_util.tree_map(
+        lambda a: 1.0 / math.sqrt(math.prod(a.shape[:-1])) if a.ndim >= 2 else 1.0, params)
+
+
+def standard_parameterization(apply_fn: Callable, params: Any) -> tuple[Callable, Any]:
+    """(apply, params) of the same network in the standard parameterisation.
+
+    An NTK-parameterised layer computes σ/√fan_in · x·W with W ~ N(0, 1); writing w = W/√fan_in
+    gives σ·x·w with w ~ N(0, 1/fan_in): the same function, but gradient steps now act on w,
+    so a step size η in w is η·fan_in in W, as in the standard parameterisation. Biases are
+    unchanged.
+    """
+    c = _fan_in_scale(params)
+    p_std = jax.tree_util.tree_map(lambda a, s: a * s, params, c)
+
+    def apply(p, x, **kw):
+        return apply_fn(jax.tree_util.tree_map(lambda a, s: a / s, p, c), x, **kw)
+    return apply, p_std
+
+
+@dataclass(frozen=True)
+class KernelFit:
+    """Outcome of :func:`fit_kernel`: the :class:`FitResult`, the step size, λ_max used and
+    the outputs at θ₀ on the training set (the centring offset)."""
+
+    fit: FitResult
+    learning_rate: float
+    lam_max: float
+    offset: np.ndarray
+
+    def record(self) -> dict:
+        """The convergence columns of the run."""
+        return {"protocol": "kernel", "converged": bool(self.fit.converged),
+                "diverged": bool(self.fit.diverged), "steps": int(self.fit.steps),
+                "learning_rate": float(self.learning_rate), "weight_decay": 0.0,
+                "initial_train_loss": self.fit.initial_loss, "final_train_loss": self.fit.loss,
+                "loss_ratio": self.fit.loss / max(self.fit.initial_loss, 1e-300)}
+
+
+def fit_kernel(apply_fn: Callable, params0: Any, x: Any, y: Any,
+               spec: KernelRegime | None = None, *, lam_max: float | None = None,
+               dtype: str = "float64", progress: bool | None = None) -> KernelFit:
+    """Train by the kernel-regime protocol (:class:`KernelRegime`) from ``params0``.
+
+    ``x`` shaped for ``apply_fn``; ``y`` of shape (n, k). ``lam_max``: λ_max of the analytic
+    NTK Gram of ``x`` (required when ``spec.ntk == "analytic"``; :mod:`infwidth.learning.finite`
+    computes it), else the empirical one is measured (:func:`ntk_lambda_max`).
+    """
+    spec = KernelRegime() if spec is None else spec
+    if not isinstance(spec, KernelRegime):
+        raise TypeError(f"spec must be a KernelRegime, got {type(spec).__name__}")
+    y = np.asarray(y, np.float64)
+    y = y[:, None] if y.ndim == 1 else y
+    n = y.shape[0]
+    if lam_max is None:
+        if spec.ntk == "analytic":
+            raise ValueError("lam_max (of the analytic NTK) is required with ntk='analytic'")
+        with jax.enable_x64(True):
+            lam_max = ntk_lambda_max(apply_fn, _cast(params0, jnp.float64),
+                                     jnp.asarray(x, jnp.float64))
+    _v().check_number("lam_max", lam_max, lo=0.0, lo_open=True)
+    lr = spec.lr_fraction * 2.0 * n / lam_max
+    offset = predict(apply_fn, params0, x, dtype=dtype)
+    res = fit(centred_mse(apply_fn), params0, (x, y, offset),
+              optax.sgd(lr, momentum=spec.momentum or None), steps=spec.max_steps,
+              eval_every=spec.eval_every, tol=spec.tol, blowup=1e6, dtype=dtype,
+              progress=progress)
+    return KernelFit(res, float(lr), float(lam_max), offset)
+
+
+@dataclass(frozen=True)
+class BestFit:
+    """Outcome of :func:`fit_best`.
+
+    Attributes:
+        sweep: one row per (learning_rate, weight_decay) of the seed-0 sweep and per further
+            seed: ``seed``, ``learning_rate``, ``weight_decay``, ``val_score`` (accuracy, or
+            −MSE), ``best_step``, the convergence columns, ``chosen``.
+        learning_rate, weight_decay: the chosen pair.
+        models: per seed (apply, params at the best validation check) of the chosen pair.
+        n_classes: classes (labels) or None (regression).
+    """
+
+    sweep: pd.DataFrame
+    learning_rate: float
+    weight_decay: float
+    models: tuple
+    n_classes: int | None
+    dtype: str
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Outputs of every seed's model on ``x``: shape (seeds, n, k)."""
+        return np.stack([predict(a, p, x, dtype=self.dtype, batch_size=1024)
+                         for a, p in self.models])
+
+    def record(self) -> dict:
+        """The convergence columns of the chosen runs (means over seeds; ``converged``: all)."""
+        ch = self.sweep[self.sweep.chosen]
+        out = {"protocol": "best", "converged": bool(ch.converged.all()),
+               "diverged": bool(ch.diverged.any()), "steps": float(ch.steps.mean()),
+               "learning_rate": self.learning_rate, "weight_decay": self.weight_decay,
+               "initial_train_loss": float(ch.initial_train_loss.mean()),
+               "final_train_loss": float(ch.final_train_loss.mean()),
+               "loss_ratio": float(ch.loss_ratio.mean()), "n_seeds": int(len(ch)),
+               "val_score": float(ch.val_score.mean())}
+        if "train_accuracy" in ch:
+            out["train_accuracy"] = float(ch.train_accuracy.mean())
+        return out
+
+
+def _score(out: np.ndarray, y: np.ndarray, labels: bool) -> float:
+    """Validation score, higher is better: accuracy for labels, −MSE for targets."""
+    if labels:
+        return float(np.mean(out.argmax(1) == y))
+    return -float(np.mean((out - y) ** 2))
+
+
+def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], x: Any, y: Any,
+             spec: BestFinite | None = None, *, dtype: str = "float32",
+             progress: bool | None = None,
+             on_run: Callable[[dict], None] | None = None) -> BestFit:
+    """Train by the best-finite-net protocol (:class:`BestFinite`).
+
+    ``x`` of shape (n,) + ``input_shape``; ``y``: integer labels (n,) (classification; the
+    output dimension of ``apply_fn`` is the number of classes) or float targets (n, k)
+    (regression; ``spec.loss`` must be "mse"). Only (x, y) are used: validation is a split
+    of them (seeded by 0), so the test set cannot influence any choice. ``on_run(row)`` is
+    called after each run (e.g. to log the sweep as it goes).
+    """
+    spec = BestFinite() if spec is None else spec
+    if not isinstance(spec, BestFinite):
+        raise TypeError(f"spec must be a BestFinite, got {type(spec).__name__}")
+    x = np.asarray(x)
+    y = np.asarray(y)
+    labels = np.issubdtype(y.dtype, np.integer)
+    if not labels and spec.loss == "cross_entropy":
+        raise ValueError("loss='cross_entropy' needs integer labels y; use loss='mse' for "
+                         "real-valued targets")
+    if not labels and y.ndim == 1:
+        y = y[:, None]
+    n = x.shape[0]
+    n_val = max(1, int(round(spec.val_fraction * n)))
+    if n - n_val < 2:
+        raise ValueError(f"{n} examples leave too few for training after a "
+                         f"val_fraction={spec.val_fraction} split")
+    perm = np.random.default_rng(0).permutation(n)
+    tr, va = perm[: n - n_val], perm[n - n_val:]
+    p0 = init(init_fn, input_shape, 0, dtype)
+    with precision(dtype):
+        dt = jnp.float64 if dtype == "float64" else jnp.float32
+        k = int(jax.eval_shape(lambda p: apply_fn(p, jnp.asarray(x[:1], dt)), p0).shape[-1])
+    if labels:
+        targets = (np.eye(k)[y] if spec.loss == "mse" else y)
+    else:
+        targets = y.astype(np.float64)
+    apply, scale = apply_fn, None
+    if spec.parameterization == "standard":
+        apply, _ = standard_parameterization(apply_fn, p0)
+        scale = _fan_in_scale(p0)
+    loss = {"mse": mse, "cross_entropy": cross_entropy}[spec.loss](apply)
+    fwd = _jit(apply)
+    b = None if spec.batch_size is None or spec.batch_size >= len(tr) else spec.batch_size
+
+    # One optimizer object for the whole sweep, its step size and decay in its state: fit's
+    # jitted step is compiled once, not once per (learning rate, weight decay).
+    base = optax.inject_hyperparams(
+        (lambda learning_rate, weight_decay: optax.adamw(learning_rate,
+                                                         weight_decay=weight_decay))
+        if spec.optimizer == "adam" else
+        (lambda learning_rate, weight_decay: optax.chain(
+            optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate, momentum=0.9)))
+    )(learning_rate=1.0, weight_decay=0.0)
+    hyper: dict = {}
+
+    def opt_init(params):
+        state = base.init(params)
+        for name, value in hyper.items():
+            state.hyperparams[name] = jnp.asarray(value, state.hyperparams[name].dtype)
+        return state
+
+    opt = optax.GradientTransformation(opt_init, base.update)
+
+    def run(seed: int, lr: float, wd: float) -> tuple[dict, tuple]:
+        params = init(init_fn, input_shape, seed, dtype)
+        if scale is not None:
+            params = jax.tree_util.tree_map(lambda a, s: a * s, params, scale)
+        hyper.update(learning_rate=lr, weight_decay=wd)
+        xv = x[va]
+        best = {"score": -math.inf, "step": 0, "params": params, "bad": 0}
+
+        def on_record(t, p):
+            s = _score(np.asarray(fwd(p, jnp.asarray(xv, dt)), np.float64), y[va]
+                       if labels else targets[va], labels)
+            if s > best["score"]:
+                best.update(score=s, step=t, params=p, bad=0)
+            else:
+                best["bad"] += 1
+            return {"val_score": s, "early_stop": best["bad"] >= spec.patience}
+
+        r = fit(loss, params, (x[tr], targets[tr]), opt, steps=spec.max_steps,
+                batch_size=b, seed=seed, eval_every=spec.eval_every, blowup=1e3, dtype=dtype,
+                on_record=on_record, progress=progress)
+        with precision(dtype):
+            kept = best["params"]
+            final = float(_jit(loss)(kept, _cast((x[tr], targets[tr]), dt)))
+        row = {"seed": seed, "learning_rate": lr, "weight_decay": wd,
+               "val_score": best["score"], "best_step": best["step"], "steps": r.steps,
+               "converged": bool((r.stopped_early or r.converged) and not r.diverged),
+               "diverged": bool(r.diverged), "initial_train_loss": r.initial_loss,
+               "final_train_loss": final, "loss_ratio": final / max(r.initial_loss, 1e-300)}
+        if labels:
+            out = predict(apply, kept, x[tr], dtype=dtype, batch_size=1024)
+            row["train_accuracy"] = float(np.mean(out.argmax(1) == y[tr]))
+        return row, (apply, kept)
+
+    rows, models = [], {}
+    for lr in spec.learning_rates:
+        for wd in spec.weight_decays:
+            row, model = run(0, lr, wd)
+            rows.append(row)
+            if on_run:
+                on_run(row)
+            models[(lr, wd)] = model
+    ok = [r for r in rows if not r["diverged"] and math.isfinite(r["val_score"])]
+    if not ok:
+        raise RuntimeError("every run of the learning-rate sweep diverged")
+    pick = max(ok, key=lambda r: r["val_score"])  # first of ties: the smallest step size
+    lr, wd = pick["learning_rate"], pick["weight_decay"]
+    for r in rows:
+        r["chosen"] = r is pick
+    chosen = [models[(lr, wd)]]
+    for seed in range(1, spec.seeds):
+        row, model = run(seed, lr, wd)
+        rows.append({**row, "chosen": True})
+        chosen.append(model)
+        if on_run:
+            on_run(rows[-1])
+    if spec.refit:
+        chosen = []
+        for row in [r for r in rows if r["chosen"]]:
+            steps = max(int(row["best_step"]), 1)
+            params = init(init_fn, input_shape, row["seed"], dtype)
+            if scale is not None:
+                params = jax.tree_util.tree_map(lambda a, s: a * s, params, scale)
+            hyper.update(learning_rate=lr, weight_decay=wd)
+            r = fit(loss, params, (x, targets), opt, steps=steps, batch_size=spec.batch_size
+                    if spec.batch_size is not None and spec.batch_size < n else None,
+                    seed=row["seed"], eval_every=steps, blowup=1e3, dtype=dtype,
+                    progress=progress)
+            with precision(dtype):
+                final = float(_jit(loss)(r.params, _cast((x, targets), dt)))
+            row.update(refit_steps=steps, final_train_loss=final,
+                       loss_ratio=final / max(r.initial_loss, 1e-300),
+                       diverged=bool(row["diverged"] or r.diverged))
+            if labels:
+                out = predict(apply, r.params, x, dtype=dtype, batch_size=1024)
+                row["train_accuracy"] = float(np.mean(out.argmax(1) == y))
+            chosen.append((apply, r.params))
+            if on_run:
+                on_run({**row, "refit": True})
+    return BestFit(pd.DataFrame(rows), lr, wd, tuple(chosen), k if labels else None, dtype)

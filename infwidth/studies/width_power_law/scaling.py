@@ -33,7 +33,11 @@ __all__ = ["width_sweep", "PowerLawFit", "fit_power_law", "compare_power_laws"]
 # Width sweep
 # --------------------------------------------------------------------------------------
 SWEEP_COLUMNS = ["family", "width", "seed", "test_error", "test_mse", "train_loss",
-                 "converged", "diverged", "params", "flops", "steps", "seconds"]
+                 "converged", "diverged", "params", "flops", "steps", "seconds", "loss_ratio",
+                 "learning_rate", "protocol"]
+#: the training of every sweep row: kernel-regime GD (NTK parameterisation, centred,
+#: full-batch heavy-ball) for a fixed number of steps, not to a loss tolerance
+SWEEP_PROTOCOL = "kernel-fixed-steps"
 
 
 def width_sweep(family: Architecture, x_train: Any, labels_train: Any, x_test: Any,
@@ -82,7 +86,10 @@ def width_sweep(family: Architecture, x_train: Any, labels_train: Any, x_test: A
                "converged": res.converged, "diverged": res.diverged,
                "params": arch.n_params(dim),
                "flops": arch.flops(dim) if hasattr(arch, "flops") else np.nan,
-               "steps": res.steps, "seconds": res.seconds}
+               "steps": res.steps, "seconds": res.seconds,
+               "loss_ratio": res.train_loss / max(float(res.history.train_loss.iloc[0]),
+                                                  1e-300),
+               "learning_rate": res.learning_rate, "protocol": SWEEP_PROTOCOL}
         rows.append(row)
         if on_row is not None:
             on_row(row)
