@@ -20,16 +20,15 @@ which its validation score peaked (``BestFinite(refit=True)``; one more unit).
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 import infwidth as iw
+from infwidth.io.harness import Option, Script
 from infwidth.io.outputs import write_csv, write_json
-from infwidth.io.scripts import log, open_run_store
+from infwidth.io.scripts import log
 
 RIDGE_REL = 1e-6
 TOLERANCE = 0.02  # the acceptance line: finite ≥ kernel − 0.02
@@ -170,23 +169,19 @@ def refit_rows(dataset: str, c: dict, width: int, options: dict, sweep: list[dic
              "loss_ratio": float("nan")}]
 
 
-def main(argv=None) -> pd.DataFrame:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    g = ap.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true", help="smaller N and step budget")
-    g.add_argument("--tiny", action="store_true", help="smoke test (seconds)")
-    ap.add_argument("--datasets", nargs="+", default=["mnist1d", "digits", "fashion"],
-                    choices=("mnist1d", "digits", "fashion"))
-    ap.add_argument("--out", type=Path, default=Path("results/best_finite"))
-    ap.add_argument("--fresh", action="store_true", help="forget stored units")
-    ap.add_argument("--refit", action="store_true",
-                    help="also refit the chosen runs on all N points (BestFinite(refit=True))")
-    args = ap.parse_args(argv)
-    size = "tiny" if args.tiny else "quick" if args.quick else "full"
+SCRIPT = Script("best_finite", __doc__, out="results/best_finite",
+                sizes={"quick": "smaller N and step budget", "tiny": "smoke test (seconds)"},
+                options=(Option("--datasets", nargs="+", default=["mnist1d", "digits", "fashion"],
+                                choices=("mnist1d", "digits", "fashion")),
+                         Option("--refit", action="store_true", help="also refit the chosen "
+                                "runs on all N points (BestFinite(refit=True))")))
+
+
+@SCRIPT.main
+def main(run) -> pd.DataFrame:
+    args, size = run.args, run.size
     cfg = SIZES[size]
-    args.out.mkdir(parents=True, exist_ok=True)
-    store = open_run_store(args.out / "runs.sqlite", "best_finite",
-                           {"size": size, "options": cfg["options"]}, args.fresh)
+    store = run.store(size=size, options=cfg["options"])
     rows = []
     for dsn in args.datasets:
         c = cfg[dsn]

@@ -29,7 +29,6 @@ is committed to ``<out>/runs.sqlite``; a rerun resumes (``--fresh`` starts over)
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +36,9 @@ import pandas as pd
 from scipy import linalg, stats
 
 import infwidth as iw
+from infwidth.io.harness import Option, Script
 from infwidth.io.outputs import write_csv, write_json
-from infwidth.io.scripts import log, open_run_store, plt, savefig
+from infwidth.io.scripts import log, plt, savefig
 
 SIZES = {  # N, test points, seeds, widths per architecture, protocol options
     "full": dict(n=256, n_test=256, seeds=2,
@@ -178,21 +178,17 @@ def plot(df: pd.DataFrame, fits: list[dict], size: str, path: Path) -> None:
     savefig(fig, path)
 
 
-def main(argv=None) -> pd.DataFrame:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    g = ap.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true", help="smaller N and widths")
-    g.add_argument("--tiny", action="store_true", help="smoke test (seconds)")
-    ap.add_argument("--out", type=Path, default=Path("results/kernel_regime"))
-    ap.add_argument("--fresh", action="store_true", help="forget stored units")
-    ap.add_argument("--stored-only", action="store_true",
-                    help="report the committed units only (compute nothing)")
-    args = ap.parse_args(argv)
-    size = "tiny" if args.tiny else "quick" if args.quick else "full"
+SCRIPT = Script("kernel_regime", __doc__, out="results/kernel_regime",
+                sizes={"quick": "smaller N and widths", "tiny": "smoke test (seconds)"},
+                options=(Option("--stored-only", action="store_true",
+                                help="report the committed units only (compute nothing)"),))
+
+
+@SCRIPT.main
+def main(run) -> pd.DataFrame:
+    args, size = run.args, run.size
     c = SIZES[size]
-    args.out.mkdir(parents=True, exist_ok=True)
-    store = open_run_store(args.out / "runs.sqlite", "kernel_regime", {"size": size, **c},
-                           args.fresh)
+    store = run.store(size=size, **c)
     rows, sides = [], {}
     for label in ("MLP", "ConvNet-GAP"):  # the cheap nets of both data sets first
         for dsn in DATASETS:
