@@ -10,10 +10,13 @@ net, kernel plan, DAG, parameter count and input shape from the layers; :class:`
 
 from infwidth.architectures.activations import (
     ACTIVATIONS,
+    ActivationSpec,
     default_w_std,
     dual,
     dual_derivative,
     gaussian_dual,
+    get_activation,
+    numerical_activation,
 )
 from infwidth.architectures.layers import (
     GAP,
@@ -39,6 +42,9 @@ from infwidth.architectures.networks import (
 
 __all__ = [
     "ACTIVATIONS",
+    "ActivationSpec",
+    "get_activation",
+    "numerical_activation",
     "default_w_std",
     "dual",
     "dual_derivative",
