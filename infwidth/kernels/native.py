@@ -303,8 +303,10 @@ def _forward(plan: _Plan, ops, g, var_fn: Callable, need_ntk: bool, self_pass: b
     """Σ and Θ through the steps from the first Gram ``g``. ``var_fn(i, s, shape, full)``
     gives (v1, v2) for activation i, broadcastable to the (R, Q, t1, t2) view."""
     variances: list = []
-    s, t, _, _ = _walk(plan.steps, plan.nd, ops, g, None, var_fn, need_ntk, self_pass,
-                       variances)
+    held = [g]
+    del g  # the caller passes its only reference: Σ may be freed after the first layer
+    s, t, _, _ = _walk(plan.steps, plan.nd, ops, held.pop(), None, var_fn, need_ntk,
+                       self_pass, variances)
     return s, t, variances
 
 
