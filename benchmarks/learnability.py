@@ -137,7 +137,7 @@ def run_kernel_units(store: RunStore, cfg: JobConfig, archs: dict, tgts: dict, b
             clean = np.stack([regression_dataset(t, 1, sd)[1](x) for t in tgts.values()],
                              axis=1)
             if routes[name][n_train] == "in-memory":
-                gram = iw.kernel(arch, x, kind=cfg.kind, memory_budget=budget)
+                gram = iw.kernel(arch, x, kind=cfg.kind, memory_budget=budget, progress=False)
                 for u in todo:
                     put(u, nested_regression(gram, clean[:n_train], clean[n_train:],
                                              [u["sample_size"]])[0], "in-memory")

@@ -126,7 +126,8 @@ def train_mse(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = None
     check_number("tol", tol, lo=0.0, lo_open=True)
     check_dtype(dtype)
     if learning_rate is None:
-        learning_rate = stable_learning_rate(kernel(arch, x_train, kind="ntk"), lr_fraction)
+        learning_rate = stable_learning_rate(kernel(arch, x_train, kind="ntk", progress=False),
+                                             lr_fraction)
     else:
         check_number("learning_rate", learning_rate, lo=0.0, lo_open=True)
     init_fn, apply_fn, _ = arch.stax
@@ -341,7 +342,8 @@ def train_network(arch: Architecture, x_train: Any, y_train: Any, x_test: Any = 
     if spec.name == "kernel":
         y = _centred_one_hot(y_train, n_classes) if n_classes else y_train
         if lam_max is None and spec.ntk == "analytic":
-            lam_max = float(np.linalg.eigvalsh(kernel(arch, x_train, kind="ntk"))[-1])
+            lam_max = float(np.linalg.eigvalsh(kernel(arch, x_train, kind="ntk",
+                                                      progress=False))[-1])
         params0 = T.init(init_fn, shape, seed, dtype)
         fit = T.fit_kernel(apply_fn, params0, xs, y, spec, lam_max=lam_max, dtype=dtype,
                            progress=progress)
@@ -447,7 +449,8 @@ def finite_width_curve(arch: Architecture, target: Any, sample_sizes: Any,
     for s in range(seeds):
         sd = seed + s
         x, _ = regression_dataset(first, n_train + n_test, sd)
-        gram = kernel(arch, x, kind="ntk", memory_budget=memory_budget or DEFAULT_MEMORY_BUDGET)
+        gram = kernel(arch, x, kind="ntk", progress=False,
+                      memory_budget=memory_budget or DEFAULT_MEMORY_BUDGET)
         x_test = x[n_train:]
         for name, t in targets.items():
             f = regression_dataset(t, 1, sd)[1]

@@ -477,7 +477,7 @@ def kernel_regression_curve(arch: Architecture, target: Any, sample_sizes: Any,
         y_train = clean[:n_train] + np.stack(
             [label_noise(n_train, noise, sd)] * len(fs), axis=1)
         if store is None:
-            gram = kernel(arch, x, kind=kind,
+            gram = kernel(arch, x, kind=kind, progress=False,
                           memory_budget=memory_budget or DEFAULT_MEMORY_BUDGET)
         else:
             gram = _stored_gram(arch, x, kind, Path(store) / f"seed{sd}.zarr", client,
