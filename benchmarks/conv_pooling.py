@@ -39,6 +39,7 @@ import pandas as pd
 import infwidth as iw
 from infwidth.io.harness import Script
 from infwidth.io.outputs import write_csv, write_json, write_png
+from infwidth.learning.curves import threshold_crossing
 from infwidth.learning.regression import nested_regression
 
 RIDGE = 1e-6
@@ -60,16 +61,9 @@ def scale(name: str, d: int, q: int, ell: int) -> float:
             "conv + local pool": d // q * q ** (ell - 1)}.get(name, q ** (ell - 1))
 
 
-def threshold(m: np.ndarray, mse: np.ndarray, level: float = 0.5) -> float:
-    """First m where the curve drops below ``level`` (log-linear interpolation), else nan."""
-    below = np.flatnonzero(mse < level)
-    if not len(below):
-        return math.nan
-    i = below[0]
-    if i == 0:
-        return float(m[0])
-    x0, x1, y0, y1 = math.log(m[i - 1]), math.log(m[i]), mse[i - 1], mse[i]
-    return float(math.exp(x0 + (y0 - level) * (x1 - x0) / (y0 - y1)))
+def threshold(m: np.ndarray, mse: np.ndarray) -> float:
+    """m* at the level 0.5 (:func:`infwidth.learning.curves.threshold_crossing`)."""
+    return threshold_crossing(m, mse, 0.5)
 
 
 def grid(m_max: int) -> np.ndarray:

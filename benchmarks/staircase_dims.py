@@ -48,6 +48,7 @@ from scipy import stats
 
 import infwidth as iw
 from infwidth.io.harness import Script
+from infwidth.learning.curves import threshold_crossing
 
 DOMAIN, PATCH, LEVEL = "hypercube", 4, 0.5
 SIZES = {"tiny": {"dims": (8, 16), "m_cap": 128, "seeds": 1, "n_test": 100},
@@ -72,17 +73,9 @@ def targets(d: int) -> dict:
             "sibling pair": iw.Target.pair(DOMAIN, d, PATCH, (0, 1))}
 
 
-def threshold(m: np.ndarray, mse: np.ndarray, level: float = LEVEL) -> float:
-    """First m where the curve drops below ``level`` (linear in log m between grid points),
-    else nan."""
-    below = np.flatnonzero(mse < level)
-    if not len(below):
-        return math.nan
-    i = below[0]
-    if i == 0:
-        return float(m[0])
-    x0, x1, y0, y1 = math.log(m[i - 1]), math.log(m[i]), mse[i - 1], mse[i]
-    return float(math.exp(x0 + (y0 - level) * (x1 - x0) / (y0 - y1)))
+def threshold(m: np.ndarray, mse: np.ndarray) -> float:
+    """m* at the level LEVEL (:func:`infwidth.learning.curves.threshold_crossing`)."""
+    return threshold_crossing(m, mse, LEVEL)
 
 
 def fit(x: np.ndarray, y: np.ndarray) -> dict:

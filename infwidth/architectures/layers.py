@@ -357,10 +357,3 @@ def kernel_layers(arch: Any, dim: int) -> tuple[Layer, ...]:
                         f"infwidth Network (or an Architecture with a layers tuple)")
     return tuple(own(dim))
 
-
-def __getattr__(name: str):  # Network lives with Architecture (networks.py imports this)
-    if name == "Network":
-        from infwidth.architectures.networks import Network
-
-        return Network
-    raise AttributeError(name)

@@ -38,10 +38,12 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["CURVE_COLUMNS", "TOTAL", "SOURCES", "curve_frame"]
+__all__ = ["CURVE_COLUMNS", "TOTAL", "SOURCES", "curve_frame", "threshold_crossing"]
 
 CURVE_COLUMNS = ("architecture", "target", "component", "sample_size", "test_mse", "spread",
                  "source")
@@ -103,3 +105,29 @@ class CurveAccessor:
         out = out.reset_index()
         out.attrs = dict(df.attrs)
         return out
+
+
+def threshold_crossing(m: np.ndarray, mse: np.ndarray, level: float = 0.5) -> float:
+    """The first sample size where a learning curve drops below ``level``: linear in log m
+    between the grid points around the crossing, ``m[0]`` if it starts below, nan if never.
+
+    Args:
+        m: increasing sample sizes.
+        mse: test MSE at each of them (in units of the target's power).
+        level: the threshold.
+
+    Returns:
+        The interpolated m*.
+
+    Example:
+        >>> round(threshold_crossing(np.array([1, 4, 16]), np.array([1.0, 0.75, 0.25])), 9)
+        8.0
+    """
+    below = np.flatnonzero(np.asarray(mse) < level)
+    if not len(below):
+        return math.nan
+    i = below[0]
+    if i == 0:
+        return float(m[0])
+    x0, x1, y0, y1 = math.log(m[i - 1]), math.log(m[i]), mse[i - 1], mse[i]
+    return float(math.exp(x0 + (y0 - level) * (x1 - x0) / (y0 - y1)))
