@@ -315,7 +315,17 @@ def _walk(steps, nd: int, ops, s, t, var_fn: Callable, need_ntk: bool, self_pass
     """Run ``steps`` on (Σ, Θ) (which the ops may overwrite); returns (Σ, Θ, cK, cD) with the
     pending scale factors cK, cD of Σ and Θ (activations, pooling, readout)."""
     ck = cd = 1.0
-    for st in steps:
+    fuse = getattr(ops, "fuse", None)
+    k = 0
+    while k < len(steps):
+        fused = None if fuse is None else fuse(steps, k, nd, s, t, ck, cd, var_fn, need_ntk,
+                                                self_pass)
+        if fused is not None:
+            used, s, t, ck, cd = fused
+            k += used
+            continue
+        st = steps[k]
+        k += 1
         op = st[0]
         if op == "lin":
             _, ly, shape, full, _, first = st
@@ -624,6 +634,9 @@ def _run_numpy(plan, ops, a, b, symmetric, t1, t2, need_ntk, threads, dtype, pro
     def first(r, c):
         if g_all is not None:
             return g_all[r, c].copy()
+        fg = getattr(ops, "first_gram", None)
+        if fg is not None:
+            return fg(a[r], b[c], plan.full0, plan.pos0, plan.steps)
         return ops.gram(a[r], b[c], plan.full0, plan.pos0)
 
     def work(rc):

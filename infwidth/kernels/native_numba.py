@@ -22,6 +22,7 @@ Everything else (first Gram, pooling, readouts) stays numpy; formulas in
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numba as nb
@@ -129,6 +130,169 @@ def _dual_pairs(act, s, t, has_t, r1, q1, r2, q2):
                     _erf_run(s[a, b, i], t[a, b, i], has_t, r1[a, i], r2[a2, b])
 
 
+@nb.njit(inline="always", **_JIT)
+def _add_shifted(acc, src, lo, hi, d):
+    """acc[lo:hi] += src[lo + d:hi + d], through views (an index j + d that numba cannot
+    prove non-negative costs a wraparound select per element and blocks vectorisation:
+    measured 4× slower)."""
+    dst, sv = acc[lo:hi], src[lo + d:hi + d]
+    for j in range(dst.size):
+        dst[j] += sv[j]
+
+
+@nb.njit(inline="always", **_JIT)
+def _axpy(acc, x, w):
+    """acc += w·x."""
+    for j in range(acc.size):
+        acc[j] += w * x[j]
+
+
+@nb.njit(**_JIT)
+def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, fj, fsrc,
+                   fwrong, al_s, al_t, beta, act, r1, q1, r2, q2, has_t, mode, pmap, os_, ot_,
+                   gs, gt):
+    """Fused conv → affine → dual (→ pooling or GAP) of full covariances, one pair at a time
+    and one output plane (i, ·) at a time (in L1):
+
+        S(i, j) = al_s·Σ_a x_Σ(idx(i, a), idx(j, a)) + beta,
+        T(i, j) = al_t·Σ_a x_Θ(idx(i, a), idx(j, a)) + S(i, j)   (T = S without an input Θ),
+
+    then the dual of :func:`_relu_run`/:func:`_erf_run` (unscaled), written out (``mode`` 0:
+    ``os_``, ``ot_`` (t1, t2, P_out, P_out)), summed over all position pairs in float64 (1:
+    GAP, ``gs``, ``gt`` (t1, t2)), or added into pooled positions ``pmap`` (2: (t1, t2, M, M),
+    zeroed here; −1: cropped). ``xs``, ``xt``: (t1, t2, n0, n1, N) with N = n0·n1. The j side
+    of tap a is the flat shift j + shift[a] over [lo[a], hi[a]) (one long vectorised run),
+    corrected at the border entries fj where the true source fsrc (−1: zero padding) differs
+    from the shifted one fwrong (:func:`_tap_table`). ``r1``, ``q1`` (t1, P), ``r2``, ``q2``
+    (t2, P): the dual's per-position factors. A first layer (``pa`` (t1, P, c), ``pbt``
+    (t2, c, P) non-empty) takes its plane from the inputs instead: x_Σ(i, ·) = pa[i]·pbt, the
+    first Gram never stored."""
+    t1, t2 = r1.shape[0], r2.shape[0]
+    m0, q0 = idx0.shape
+    m1, nq1 = idx1.shape
+    p = m0 * m1
+    acs = np.empty(p, xs.dtype)
+    act_ = np.empty(p, xs.dtype)
+    for a in range(t1):
+        for b in range(t2):
+            if mode == 2:
+                os_[a, b] = 0.0
+                if has_t:
+                    ot_[a, b] = 0.0
+            ssum = 0.0
+            tsum = 0.0
+            for i0 in range(m0):
+                for i1 in range(m1):
+                    acs[:] = 0.0
+                    act_[:] = 0.0
+                    for k in range(pa.shape[2]):
+                        _axpy(acs, pbt[b, k], pa[a, i0 * m1 + i1, k])
+                    for u in range(q0 if pa.shape[2] == 0 else 0):
+                        s0 = idx0[i0, u]
+                        if s0 < 0:
+                            continue
+                        for v in range(nq1):
+                            s1 = idx1[i1, v]
+                            if s1 < 0:
+                                continue
+                            tap = u * nq1 + v
+                            d = shift[tap]
+                            src = xs[a, b, s0, s1]
+                            _add_shifted(acs, src, lo[tap], hi[tap], d)
+                            for f in range(fstart[tap], fstart[tap + 1]):
+                                g, w = fsrc[f], fwrong[f]
+                                acs[fj[f]] += (src[g] if g >= 0 else 0.0) - \
+                                    (src[w] if w >= 0 else 0.0)
+                            if has_t and has_tin:
+                                srt = xt[a, b, s0, s1]
+                                _add_shifted(act_, srt, lo[tap], hi[tap], d)
+                                for f in range(fstart[tap], fstart[tap + 1]):
+                                    g, w = fsrc[f], fwrong[f]
+                                    act_[fj[f]] += (srt[g] if g >= 0 else 0.0) - \
+                                        (srt[w] if w >= 0 else 0.0)
+                    for j in range(p):
+                        acs[j] = al_s * acs[j] + beta
+                    if has_t:
+                        if has_tin:
+                            for j in range(p):
+                                act_[j] = al_t * act_[j] + acs[j]
+                        else:
+                            act_[:] = acs
+                    i = i0 * m1 + i1
+                    if act == 0:
+                        _relu_run(acs, act_, has_t, r1[a, i], q1[a, i], r2[b], q2[b])
+                    else:
+                        _erf_run(acs, act_, has_t, r1[a, i], r2[b])
+                    if mode == 0:
+                        os_[a, b, i] = acs
+                        if has_t:
+                            ot_[a, b, i] = act_
+                    elif mode == 1:
+                        for j in range(p):
+                            ssum += acs[j]
+                        if has_t:
+                            for j in range(p):
+                                tsum += act_[j]
+                    elif pmap[i] >= 0:
+                        ps, pt = os_[a, b, pmap[i]], ot_[a, b, pmap[i]]
+                        for j in range(p):
+                            if pmap[j] >= 0:
+                                ps[pmap[j]] += acs[j]
+                        if has_t:
+                            for j in range(p):
+                                if pmap[j] >= 0:
+                                    pt[pmap[j]] += act_[j]
+            if mode == 1:
+                gs[a, b] = ssum
+                if has_t:
+                    gt[a, b] = tsum
+
+
+@lru_cache(maxsize=64)
+def _tap_table(n: tuple[int, int], q: tuple[int, int], padding: str):
+    """Taps of a stride-1 conv of a flat (n0·n1, n0·n1) covariance, for :func:`_lin_act_pairs`:
+    per-axis tap indices (q = 1: the identity), and per tap (u, v) of the j side the flat
+    shift d with its valid range [lo, hi) and the border entries (j, true source or −1,
+    shifted source or −1) where the shift is wrong (a wrap, a row change, or zero padding;
+    every entry when the output map differs from the input map: valid padding)."""
+    idx = [np.arange(k, dtype=np.int64)[:, None] if f == 1 else conv_taps(k, f, 1, padding)
+           for k, f in zip(n, q)]
+    m = (idx[0].shape[0], idx[1].shape[0])
+    p, nn_ = m[0] * m[1], n[0] * n[1]
+    jj = np.arange(p)
+    j0, j1 = np.divmod(jj, m[1])
+    shift, lo, hi, fstart, fj, fsrc, fwrong = [], [], [], [0], [], [], []
+    for u in range(idx[0].shape[1]):
+        for v in range(idx[1].shape[1]):
+            a, b = idx[0][j0, u], idx[1][j1, v]
+            true = np.where((a >= 0) & (b >= 0), a * n[1] + b, -1)
+            if m == tuple(n):
+                d = (u - (q[0] - 1) // 2) * n[1] + (v - (q[1] - 1) // 2)
+                lo_, hi_ = max(0, -d), min(p, nn_ - d)
+            else:
+                d, lo_, hi_ = 0, 0, 0
+            wrong = np.where((jj >= lo_) & (jj < hi_), jj + d, -1)
+            bad = np.flatnonzero(true != wrong)
+            shift.append(d), lo.append(lo_), hi.append(hi_)
+            fj.append(bad), fsrc.append(true[bad]), fwrong.append(wrong[bad])
+            fstart.append(fstart[-1] + bad.size)
+    cat = (lambda xs: np.concatenate(xs).astype(np.int64))
+    ints = (lambda xs: np.asarray(xs, np.int64))
+    return (idx[0], idx[1], ints(shift), ints(lo), ints(hi), ints(fstart), cat(fj),
+            cat(fsrc), cat(fwrong), m)
+
+
+@lru_cache(maxsize=64)
+def _pool_map(m: tuple[int, int], w: int, nd: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Flat position → flat pooled position of a non-overlapping w-window pooling (−1 where
+    VALID pooling crops), and the pooled map."""
+    ws = (w, w) if nd == 2 else (1, w)
+    out = tuple(k // s for k, s in zip(m, ws))
+    j0, j1 = np.divmod(np.arange(m[0] * m[1]), m[1])
+    a, b = j0 // ws[0], j1 // ws[1]
+    return np.where((a < out[0]) & (b < out[1]), a * out[1] + b, -1).astype(np.int64), out
+
+
 @nb.njit(**_JIT)
 def _conv_rows(x, out, idx0, idx1):
     """Diagonal layout (n0, n1, B) → (m0, m1, B): out[o0, o1] = Σ_taps x[idx0[o0, a],
@@ -151,6 +315,13 @@ def _conv_rows(x, out, idx0, idx1):
                     src = x[i0, i1]
                     for k in range(nb_):
                         acc[k] += src[k]
+
+
+@nb.njit(inline="always", **_JIT)
+def _sum3(out, a, b, c):
+    """out = a + b + c (views of equal length)."""
+    for j in range(out.size):
+        out[j] = a[j] + b[j] + c[j]
 
 
 @nb.njit(**_JIT)
@@ -202,8 +373,8 @@ def _conv_pairs(x, out, z, idx0, idx1, runs, n_runs, zero):
                         b1 = zp[i0, s1, j0] if s1 >= 0 else zero
                         b2 = zp[i0, s2, j0] if s2 >= 0 else zero
                         d0, d1, d2 = idx1[1, 0] - 1, idx1[1, 1] - 1, idx1[1, 2] - 1
-                        for j in range(1, m1 - 1):
-                            acc[j] = b0[j + d0] + b1[j + d1] + b2[j + d2]
+                        _sum3(acc[1:m1 - 1], b0[1 + d0:m1 - 1 + d0], b1[1 + d1:m1 - 1 + d1],
+                              b2[1 + d2:m1 - 1 + d2])
                         for j in (0, m1 - 1):
                             v = 0.0
                             for b in range(3):
@@ -220,8 +391,7 @@ def _conv_pairs(x, out, z, idx0, idx1, runs, n_runs, zero):
                         src = zp[i0, s1, j0]
                         for r in range(n_runs[b]):
                             lo, hi, off = runs[b, r, 0], runs[b, r, 1], runs[b, r, 2]
-                            for j in range(lo, hi):
-                                acc[j] += src[off + j - lo]
+                            _add_shifted(acc, src, lo, hi, off - lo)
 
 
 @nb.njit(**_JIT)
@@ -306,6 +476,15 @@ class NumbaOps(NumpyOps):
         return gram_layout(g.reshape((t1, t2, p, p) if full else g.shape), c, full, pos)
 
     @staticmethod
+    def first_gram(a: np.ndarray, b: np.ndarray, full: bool, pos: tuple[int, ...], steps):
+        """The first Gram of a tile, or (when :meth:`fuse` computes it inside the first
+        layer's pass) the inputs it is made of."""
+        if full and 0 < a.shape[2] <= 64 and NumbaOps._fusable(steps, 0, len(pos)):
+            bt = np.ascontiguousarray(b.transpose(0, 2, 1)) * (1.0 / a.shape[2])
+            return _Patches(a, bt.astype(a.dtype, copy=False), (a.shape[0], b.shape[0]) + pos * 2)
+        return NumbaOps.gram(a, b, full, pos)
+
+    @staticmethod
     def conv(x, layer: Conv, nd: int, full: bool):
         """Σ over the taps of a conv (unscaled), all taps per output element in one pass."""
         if nd == 0 or (full and max(layer.stride) > 1):
@@ -362,15 +541,7 @@ class NumbaOps(NumpyOps):
         keep, idx = None, np.arange(v4[2])
         if name == "relu" and self_pass:  # θ = 0 exactly on the self diagonal
             keep = (s4[:, :, idx, idx].copy(), None if t4 is None else t4[:, :, idx, idx].copy())
-        v1 = np.asarray(v1, np.float64)
-        v2 = np.asarray(v2, np.float64)
-        if name == "relu":
-            with np.errstate(divide="ignore"):
-                r1, r2 = (np.where(v > 0, 1.0 / np.sqrt(v), 0.0) for v in (v1, v2))
-            q1, q2, act = np.sqrt(v1), np.sqrt(v2), 0
-        else:
-            r1, r2 = 2.0 / np.sqrt(1.0 + 2.0 * v1), 1.0 / np.sqrt(1.0 + 2.0 * v2)
-            q1, q2, act = r1, r2, 1
+        r1, q1, r2, q2, act = _rq(name, v1, v2)
         if pairs:  # v1 (A, 1, R, 1); v2 (1, B, 1, Q) cross or (A, 1, 1, Q) self
             lead = v4[0] if self_pass else 1
             sh1, sh2 = (v4[0], v4[2]), (lead, v4[1], v4[3])
@@ -391,8 +562,117 @@ class NumbaOps(NumpyOps):
             s4[:, :, idx, idx] = math.pi * keep[0]
             if t4 is not None:
                 t4[:, :, idx, idx] = math.pi * keep[1]
-        scale = 1 / (2 * math.pi) if name == "relu" else 2 / math.pi
+        scale = _SCALE[name]
         return s, t, scale, scale
+
+    @staticmethod
+    def _fusable(steps: tuple, k: int, nd: int) -> bool:
+        """Whether steps k, k+1 are a stride-1 (or first) linear layer of full covariances
+        and a fast activation."""
+        if nd == 0 or k + 1 >= len(steps):
+            return False
+        st, nx = steps[k], steps[k + 1]
+        if st[0] != "lin" or nx[0] != "act" or not st[3] or not nx[3]:
+            return False
+        ly, first = st[1], st[5]
+        if get_activation(nx[1]).fast is None or not (first or isinstance(ly, Conv)):
+            return False
+        return first or (max(ly.stride) == 1 and len(st[2]) == nd)
+
+    @staticmethod
+    def fuse(steps: tuple, k: int, nd: int, s, t, ck: float, cd: float, var_fn,
+             need_ntk: bool, self_pass: bool):
+        """Steps k, k+1 (and k+2) in one pass when they are a stride-1 (or first) linear layer
+        of full covariances followed by a fast (relu/erf) activation, then optionally a
+        non-overlapping pooling or the GAP readout (:func:`_lin_act_pairs`): one read of
+        Σ, Θ and one write of the result (none for GAP) instead of ~6 passes over memory.
+        Returns (steps consumed, Σ, Θ, cK, cD), or None when the pattern does not apply."""
+        if self_pass or not NumbaOps._fusable(steps, k, nd):
+            return None
+        st, nx = steps[k], steps[k + 1]
+        _, ly, shape, _, out_shape, first = st
+        fast = get_activation(nx[1]).fast
+        nxt = steps[k + 2] if k + 2 < len(steps) else ("end",)
+        mode, pw, used = 0, 1, 2
+        if nxt[0] == "read" and nxt[1] == "gap":
+            mode, used = 1, 3
+        elif (nxt[0] == "pool" and nxt[1][0] == nxt[1][1] and len(set(nxt[1][0])) == 1
+              and (nd == 2 or nd == 1)):
+            mode, pw, used = 2, nxt[1][0][0], 3
+        t1, t2 = s.shape[:2]
+        sp_in = tuple(s.shape[2:2 + nd])
+        dt = s.dtype
+        q = (1,) * nd if first else tuple(ly.filter)
+        if nd == 1:
+            sp_in, q = (1,) + sp_in, (1,) + q
+        *table, m = _tap_table(sp_in, q, "same" if first else ly.padding)
+        taps = float(math.prod(q))
+        name = "relu" if fast == "arccos1" else "erf"
+        v1, v2 = var_fn(nx[4], None, nd, True)
+        r1, q1, r2, q2, act = _rq(name, v1, v2)
+        p = m[0] * m[1]
+        rows = [np.ascontiguousarray(np.broadcast_to(v, (t1, 1, p, 1)), dt).reshape(t1, p)
+                for v in (r1, q1)]
+        cols = [np.ascontiguousarray(np.broadcast_to(v, (1, t2, 1, p)), dt).reshape(t2, p)
+                for v in (r2, q2)]
+        n_in = sp_in[0] * sp_in[1]
+        if isinstance(s, _Patches):  # the first Gram, from the inputs
+            pa, pbt = s.a, s.bt
+            xs = np.empty((1, 1, 1, 1, 1), dt)
+        else:
+            pa = pbt = np.empty((1, 1, 0), dt)
+            xs = s.reshape(t1, t2, sp_in[0], sp_in[1], n_in)
+        has_tin = t is not None
+        xt = t.reshape(xs.shape) if has_tin else xs
+        w2, b2 = ly.W_std ** 2, ly.b_std ** 2
+        scale = _SCALE[name]
+        pmap, pooled = np.zeros(1, np.int64), m
+        if mode == 2:
+            pmap, pooled = _pool_map(m, pw, nd)
+        pp = pooled[0] * pooled[1]
+        osh = (t1, t2, pp, pp) if mode != 1 else (1, 1, 1, 1)
+        out_s = np.empty(osh, dt)
+        out_t = np.empty(osh, dt) if need_ntk else out_s
+        gs = np.zeros((t1, t2) if mode == 1 else (1, 1))
+        gt = np.zeros((t1, t2)) if mode == 1 and need_ntk else gs
+        _lin_act_pairs(xs, xt, has_tin, pa, pbt, *table, w2 * ck / taps, w2 * cd / taps, b2, act,
+                       rows[0], rows[1], cols[0], cols[1], need_ntk, mode, pmap, out_s, out_t,
+                       gs, gt)
+        if mode == 1:
+            f = scale / float(p) ** 2
+            return used, gs.astype(dt), (gt.astype(dt) if need_ntk else None), f, f
+        shape = (t1, t2) + pooled[2 - nd:] * 2
+        f = scale / float(pw ** nd) ** 2 if mode == 2 else scale
+        return used, out_s.reshape(shape), out_t.reshape(shape) if need_ntk else None, f, f
+
+@dataclass(frozen=True)
+class _Patches:
+    """A tile's first Gram, not yet formed: x_a(i)·x_b(j)/c = a[i]·bt[:, j] (``shape``: the
+    Gram's)."""
+
+    a: np.ndarray
+    bt: np.ndarray
+    shape: tuple[int, ...]
+
+    @property
+    def dtype(self):
+        return self.a.dtype
+
+
+_SCALE = {"relu": 1 / (2 * math.pi), "erf": 2 / math.pi}
+
+
+def _rq(name: str, v1, v2):
+    """Per-position factors of the fused duals: relu r = 1/√v (0 where v = 0), q = √v;
+    erf r1 = 2/√(1 + 2v1), r2 = 1/√(1 + 2v2), q = r."""
+    v1 = np.asarray(v1, np.float64)
+    v2 = np.asarray(v2, np.float64)
+    if name == "relu":
+        with np.errstate(divide="ignore"):
+            r1, r2 = (np.where(v > 0, 1.0 / np.sqrt(v), 0.0) for v in (v1, v2))
+        return r1, np.sqrt(v1), r2, np.sqrt(v2), 0
+    r1, r2 = 2.0 / np.sqrt(1.0 + 2.0 * v1), 1.0 / np.sqrt(1.0 + 2.0 * v2)
+    return r1, r1, r2, r2, 1
 
 
 def _bshape(a: np.ndarray, sh: tuple, pairs: bool, which: int) -> tuple:
