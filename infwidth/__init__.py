@@ -33,7 +33,7 @@ from infwidth.eigenspaces import (  # noqa: E402
     learning_index,
     spectrum,
 )
-from infwidth.kernels import kernel  # noqa: E402
+from infwidth.kernels import kernel, kernel_cost  # noqa: E402
 from infwidth.learning import (  # noqa: E402
                            Component,
                            Target,
@@ -50,7 +50,7 @@ __version__ = "0.2.0"
 __all__ = [
     "Architecture", "MLP", "SCNN", "DCNN", "ConvNet", "Network",
     "sample_inputs", "load_digits", "load_mnist1d", "load_fashion_mnist", "load_cifar10",
-    "kernel",
+    "kernel", "kernel_cost",
     "spectrum", "Spectrum", "learning_index", "eigenfunction", "ConvKernel", "conv_spectrum",
     "Target", "Component", "eigenlearning", "predict_learning_curve", "staircase",
     "kernel_regression_curve", "finite_width_curve", "train_mse",

@@ -2,12 +2,14 @@
 
 ``engine``: :func:`kernel`, which runs the native one-pass engine (``native``, with the
 numba / numpy / JAX backends of ``native_numba`` and ``native_ops``) or neural-tangents, and
-their memory plans; ``tree``: :func:`kernel_pair` (both kinds from one call) and
+their memory plans; ``cost``: :func:`kernel_cost`, the engine's flops and bytes counted
+from its plan before the work; ``tree``: :func:`kernel_pair` (both kinds from one call) and
 :func:`tree_kernel`, the numpy reference recursion used as an independent check; ``tiles``,
 ``gram_store`` and ``distributed``: Gram matrices as tiles in a Zarr store, filled in-process
 or on a Dask cluster, resumable (the ``[distributed]`` extra).
 """
 
+from infwidth.kernels.cost import KernelCost, kernel_cost
 from infwidth.kernels.distributed import TileError, gram, local_cluster
 from infwidth.kernels.engine import (
     DEFAULT_MEMORY_BUDGET,
@@ -23,6 +25,8 @@ from infwidth.kernels.tree import kernel_pair, tree_kernel
 
 __all__ = [
     "kernel",
+    "kernel_cost",
+    "KernelCost",
     "ENGINES",
     "estimate_block_memory",
     "plan_blocks",
