@@ -15,7 +15,8 @@ Writes ``real_data_kernels.csv`` (kernel, kind, n_train, n_test, accuracy, test_
 ``real_data_kernels.png``.
 
     python benchmarks/real_data_kernels.py [--minutes 30] [--only gap|myrtle] [--tiny]
-        [--client local] [--tile 64] [--out results/real_data_kernels] [--fresh]
+        [--client local] [--tile 64] [--dtype float32] [--out results/real_data_kernels]
+        [--fresh]
 """
 
 from __future__ import annotations
@@ -42,14 +43,15 @@ KERNELS = {"gap": ("ConvNet-GAP", iw.ConvNet(filter_size=3, depth=2, readout="ga
            "myrtle": ("Myrtle-5", Myrtle(depth=5, ndim=2))}
 
 
-def pairs_per_second(arch, x: np.ndarray, threads: int | None, n: int = 16) -> float:
-    """Pairs/s of a symmetric n×n Gram (both kinds, ``threads`` engine threads), after a
-    warm-up call."""
+def pairs_per_second(arch, x: np.ndarray, threads: int | None, n: int = 24,
+                     dtype: str = "float64") -> float:
+    """Pairs/s of a symmetric n×n Gram (both kinds, ``threads`` engine threads, ``dtype``),
+    after a warm-up call."""
     from infwidth.kernels.native import native_kernels
 
-    native_kernels(arch, x[:2], kinds=KINDS, threads=threads)
+    native_kernels(arch, x[:2], kinds=KINDS, threads=threads, dtype=dtype, progress=False)
     t = time.perf_counter()
-    native_kernels(arch, x[:n], kinds=KINDS, threads=threads)
+    native_kernels(arch, x[:n], kinds=KINDS, threads=threads, dtype=dtype, progress=False)
     return n * (n + 1) / 2 / (time.perf_counter() - t)
 
 
@@ -61,7 +63,7 @@ def largest_n(rate: float, seconds: float, cap: int) -> int:
 
 
 def run_kernel(key: str, data, minutes: float, cap: int, out: Path, fresh: bool,
-               client: str | None, tile: int) -> tuple:
+               client: str | None, tile: int, dtype: str = "float64") -> tuple:
     """One kernel: plan N, fill its store, solve nested regressions. (rows, summary).
     With ``client="local"`` (one single-threaded worker process per core) the rate is one
     thread's times the cores."""
@@ -75,11 +77,12 @@ def run_kernel(key: str, data, minutes: float, cap: int, out: Path, fresh: bool,
         print(f"{label}: resuming the plan in {plan_path} (N = {plan['n_train']})", flush=True)
     else:
         cores = os.cpu_count() or 1
-        rate = (pairs_per_second(arch, data.x_train, 1) * cores if client == "local"
-                else pairs_per_second(arch, data.x_train, None))
+        rate = (pairs_per_second(arch, data.x_train, 1, dtype=dtype) * cores
+                if client == "local" else pairs_per_second(arch, data.x_train, None,
+                                                           dtype=dtype))
         n = largest_n(rate, 60 * minutes, cap)
         plan = {"n_train": n, "n_test": n // 2, "rate_pairs_per_second_runtime": rate,
-                "minutes": minutes}
+                "minutes": minutes, "dtype": dtype}
         write_json(plan, plan_path)
         print(f"{label}: {rate:.1f} pairs/s (both kinds) → N = {n} train + {n // 2} test in "
               f"~{minutes:g} min", flush=True)
@@ -87,7 +90,7 @@ def run_kernel(key: str, data, minutes: float, cap: int, out: Path, fresh: bool,
     x = np.concatenate([data.x_train[:n], data.x_test[:nt]])
     t = time.perf_counter()
     g = iw.kernels.gram(arch, x, kinds=KINDS, store=store, progress=True, client=client,
-                        tile=min(tile, n + nt))
+                        tile=min(tile, n + nt), dtype=plan.get("dtype", "float64"))
     secs = time.perf_counter() - t
     report = g.report
     if report["done_before"] == 0:  # a fill in one go: its wall time is the measurement
@@ -147,7 +150,9 @@ SCRIPT = Script("real_data_kernels", __doc__, out="results/real_data_kernels",
                     Option("--client", default=None, help='"local": a LocalCluster of one '
                            'worker per core (the [distributed] extra); a scheduler address; '
                            'default: this process, every core'),
-                    Option("--tile", type=int, default=64, help="Gram tile (rows and columns)")))
+                    Option("--tile", type=int, default=64, help="Gram tile (rows and columns)"),
+                    Option("--dtype", choices=("float64", "float32"), default="float64",
+                           help="the engine's working dtype (regression is float64)")))
 
 
 @SCRIPT.main
@@ -165,7 +170,7 @@ def main(run) -> dict:
     rows, summaries = [], []
     for key in args.only or KERNELS:
         r, s = run_kernel(key, data, args.minutes, 8 if args.tiny else 10**6, args.out,
-                          args.fresh, args.client, 4 if args.tiny else args.tile)
+                          args.fresh, args.client, 4 if args.tiny else args.tile, args.dtype)
         rows += r
         summaries.append(s)
     df = pd.DataFrame(rows)
