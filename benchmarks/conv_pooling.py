@@ -19,7 +19,10 @@ the same + GAP. For each (d, q, ℓ, kernel):
   pooling over ω: the Fejér factor F_ω(f) of the spectrum keeps about d/ω of each orbit's d
   Fourier modes; the issue's q^(ℓ−1) is the case ω ≍ d) and q^(ℓ−1) (GAP);
 - median relative gap |pred − meas|/meas over the points with meas ≥ 0.01 × power (below it
-  the error is at the ridge/round-off floor and a relative gap means nothing).
+  the error is at the ridge/round-off floor and a relative gap means nothing). The GAP
+  kernel has rank r = 2 … 10 here and its curve lives at m ≲ r, where eigenlearning is off
+  for reasons of its own (finite r; discrete hypercube features, singular for some m ≥ r
+  draws): ``gap_diagnosis.py`` measures both.
 
 Each (d, q, ℓ, kernel, seed) curve is a unit of ``<out>/runs.sqlite``: a rerun reuses it.
 
