@@ -50,21 +50,22 @@ def test_convnet_gap_1d_closed_form():
     e = 16 ** 2
     c = kernel_cost(iw.ConvNet(depth=2, readout="gap"), 4, dim=16)
     assert c.flops_per_pair == 8 * e + 43 * e + 7 * e + 43 * e + 2 * (e - 1) + 3 == 103 * e + 1
-    # elements moved: Gram 3E + affine 2E + copy 2E; relu 4E; conv one pass per array
-    # (read, write) 4E + affine 2E + Θ 5E; relu 4E; GAP reads E and writes 1 per array;
-    # Dense 7.
-    assert c.bytes_per_pair == 8 * (7 * e + 4 * e + 11 * e + 4 * e + 2 * (e + 1) + 7)
+    # elements moved: both conv + relu layers are fused passes (NumbaOps.fuse): the first
+    # reads its patches (2·P·3) and writes Σ, Θ (2E); the second reads Σ, Θ (2E) and sums
+    # them into the GAP readout (no write); Dense 7.
+    assert c.bytes_per_pair == 8 * (2 * 16 * 3 + 2 * e + 2 * e + 7)
 
 
 def test_convnet_gap_2d_counts_the_separable_conv():
-    # 28×28 circular: each 3×3 conv of the covariance is 2 + 2 adds per entry per array, its
-    # numba pass writes an intermediate (read x, write z, read z, write out).
+    # 28×28 circular: each 3×3 conv of the covariance is 2 + 2 adds per entry per array; the
+    # fused conv → relu → GAP pass reads Σ and Θ once and writes nothing.
     e = 784 ** 2
     rows = kernel_cost(iw.ConvNet(filter_size=3, depth=2, readout="gap", ndim=2), 2,
                        dim=784).to_frame().set_index("step")
     assert rows.loc["0", "flops_per_pair"] == (2 * 9 + 1 + 1) * e
     assert rows.loc["2", "flops_per_pair"] == 2 * 4 * e + 3 * e
-    assert rows.loc["2", "bytes_per_pair"] == 8 * (2 * 4 * e + 7 * e)
+    assert rows.loc["2", "bytes_per_pair"] == 8 * 2 * e
+    assert rows.loc["3", "bytes_per_pair"] == rows.loc["4", "bytes_per_pair"] == 0
     assert rows.loc["1", "flops_per_pair"] == (RELU_S + RELU_T) * e
 
 
@@ -77,8 +78,11 @@ def test_pool_erf_and_flatten_rows():
     assert rows.loc["0", "shape"] == (16,) and rows.loc["0", "elements_per_pair"] == 256
     assert rows.loc["1", "flops_per_pair"] == (ERF_S + ERF_T) * 256
     assert rows.loc["2", "flops_per_pair"] == 2 * 3 * 64
-    # 1-D pooling runs numpy's per-tap passes: a copy, then three adds (read, read, write)
-    assert rows.loc["2", "bytes_per_pair"] == 8 * 2 * (2 + 3 * 3) * 64
+    # conv → erf → pool is one fused pass: the patches read (2·16·3), the pooled Σ, Θ written
+    assert rows.loc["0", "bytes_per_pair"] == 8 * (2 * 16 * 3 + 2 * 64)
+    assert rows.loc["1", "bytes_per_pair"] == rows.loc["2", "bytes_per_pair"] == 0
+    # 1×1 conv → relu → pool: reads Σ, Θ (2·64), writes the pooled (4, 4) covariances
+    assert rows.loc["3", "bytes_per_pair"] == 8 * (2 * 64 + 2 * 16)
     # a 1×1 conv: no adds, only the affines (1 + 2 per entry), which take the pool's and the
     # erf's pending scale factors, so the relu after it runs no scale pass
     assert rows.loc["3", "flops_per_pair"] == 3 * 64

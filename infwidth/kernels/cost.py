@@ -14,7 +14,12 @@ the engine runs for one pair of inputs) and counts, per step and per pair:
 - **bytes**: the least memory traffic of the step as the engine runs it today on the CPU
   (the numba backend): every pass reads each of its arrays once and writes its output once,
   itemsize from ``dtype``; the per-input variance vectors and the prepared inputs of a tile
-  are not counted per pair (the inputs are counted once, in ``fixed_bytes``).
+  are not counted per pair (the inputs are counted once, in ``fixed_bytes``). A linear layer
+  and fast activation (and a following GAP or square pooling) that the engine fuses
+  (:func:`~infwidth.kernels.native_numba.fused_steps`) move their input once and their
+  output once, on the group's first row (a first layer reads its patches, never the Gram;
+  GAP writes nothing). Flops stay the separable count although the fused pass adds the
+  q0·q1 taps of a 2-D conv directly.
 
 The constants, per covariance entry (counted from ``infwidth/kernels/native_numba.py``):
 
@@ -47,6 +52,7 @@ import numpy as np
 
 from infwidth.architectures.activations import get_activation
 from infwidth.architectures.layers import Conv, conv_taps
+from infwidth.kernels.native_numba import fused_steps
 from infwidth.validation import (
     KINDS,
     check_architecture,
@@ -156,7 +162,8 @@ def kernel_cost(arch: Any, n1: int, n2: int | None = None, *, dim: int,
     plan = native_plan(arch, dim)
     walk = _Walk(plan.nd, "ntk" in kinds)
     walk.first(plan)
-    walk.steps(plan.steps[1:], prefix="", start=1)
+    walk.steps(plan.steps, prefix="", start=0 if fused_steps(plan.steps, 0, plan.nd) else 1)
+    walk.rows[0].pop("_patch_elems", None)
     rows = tuple({**r, "bytes_per_pair": r["bytes_per_pair"] * item} for r in walk.rows)
     symmetric = n2 is None
     pairs = n1 * (n1 + 1) // 2 if symmetric else n1 * n2
@@ -230,10 +237,35 @@ class _Walk:
         f, m = self._affine(st[1], e)
         name = _describe(st[1]) + f" (first Gram, {c} coords)"
         self._row("0", "gram", name, plan.pos0, plan.full0, (2 * c + 1) * e + f, moved + m)
+        self.rows[0]["_patch_elems"] = p * c
 
     def steps(self, steps: Sequence[tuple], prefix: str, start: int = 0) -> None:
-        for k, st in enumerate(steps, start):
-            self.step(st, prefix + str(k))
+        """Rows of ``steps[start:]``; a group the engine fuses into one pass
+        (:func:`~infwidth.kernels.native_numba.fused_steps`) moves its input once and its
+        output once (nothing for GAP), on the group's first row."""
+        k = start
+        while k < len(steps):
+            n = fused_steps(steps, k, self.nd)
+            row, arrays_in = len(self.rows), self._arrays()
+            if k == 0:  # the first layer's row is already there (the first Gram)
+                row, arrays_in = 0, 0
+            for j in range(k + (k == 0), k + max(n, 1)):
+                self.step(steps[j], prefix + str(j))
+            if n:
+                e_in = 0 if k == 0 else _size(steps[k][2], True) * arrays_in
+                self._fused(row, n, e_in)
+            k += max(n, 1)
+
+    def _fused(self, row: int, n: int, e_in: int) -> None:
+        """Set the bytes of the fused rows ``row``… (n steps) to one read of the input
+        (``e_in`` elements; the first layer reads its patches) and one write of the output."""
+        last = self.rows[row + n - 1]
+        e_out = 0 if last["op"] == "read" else last["elements_per_pair"] * self._arrays()
+        if row == 0:  # the first layer: its patches are read per plane, the Gram never stored
+            e_in = 2 * self.rows[0].pop("_patch_elems")
+        for r in self.rows[row:row + n]:
+            r["bytes_per_pair"] = 0
+        self.rows[row]["bytes_per_pair"] = e_in + e_out
 
     def step(self, st: tuple, name: str) -> None:
         op = st[0]

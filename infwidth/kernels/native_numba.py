@@ -32,7 +32,7 @@ from infwidth.architectures.activations import get_activation
 from infwidth.architectures.layers import Conv
 from infwidth.kernels.native_ops import NumpyOps, _view4, conv_taps, gram_layout
 
-__all__ = ["NumbaOps"]
+__all__ = ["NumbaOps", "fused_steps"]
 
 _JIT = dict(nogil=True, cache=True, error_model="numpy")
 
@@ -479,7 +479,7 @@ class NumbaOps(NumpyOps):
     def first_gram(a: np.ndarray, b: np.ndarray, full: bool, pos: tuple[int, ...], steps):
         """The first Gram of a tile, or (when :meth:`fuse` computes it inside the first
         layer's pass) the inputs it is made of."""
-        if full and 0 < a.shape[2] <= 64 and NumbaOps._fusable(steps, 0, len(pos)):
+        if full and 0 < a.shape[2] <= 64 and fused_steps(steps, 0, len(pos)):
             bt = np.ascontiguousarray(b.transpose(0, 2, 1)) * (1.0 / a.shape[2])
             return _Patches(a, bt.astype(a.dtype, copy=False), (a.shape[0], b.shape[0]) + pos * 2)
         return NumbaOps.gram(a, b, full, pos)
@@ -566,20 +566,6 @@ class NumbaOps(NumpyOps):
         return s, t, scale, scale
 
     @staticmethod
-    def _fusable(steps: tuple, k: int, nd: int) -> bool:
-        """Whether steps k, k+1 are a stride-1 (or first) linear layer of full covariances
-        and a fast activation."""
-        if nd == 0 or k + 1 >= len(steps):
-            return False
-        st, nx = steps[k], steps[k + 1]
-        if st[0] != "lin" or nx[0] != "act" or not st[3] or not nx[3]:
-            return False
-        ly, first = st[1], st[5]
-        if get_activation(nx[1]).fast is None or not (first or isinstance(ly, Conv)):
-            return False
-        return first or (max(ly.stride) == 1 and len(st[2]) == nd)
-
-    @staticmethod
     def fuse(steps: tuple, k: int, nd: int, s, t, ck: float, cd: float, var_fn,
              need_ntk: bool, self_pass: bool):
         """Steps k, k+1 (and k+2) in one pass when they are a stride-1 (or first) linear layer
@@ -587,18 +573,17 @@ class NumbaOps(NumpyOps):
         non-overlapping pooling or the GAP readout (:func:`_lin_act_pairs`): one read of
         Σ, Θ and one write of the result (none for GAP) instead of ~6 passes over memory.
         Returns (steps consumed, Σ, Θ, cK, cD), or None when the pattern does not apply."""
-        if self_pass or not NumbaOps._fusable(steps, k, nd):
+        used = 0 if self_pass else fused_steps(steps, k, nd)
+        if not used:
             return None
         st, nx = steps[k], steps[k + 1]
         _, ly, shape, _, out_shape, first = st
         fast = get_activation(nx[1]).fast
-        nxt = steps[k + 2] if k + 2 < len(steps) else ("end",)
-        mode, pw, used = 0, 1, 2
-        if nxt[0] == "read" and nxt[1] == "gap":
-            mode, used = 1, 3
-        elif (nxt[0] == "pool" and nxt[1][0] == nxt[1][1] and len(set(nxt[1][0])) == 1
-              and (nd == 2 or nd == 1)):
-            mode, pw, used = 2, nxt[1][0][0], 3
+        mode, pw = 0, 1
+        if used == 3 and steps[k + 2][0] == "read":
+            mode = 1
+        elif used == 3:
+            mode, pw = 2, steps[k + 2][1][0][0]
         t1, t2 = s.shape[:2]
         sp_in = tuple(s.shape[2:2 + nd])
         dt = s.dtype
@@ -644,6 +629,28 @@ class NumbaOps(NumpyOps):
         shape = (t1, t2) + pooled[2 - nd:] * 2
         f = scale / float(pw ** nd) ** 2 if mode == 2 else scale
         return used, out_s.reshape(shape), out_t.reshape(shape) if need_ntk else None, f, f
+
+def fused_steps(steps: tuple, k: int, nd: int) -> int:
+    """How many plan steps from k :meth:`NumbaOps.fuse` runs as one pass over memory: 2 for
+    a stride-1 (or first) linear layer of full covariances and a fast (relu/erf) activation,
+    3 with a following GAP readout or non-overlapping square pooling; 0 when not fused."""
+    if nd == 0 or k + 1 >= len(steps):
+        return 0
+    st, nx = steps[k], steps[k + 1]
+    if st[0] != "lin" or nx[0] != "act" or not st[3] or not nx[3]:
+        return 0
+    ly, first = st[1], st[5]
+    if get_activation(nx[1]).fast is None or not (first or isinstance(ly, Conv)):
+        return 0
+    if not first and (max(ly.stride) > 1 or len(st[2]) != nd):
+        return 0
+    nxt = steps[k + 2] if k + 2 < len(steps) else ("end",)
+    if nxt[0] == "read" and nxt[1] == "gap":
+        return 3
+    if nxt[0] == "pool" and nxt[1][0] == nxt[1][1] and len(set(nxt[1][0])) == 1:
+        return 3
+    return 2
+
 
 @dataclass(frozen=True)
 class _Patches:
