@@ -575,7 +575,7 @@ def native_kernels(arch: Any, x1: Any, x2: Any = None,
         nngp, ntk = _run_jax(plan, a, b, symmetric, min(t, n1), min(t, n2), need_ntk,
                              np_dtype, progress)
     else:
-        ops = _numba_ops() if backend == "numba" else NumpyOps()
+        ops = _numba_ops(plan.residual_depth == 0) if backend == "numba" else NumpyOps()
         nngp, ntk = _run_numpy(plan, ops, a, b, symmetric, min(t, n1), min(t, n2), need_ntk,
                                threads, np_dtype, progress)
     out = {"nngp": nngp, "ntk": ntk}
@@ -605,13 +605,13 @@ def _finish(out: list, self_out: tuple, symmetric: bool) -> None:
                 np.fill_diagonal(o, d)
 
 
-def _numba_ops():
+def _numba_ops(reuse: bool = False):
     try:
         from infwidth.kernels.native_numba import NumbaOps
     except ImportError as e:
         raise ValueError("backend='numba' needs numba (pip install numba), or pass "
                          "backend='numpy'") from e
-    return NumbaOps()
+    return NumbaOps(reuse)
 
 
 def default_backend() -> str:
