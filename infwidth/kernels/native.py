@@ -51,6 +51,8 @@ from infwidth.architectures.layers import (
     Residual,
 )
 from infwidth.architectures.layers import kernel_layers as _kernel_layers
+from infwidth.kernels.native_band import Band
+from infwidth.kernels.native_band import gram as band_gram
 from infwidth.kernels.native_ops import CHUNK, JaxOps, NumpyOps, conv_taps
 from infwidth.validation import (
     KINDS,
@@ -71,6 +73,7 @@ NATIVE_BACKENDS = ("numba", "numpy", "jax")
 # per tile, are fastest).
 _TILE_ELEMS = 2**19
 _TILE_ELEMS_FULL = 2**16
+_TILE_ELEMS_BAND = 2**19
 # Live tile-sized arrays at the peak of one linear layer (Σ, Θ, and a conv's two per-axis
 # accumulators), used by the memory estimate.
 _LIVE = 4
@@ -87,14 +90,14 @@ class _Plan:
     stride-1 first conv, whose taps are gathered into each position's coordinates (im2col),
     so that its conv of the first Gram is a Gram of patches; ``pos0``: positions per axis of
     the first Gram; ``coords``: coordinates per position; ``full0``: whether the first Gram
-    is (P, P)."""
+    is (P, P), or its :class:`Band` of offsets (a banded plan)."""
 
     nd: int
     in_shape: tuple[int, ...]
     patch: int
     pos0: tuple[int, ...]
     coords: int
-    full0: bool
+    full0: bool | Band
     steps: tuple[tuple, ...]
     act_shapes: tuple[tuple[int, ...], ...]
     window: tuple[int, ...] = ()
@@ -106,7 +109,11 @@ class _Plan:
 
     def elems(self) -> int:
         """Largest per-pair element count of any array a tile holds."""
-        return max(math.prod(self.pos0) ** (2 if self.full0 else 1), _elems(self.steps))
+        return max(_size(self.pos0, self.full0), _elems(self.steps))
+
+    @property
+    def banded(self) -> bool:
+        return isinstance(self.full0, Band)
 
     @property
     def residual_depth(self) -> int:
@@ -129,8 +136,16 @@ def _res_depth(steps) -> int:
                 if st[0] == "res"), default=0)
 
 
-def _size(shape: tuple[int, ...], full: bool) -> int:
+def _size(shape: tuple[int, ...], full: bool | Band) -> int:
+    if isinstance(full, Band):
+        return full.elems(shape)
     return math.prod(shape) ** (2 if full else 1)
+
+
+def _band_act_elems(steps) -> int:
+    """Variance elements per input that a band's duals expand (v1, v2 at every offset)."""
+    return sum(st[3].elems(st[2]) for st in steps
+               if st[0] == "act" and isinstance(st[3], Band))
 
 
 def _has_pool(ly: Layer) -> bool:
@@ -144,7 +159,8 @@ def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...]) -> _Plan:
     ("lin", layer, shape_in, full, shape_out, first), ("act", name, shape, full, index),
     ("pool", (window, stride), shape_in, full, shape_out), ("todiag", None, shape, True),
     ("read", "flatten"|"gap", shape, full), ("res", branch steps, shortcut steps, shape,
-    full, shape_out)."""
+    full, shape_out). In a banded plan (:func:`_banded`) ``full`` is the step's input
+    :class:`Band`, a pool step carries its output band last, and todiag its band."""
     layers = tuple(layers)
     if not layers or not isinstance(layers[0], (Conv, Dense)):
         raise ValueError("the first layer must be a Conv or a Dense layer")
@@ -245,8 +261,59 @@ def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...]) -> _Plan:
     steps, _, spatial = walk(layers, pos, full0, nd > 0, True)
     if spatial:
         raise ValueError("a convolutional network needs a Flatten or GAP readout")
-    return _Plan(nd, tuple(in_shape), patch, pos, coords, full0, tuple(steps),
+    steps, full0 = _banded(tuple(steps), full0)
+    return _Plan(nd, tuple(in_shape), patch, pos, coords, full0, steps,
                  tuple(act_shapes), window, window_padding)
+
+
+def _banded(steps: tuple, full0: bool) -> tuple[tuple, bool | Band]:
+    """The steps before "todiag" (a Flatten readout after pooling) on bands of the offsets
+    that reach the readout (:mod:`infwidth.kernels.native_band`): h = 0 after the last
+    pooling, h_in = s·h + p − 1 through each earlier pooling, unchanged through stride-1
+    convs and activations. Kept full when a step is not a stride-1 conv, an activation or a
+    pooling, when a circular conv would read off-map partners that are not kept wrapped, or
+    when a band would not be smaller than the full covariance."""
+    cut = next((i for i, st in enumerate(steps) if st[0] == "todiag"), None)
+    if not full0 or cut is None:
+        return steps, full0
+    head = steps[:cut]
+    if any(st[0] not in ("lin", "act", "pool") or (st[0] == "lin" and not st[5]
+                                                    and max(st[1].stride) > 1)
+           for st in head):
+        return steps, full0
+    nd = len(steps[cut][2])
+    half, out_half = (0,) * nd, []
+    for st in reversed(head):
+        out_half.append(half)
+        if st[0] == "pool":
+            (window, stride) = st[1]
+            half = tuple(s * h + p - 1 for h, p, s in zip(half, window, stride))
+    out_half.reverse()
+    wrap = (True,) * nd  # the first Gram holds every wrapped partner
+    band0 = band = Band(half, wrap)
+    new = []
+    for st, h_out in zip(head, out_half):
+        if band.size >= math.prod(st[2]):
+            return steps, full0
+        if st[0] == "lin":
+            ly, first = st[1], st[5]
+            if not first and ly.padding == "circular" and not all(wrap):
+                return steps, full0
+            if not first and ly.padding != "circular":
+                wrap = (False,) * nd
+            new.append(("lin", ly, st[2], band, st[4], first))
+        elif st[0] == "act":
+            new.append(("act", st[1], st[2], band, st[4]))
+        else:
+            (window, stride), shape_in, shape_out = st[1], st[2], st[4]
+            wrap = tuple(w and n == s * m
+                         for w, n, s, m in zip(wrap, shape_in, stride, shape_out))
+            out = Band(h_out, wrap)
+            new.append(("pool", st[1], shape_in, band, shape_out, out))
+            band = out
+        band = Band(band.half, wrap)
+    new.append(("todiag", None, steps[cut][2], band))
+    return tuple(new) + steps[cut + 1:], band0
 
 
 @lru_cache(maxsize=256)
@@ -323,6 +390,12 @@ def _walk(steps, nd: int, ops, s, t, var_fn: Callable, need_ntk: bool, self_pass
             taps = 1.0
             if isinstance(ly, Conv) and not first:  # a first conv is the first Gram itself
                 taps = float(math.prod(ly.filter))
+                if isinstance(full, Band):  # convolved over positions, as the diagonal is
+                    if ly.padding == "same":  # off-map partners are the zero padding
+                        s = ops.band_mask(s, full, shape, tuple(range(nd)))
+                        t = None if t is None else ops.band_mask(t, full, shape,
+                                                                 tuple(range(nd)))
+                    full = False
                 s = ops.conv(s, ly, nd, full)
                 if t is not None:
                     t = ops.conv(t, ly, nd, full)
@@ -335,20 +408,32 @@ def _walk(steps, nd: int, ops, s, t, var_fn: Callable, need_ntk: bool, self_pass
             s, t = _flush(ops, s, t, ck, cd)
             ck = cd = 1.0
             n_sp = nd if shape else 0
-            v1, v2 = var_fn(i, s, n_sp, full)
+            band = full if isinstance(full, Band) else None
+            if band is not None:  # the variances are those of the offset δ = 0
+                full = False
+            v1, v2 = var_fn(i, s if band is None else ops.band_diag(s, band, nd), n_sp, full)
             if self_pass:
                 variances.append(v1)
                 v1, v2 = _self_broadcast(v1, n_sp, full)
-            s, t, ck, cd = ops.dual(name, s, t, v1, v2, n_sp, full, self_pass)
+            if band is None:
+                s, t, ck, cd = ops.dual(name, s, t, v1, v2, n_sp, full, self_pass)
+            else:
+                s, t, ck, cd = ops.band_dual(name, s, t, v1, v2, shape, band, self_pass)
         elif op == "pool":
             (window, stride) = st[1]
-            s = ops.pool(s, window, stride, nd)
-            t = None if t is None else ops.pool(t, window, stride, nd)
+            if isinstance(st[3], Band):
+                s = ops.band_pool(s, window, stride, st[3], st[5], nd)
+                t = None if t is None else ops.band_pool(t, window, stride, st[3], st[5], nd)
+            else:
+                s = ops.pool(s, window, stride, nd)
+                t = None if t is None else ops.pool(t, window, stride, nd)
             f = 1.0 / math.prod(window) ** 2
             ck, cd = ck * f, cd * f
         elif op == "todiag":
-            s = ops.todiag(s, nd)
-            t = None if t is None else ops.todiag(t, nd)
+            band = st[3] if isinstance(st[3], Band) else None
+            s = ops.todiag(s, nd) if band is None else ops.band_diag(s, band, nd)
+            if t is not None:
+                t = ops.todiag(t, nd) if band is None else ops.band_diag(t, band, nd)
         elif op == "read":
             _, how, shape, full = st
             s = ops.read(s, how, nd, full)
@@ -418,10 +503,14 @@ def _tile_bytes(plan: _Plan, t1: int, t2: int, item: int, need_ntk: bool) -> int
     per-axis accumulators), the first Gram's matmul + transpose, inputs, two chunk buffers."""
     e = plan.elems()
     live = (_LIVE if need_ntk else _LIVE - 1) + (2 if need_ntk else 1) * plan.residual_depth
-    g0 = 2 * math.prod(plan.pos0) ** (2 if plan.full0 else 1)
+    g0 = 2 * _size(plan.pos0, plan.full0)
     arrays = max(live * e, g0 + e) * t1 * t2
     inputs = (t1 + t2) * math.prod(plan.pos0) * plan.coords
     small = 8 * sum(math.prod(s) for s in plan.act_shapes) * (t1 + t2)
+    if plan.banded:  # the band's partner variances, the padded inputs of its first Gram
+        small += 4 * _band_act_elems(plan.steps) * (t1 + t2)
+        inputs += t2 * _size(tuple(p + 2 * h for p, h in zip(plan.pos0, plan.full0.half)),
+                             False) * plan.coords
     return int((arrays + inputs + small + 2 * CHUNK) * item)
 
 
@@ -442,7 +531,8 @@ def _workers(threads: int | None, n_tiles: int) -> int:
 
 
 def _auto_tile(plan: _Plan, n1: int, n2: int) -> int:
-    target = _TILE_ELEMS_FULL if plan.full0 else _TILE_ELEMS
+    target = (_TILE_ELEMS_BAND if plan.banded else
+              _TILE_ELEMS_FULL if plan.full0 else _TILE_ELEMS)
     t = int(math.sqrt(target / max(1, plan.elems())))
     return max(1, min(t, max(n1, n2)))
 
@@ -587,7 +677,22 @@ def _numba_ops():
     except ImportError as e:
         raise ValueError("backend='numba' needs numba (pip install numba), or pass "
                          "backend='numpy'") from e
-    return NumbaOps()
+    return _banded_numba(NumbaOps)()
+
+
+@lru_cache(maxsize=1)
+def _banded_numba(base: type) -> type:
+    """``base`` (NumbaOps) whose first Gram also builds a banded plan's, from its own
+    per-position Gram at each offset."""
+
+    class BandNumbaOps(base):
+        @staticmethod
+        def gram(a, b, full, pos):
+            if isinstance(full, Band):
+                return band_gram(base.gram, np, a, b, full, pos)
+            return base.gram(a, b, full, pos)
+
+    return BandNumbaOps
 
 
 def default_backend() -> str:
