@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 
 import infwidth as iw
-import infwidth.kernels.native as native
 from infwidth.architectures.layers import Activation, AvgPool, Conv, Dense, Flatten
-from infwidth.kernels.native import native_kernels, native_memory_estimate, native_plan
+from infwidth.kernels.native import banding, native_kernels, native_memory_estimate, native_plan
 from infwidth.kernels.native_band import Band
 from infwidth.studies.width_power_law.lenet import LeNet
 
@@ -48,20 +47,6 @@ CASES = [  # (name, arch, dim); every one banded
 ]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_plans():
-    """Plans compiled with and without banding never leak between tests."""
-    native._plan_cached.cache_clear()
-    yield
-    native._plan_cached.cache_clear()
-
-
-def _full(monkeypatch):
-    """The engine with banding switched off (the full (P, P) covariance before pooling)."""
-    monkeypatch.setattr(native, "_banded", lambda steps, full0: (steps, full0))
-    native._plan_cached.cache_clear()
-
-
 def _nt(arch, x):
     shape = arch.input_shape(x.shape[1])
     r = arch.stax[2](jnp.asarray(x.reshape((-1,) + shape)), None, ("nngp", "ntk"))
@@ -73,7 +58,7 @@ def _depth(arch, dim):
 
 
 @pytest.mark.parametrize("name,arch,dim", CASES, ids=[c[0] for c in CASES])
-def test_band_matches_full_and_oracle(name, arch, dim, monkeypatch):
+def test_band_matches_full_and_oracle(name, arch, dim):
     assert native_plan(arch, dim).banded
     rng = np.random.default_rng(5)
     n1 = 4
@@ -93,9 +78,10 @@ def test_band_matches_full_and_oracle(name, arch, dim, monkeypatch):
                                        rtol=_depth(arch, dim) * np.sqrt(EPS))
             np.testing.assert_allclose(cross[kind], ref_cross[kind], rtol=0,
                                        atol=1e-10 * np.abs(ref_cross[kind]).max())
-    _full(monkeypatch)
-    assert not native_plan(arch, dim).banded
-    full = (native_kernels(arch, x1, backend="numpy"), native_kernels(arch, x1, x2, backend="numpy"))
+    with banding(False):
+        assert not native_plan(arch, dim).banded
+        full = (native_kernels(arch, x1, backend="numpy"),
+                native_kernels(arch, x1, x2, backend="numpy"))
     for sym, cross in band.values():
         for got, want in zip((sym, cross), full):
             for kind in ("nngp", "ntk"):
@@ -103,14 +89,14 @@ def test_band_matches_full_and_oracle(name, arch, dim, monkeypatch):
                                            atol=1e-12 * np.abs(want[kind]).max())
 
 
-def test_lenet_28_band_matches_full(monkeypatch):
+def test_lenet_28_band_matches_full():
     """The width study's LeNet on 28×28 inputs: band (offsets ≤ 3, then ≤ 1) = full."""
     arch, dim = LeNet(), 28 * 28
     rng = np.random.default_rng(9)
     x1, x2 = rng.standard_normal((2, dim)), rng.standard_normal((1, dim))
     band = native_kernels(arch, x1), native_kernels(arch, x1, x2)
-    _full(monkeypatch)
-    full = native_kernels(arch, x1), native_kernels(arch, x1, x2)
+    with banding(False):
+        full = native_kernels(arch, x1), native_kernels(arch, x1, x2)
     for got, want in zip(band, full):
         for kind in ("nngp", "ntk"):
             np.testing.assert_allclose(got[kind], want[kind], rtol=0,
@@ -154,7 +140,7 @@ def test_full_where_the_band_does_not_apply(arch, dim):
                                        if len(st) > 3)
 
 
-def test_band_memory_estimate_covers_peak_and_shrinks(monkeypatch):
+def test_band_memory_estimate_covers_peak_and_shrinks():
     import tracemalloc
 
     arch, dim, n = LeNet(), 16 * 16, 12
@@ -168,5 +154,5 @@ def test_band_memory_estimate_covers_peak_and_shrinks(monkeypatch):
         est = native_memory_estimate(arch, n, None if x2 is None else x2.shape[0], dim, tile=t)
         assert est >= peak, (est, peak)
     band = native_memory_estimate(arch, n, None, dim, tile=2)
-    _full(monkeypatch)
-    assert band < native_memory_estimate(arch, n, None, dim, tile=2)
+    with banding(False):
+        assert band < native_memory_estimate(arch, n, None, dim, tile=2)

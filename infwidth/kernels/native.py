@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Sequence
@@ -51,7 +52,7 @@ from infwidth.architectures.layers import (
     Residual,
 )
 from infwidth.architectures.layers import kernel_layers as _kernel_layers
-from infwidth.kernels.native_band import Band
+from infwidth.kernels.native_band import Band, gram_batched
 from infwidth.kernels.native_band import gram as band_gram
 from infwidth.kernels.native_ops import CHUNK, JaxOps, NumpyOps, conv_taps
 from infwidth.validation import (
@@ -73,7 +74,7 @@ NATIVE_BACKENDS = ("numba", "numpy", "jax")
 # per tile, are fastest).
 _TILE_ELEMS = 2**19
 _TILE_ELEMS_FULL = 2**16
-_TILE_ELEMS_BAND = 2**19
+_TILE_ELEMS_BAND = 2**20
 # Live tile-sized arrays at the peak of one linear layer (Σ, Θ, and a conv's two per-axis
 # accumulators), used by the memory estimate.
 _LIVE = 4
@@ -154,7 +155,7 @@ def _has_pool(ly: Layer) -> bool:
     return isinstance(ly, (AvgPool, GAP))
 
 
-def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...]) -> _Plan:
+def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...], band: bool = True) -> _Plan:
     """Check the layer sequence and derive shapes and modes. Step tuples:
     ("lin", layer, shape_in, full, shape_out, first), ("act", name, shape, full, index),
     ("pool", (window, stride), shape_in, full, shape_out), ("todiag", None, shape, True),
@@ -261,7 +262,9 @@ def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...]) -> _Plan:
     steps, _, spatial = walk(layers, pos, full0, nd > 0, True)
     if spatial:
         raise ValueError("a convolutional network needs a Flatten or GAP readout")
-    steps, full0 = _banded(tuple(steps), full0)
+    steps = tuple(steps)
+    if band:
+        steps, full0 = _banded(steps, full0)
     return _Plan(nd, tuple(in_shape), patch, pos, coords, full0, steps,
                  tuple(act_shapes), window, window_padding)
 
@@ -317,15 +320,30 @@ def _banded(steps: tuple, full0: bool) -> tuple[tuple, bool | Band]:
 
 
 @lru_cache(maxsize=256)
-def _plan_cached(layers: tuple, in_shape: tuple) -> _Plan:
-    return _compile(layers, in_shape)
+def _plan_cached(layers: tuple, in_shape: tuple, band: bool) -> _Plan:
+    return _compile(layers, in_shape, band)
+
+
+_BAND = True
+
+
+@contextmanager
+def banding(on: bool):
+    """Plans made inside the block use bands where they apply (``on``) or keep the full
+    covariance before the last pooling (for comparing the two layouts)."""
+    global _BAND
+    old, _BAND = _BAND, bool(on)
+    try:
+        yield
+    finally:
+        _BAND = old
 
 
 def native_plan(arch: Any, dim: int) -> _Plan:
     """The compiled plan of ``arch`` at input dimension ``dim`` (``TypeError``/``ValueError``
     when the native engine cannot compute it)."""
     layers = _kernel_layers(arch, dim)
-    return _plan_cached(tuple(layers), tuple(arch.input_shape(dim)))
+    return _plan_cached(tuple(layers), tuple(arch.input_shape(dim)), _BAND)
 
 
 def supports(arch: Any, dim: int) -> bool:
@@ -685,11 +703,15 @@ def _banded_numba(base: type) -> type:
     """``base`` (NumbaOps) whose first Gram also builds a banded plan's, from its own
     per-position Gram at each offset."""
 
+    from infwidth.kernels.native_numba import _bmm
+
     class BandNumbaOps(base):
         @staticmethod
         def gram(a, b, full, pos):
             if isinstance(full, Band):
-                return band_gram(base.gram, np, a, b, full, pos)
+                if b is None or a.shape[-1] > 64:
+                    return band_gram(base.gram, np, a, b, full, pos)
+                return gram_batched(_bmm, a, b, full, pos)
             return base.gram(a, b, full, pos)
 
     return BandNumbaOps

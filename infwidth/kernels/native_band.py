@@ -110,6 +110,37 @@ def gram(pos_gram: Callable, xp, a, b, band: Band, pos: tuple[int, ...]):
     return out.reshape(tuple(pos) + band.widths + out.shape[-2:])
 
 
+@lru_cache(maxsize=64)
+def _gram_rows(pos: tuple[int, ...], half: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """For each (i, δ) in C order: the row i of the inputs and the row of the partner i + δ in
+    the map padded by ``half`` per axis."""
+    nd = len(pos)
+    grids = np.meshgrid(*(np.arange(n) for n in pos),
+                        *(np.arange(-h, h + 1) for h in half), indexing="ij")
+    padded = tuple(n + 2 * h for n, h in zip(pos, half))
+    src = np.ravel_multi_index(tuple(grids[k] + grids[nd + k] + half[k] for k in range(nd)),
+                               padded)
+    rows = np.broadcast_to(np.arange(math.prod(pos)).reshape(
+        tuple(pos) + (1,) * nd), src.shape)
+    return np.ascontiguousarray(rows.ravel()), np.ascontiguousarray(src.ravel())
+
+
+def gram_batched(bmm: Callable, a: np.ndarray, b: np.ndarray, band: Band,
+                 pos: tuple[int, ...]) -> np.ndarray:
+    """:func:`gram` of a cross tile as one batched matmul over every (i, δ):
+    ``bmm(A, B, out, ia, ib)`` sets out[g] = A[ia[g]] @ B[ib[g]]."""
+    t1, p, c = a.shape
+    t2 = b.shape[0]
+    pads = [(0, 0)] + [(h, h) for h in band.half] + [(0, 0)]
+    bp = np.pad(b.reshape((t2,) + tuple(pos) + (c,)), pads, mode="wrap")
+    bt = np.ascontiguousarray(bp.reshape(t2, -1, c).transpose(1, 2, 0))
+    rows, src = _gram_rows(tuple(pos), band.half)
+    out = np.empty((rows.size, t1, t2), a.dtype)
+    bmm(np.ascontiguousarray(a.transpose(1, 0, 2)), bt, out, rows, src)
+    out *= 1.0 / c
+    return out.reshape(tuple(pos) + band.widths + (t1, t2))
+
+
 def mask(x, band: Band, shape: tuple[int, ...], axes: tuple[int, ...], xp):
     """Zero the entries whose partner i + δ is off the map on any axis in ``axes``
     (in place for numpy)."""
