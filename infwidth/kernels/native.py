@@ -52,8 +52,7 @@ from infwidth.architectures.layers import (
     Residual,
 )
 from infwidth.architectures.layers import kernel_layers as _kernel_layers
-from infwidth.kernels.native_band import Band, gram_batched
-from infwidth.kernels.native_band import gram as band_gram
+from infwidth.kernels.native_band import Band
 from infwidth.kernels.native_ops import CHUNK, JaxOps, NumpyOps, conv_taps
 from infwidth.validation import (
     KINDS,
@@ -691,30 +690,11 @@ def _finish(out: list, self_out: tuple, symmetric: bool) -> None:
 
 def _numba_ops():
     try:
-        from infwidth.kernels.native_numba import NumbaOps
+        from infwidth.kernels.native_band_numba import BandNumbaOps
     except ImportError as e:
         raise ValueError("backend='numba' needs numba (pip install numba), or pass "
                          "backend='numpy'") from e
-    return _banded_numba(NumbaOps)()
-
-
-@lru_cache(maxsize=1)
-def _banded_numba(base: type) -> type:
-    """``base`` (NumbaOps) whose first Gram also builds a banded plan's, from its own
-    per-position Gram at each offset."""
-
-    from infwidth.kernels.native_numba import _bmm
-
-    class BandNumbaOps(base):
-        @staticmethod
-        def gram(a, b, full, pos):
-            if isinstance(full, Band):
-                if b is None or a.shape[-1] > 64:
-                    return band_gram(base.gram, np, a, b, full, pos)
-                return gram_batched(_bmm, a, b, full, pos)
-            return base.gram(a, b, full, pos)
-
-    return BandNumbaOps
+    return BandNumbaOps()
 
 
 def default_backend() -> str:

@@ -9,8 +9,9 @@ only the offsets δ = j − i that reach that diagonal are kept, per axis |δ_k|
   (a, b < p): h_in = s·h_out + p − 1, from h = 0 at the last pooling backwards;
 - the dual is pointwise, with the partner's variance v(i + δ).
 
-Layout: (*S, *W, t1, t2), W_k = 2·h_k + 1 (the offset axes sit between the positions and the
-pair block, so a conv is the diagonal layout's conv and the dual its row-wise dual).
+Layout: (*S, t1, *W, t2), W_k = 2·h_k + 1. The positions lead, so a conv is the diagonal
+layout's conv; each (i, x) holds one run over (δ, t2) whose first variance v1(i, x) is
+fixed, so the dual is the diagonal layout's row-wise dual with v2 read at the partners.
 
 Entries whose partner i + δ lies off the map: with ``wrap`` on an axis they hold
 Σ(i, (i + δ) mod n) (the first Gram, circular convs, and pools whose map is s·m long keep
@@ -54,6 +55,10 @@ class Band:
         """Elements per pair on a map of ``shape``."""
         return math.prod(shape) * self.size
 
+    def center(self, nd: int) -> dict[int, int]:
+        """{axis: index} of the offset δ = 0 in the (*S, t1, *W, t2) layout."""
+        return {nd + 1 + k: h for k, h in enumerate(self.half)}
+
 
 def _at(ndim: int, where: dict[int, slice | int]) -> tuple:
     return tuple(where.get(a, slice(None)) for a in range(ndim))
@@ -64,81 +69,52 @@ def _offsets(band: Band):
     return itertools.product(*(range(-h, h + 1) for h in band.half))
 
 
-def partner(v, shape: tuple[int, ...], band: Band, zero_off: bool, xp):
-    """v(i + δ) of per-position values v (*S, A, B): (*S, *W, A, B), with zero off the map
-    on every axis (``zero_off``) or on the axes without ``wrap``."""
+def _shifted(v, half: tuple[int, ...], shape: tuple[int, ...], wrap: tuple[bool, ...], xp,
+             lead: int = 0) -> list:
+    """v[i + δ] for every offset δ (axes ``lead``.. of v are the positions): wrapped mod n on
+    the ``wrap`` axes, zero off the map elsewhere."""
     nd = len(shape)
-    pads = [(h, h) for h in band.half] + [(0, 0), (0, 0)]
-    wrap = tuple(w and not zero_off for w in band.wrap)
-    if all(wrap):
-        vp = xp.pad(v, pads, mode="wrap")
-    elif not any(wrap):
-        vp = xp.pad(v, pads)
+    pads = [(0, 0)] * v.ndim
+    for k in range(nd):
+        pads[lead + k] = (half[k], half[k])
+    if all(wrap) or not any(wrap):
+        vp = xp.pad(v, pads, mode="wrap") if all(wrap) else xp.pad(v, pads)
     else:  # axis by axis
         vp = v
         for k in range(nd):
             one = [(0, 0)] * v.ndim
-            one[k] = pads[k]
+            one[lead + k] = pads[lead + k]
             vp = xp.pad(vp, one, mode="wrap") if wrap[k] else xp.pad(vp, one)
-    views = [vp[tuple(slice(h + d, h + d + n) for h, d, n in zip(band.half, dl, shape))]
-             for dl in _offsets(band)]
-    out = xp.stack(views, axis=nd)
-    return out.reshape(tuple(shape) + band.widths + tuple(v.shape[nd:]))
+    return [vp[_at(v.ndim, {lead + k: slice(h + d, h + d + n)
+                            for k, (h, d, n) in enumerate(zip(half, dl, shape))})]
+            for dl in itertools.product(*(range(-h, h + 1) for h in half))]
+
+
+def partner(v, shape: tuple[int, ...], band: Band, xp):
+    """v(i + δ) of per-position values v (*S, B): (*S, W, B) with W = Π W_k in C order (zero
+    off the map on the axes without ``wrap``)."""
+    return xp.stack(_shifted(v, band.half, shape, band.wrap, xp), axis=len(shape))
 
 
 def gram(pos_gram: Callable, xp, a, b, band: Band, pos: tuple[int, ...]):
     """First Gram in the band layout: g[i, δ] = ⟨x_a(i), x_b(i + δ)⟩/coords (the partner
-    wrapped mod n), (*S, *W, t1, t2); ``pos_gram(a, b, False, pos)`` is the backend's
+    wrapped mod n), (*S, t1, *W, t2); ``pos_gram(a, b, False, pos)`` is the backend's
     per-position Gram ((*S, t1, t2)); ``b`` None: pairwise (t2 = 1)."""
     t1, p, c = a.shape
     nd = len(pos)
     mine = a if b is None else b
-    pads = [(0, 0)] + [(h, h) for h in band.half] + [(0, 0)]
-    bp = xp.pad(mine.reshape((mine.shape[0],) + tuple(pos) + (c,)), pads, mode="wrap")
-    parts = []
-    for dl in _offsets(band):
-        bs = bp[(slice(None),) + tuple(slice(h + d, h + d + n)
-                                       for h, d, n in zip(band.half, dl, pos))]
+    parts = _shifted(mine.reshape((mine.shape[0],) + tuple(pos) + (c,)), band.half, pos,
+                     (True,) * nd, xp, lead=1)
+    out = []
+    for bs in parts:
         bs = bs.reshape(mine.shape[0], p, c)
         if b is None:
             g = xp.einsum("xpc,xpc->px", a, bs)[..., None] * (1.0 / c)
-            parts.append(g.reshape(tuple(pos) + (t1, 1)))
+            out.append(g.reshape(tuple(pos) + (t1, 1)))
         else:
-            parts.append(pos_gram(a, xp.asarray(bs) if xp is not np
-                                  else np.ascontiguousarray(bs), False, pos))
-    out = xp.stack(parts, axis=nd)
-    return out.reshape(tuple(pos) + band.widths + out.shape[-2:])
-
-
-@lru_cache(maxsize=64)
-def _gram_rows(pos: tuple[int, ...], half: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """For each (i, δ) in C order: the row i of the inputs and the row of the partner i + δ in
-    the map padded by ``half`` per axis."""
-    nd = len(pos)
-    grids = np.meshgrid(*(np.arange(n) for n in pos),
-                        *(np.arange(-h, h + 1) for h in half), indexing="ij")
-    padded = tuple(n + 2 * h for n, h in zip(pos, half))
-    src = np.ravel_multi_index(tuple(grids[k] + grids[nd + k] + half[k] for k in range(nd)),
-                               padded)
-    rows = np.broadcast_to(np.arange(math.prod(pos)).reshape(
-        tuple(pos) + (1,) * nd), src.shape)
-    return np.ascontiguousarray(rows.ravel()), np.ascontiguousarray(src.ravel())
-
-
-def gram_batched(bmm: Callable, a: np.ndarray, b: np.ndarray, band: Band,
-                 pos: tuple[int, ...]) -> np.ndarray:
-    """:func:`gram` of a cross tile as one batched matmul over every (i, δ):
-    ``bmm(A, B, out, ia, ib)`` sets out[g] = A[ia[g]] @ B[ib[g]]."""
-    t1, p, c = a.shape
-    t2 = b.shape[0]
-    pads = [(0, 0)] + [(h, h) for h in band.half] + [(0, 0)]
-    bp = np.pad(b.reshape((t2,) + tuple(pos) + (c,)), pads, mode="wrap")
-    bt = np.ascontiguousarray(bp.reshape(t2, -1, c).transpose(1, 2, 0))
-    rows, src = _gram_rows(tuple(pos), band.half)
-    out = np.empty((rows.size, t1, t2), a.dtype)
-    bmm(np.ascontiguousarray(a.transpose(1, 0, 2)), bt, out, rows, src)
-    out *= 1.0 / c
-    return out.reshape(tuple(pos) + band.widths + (t1, t2))
+            out.append(pos_gram(a, np.ascontiguousarray(bs) if xp is np else bs, False, pos))
+    g = xp.stack(out, axis=nd + 1)
+    return g.reshape(tuple(pos) + (t1,) + band.widths + (g.shape[-1],))
 
 
 def mask(x, band: Band, shape: tuple[int, ...], axes: tuple[int, ...], xp):
@@ -152,22 +128,22 @@ def mask(x, band: Band, shape: tuple[int, ...], axes: tuple[int, ...], xp):
                 d = w - h
                 if d:
                     off = slice(0, min(-d, n)) if d < 0 else slice(max(n - d, 0), n)
-                    x[_at(x.ndim, {k: off, nd + k: w})] = 0
+                    x[_at(x.ndim, {k: off, nd + 1 + k: w})] = 0
         return x
     keep = _valid(shape, band.half, tuple(axes))
-    return xp.where(keep.reshape(keep.shape + (1, 1)), x, 0)
+    return xp.where(keep, x, 0)
 
 
 @lru_cache(maxsize=64)
 def _valid(shape: tuple[int, ...], half: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
-    """(*S, *W) bool: the partner i + δ lies on the map along every axis in ``axes``."""
+    """(*S, 1, *W, 1) bool: the partner i + δ lies on the map along every axis in ``axes``."""
     nd = len(shape)
-    out = np.ones(tuple(shape) + tuple(2 * h + 1 for h in half), bool)
+    out = np.ones(tuple(shape) + (1,) + tuple(2 * h + 1 for h in half) + (1,), bool)
     for k in axes:
         i = np.arange(shape[k])[:, None] + np.arange(-half[k], half[k] + 1)[None, :]
         ok = (i >= 0) & (i < shape[k])
-        sh = [1] * (2 * nd)
-        sh[k], sh[nd + k] = ok.shape
+        sh = [1] * out.ndim
+        sh[k], sh[nd + 1 + k] = ok.shape
         out &= ok.reshape(sh)
     return out
 
@@ -185,7 +161,7 @@ def pool(x, window: tuple[int, ...], stride: tuple[int, ...], b_in: Band, b_out:
             if start < 0 or start + 2 * s * big_h > 2 * h:
                 raise ValueError(f"band {b_in.half} is too narrow for the pool {window}")
             v = x[_at(x.ndim, {k: slice(a, a + s * (m - 1) + 1, s),
-                               nd + k: slice(start, start + 2 * s * big_h + 1, s)})]
+                               nd + 1 + k: slice(start, start + 2 * s * big_h + 1, s)})]
             if out is None:
                 out = v.copy() if xp is np else v
             elif xp is np:
@@ -197,8 +173,8 @@ def pool(x, window: tuple[int, ...], stride: tuple[int, ...], b_in: Band, b_out:
 
 
 def diag(x, band: Band, nd: int, xp):
-    """(*S, *W, t1, t2) → (*S, t1, t2): the offset δ = 0."""
-    v = x[_at(x.ndim, {nd + k: h for k, h in enumerate(band.half)})]
+    """(*S, t1, *W, t2) → (*S, t1, t2): the offset δ = 0."""
+    v = x[_at(x.ndim, band.center(nd))]
     return np.ascontiguousarray(v) if xp is np else v
 
 
@@ -207,32 +183,37 @@ def dual(dual_fn: Callable, act, s, t, v1, v2, shape: tuple[int, ...], band: Ban
     """K' and K̇'·Θ of the band in place of Σ and Θ, with their scale factors (cK, cD).
     ``v1``, ``v2``: the variances at i, (P, 1, t1, 1) and (P, 1, 1, t2) (self: both
     (P, 1, n, 1)); the partner's is v2(i + δ) (zero off the map unless wrapped).
-    ``dual_fn``: the backend's dual on rows, called as a cross tile (every (t1, t2) block its
-    own v1, v2 rows); the self pass keeps relu's exact θ = 0 at δ = 0 itself."""
+    ``dual_fn``: the backend's row-wise dual, called on the (P, 1, t1, W·t2) view with
+    v2 (P, 1, 1, W·t2) (self: (P, 1, n, W)) as a cross tile; the self pass keeps relu's
+    exact θ = 0 at δ = 0 itself."""
     nd = len(shape)
     off = tuple(k for k in range(nd) if not band.wrap[k])
     if off:  # don't-care entries become zeros: a zero covariance, a zero partner variance
         s = mask(s, band, shape, off, xp)
         t = None if t is None else mask(t, band, shape, off, xp)
     p, w = math.prod(shape), band.size
-    a1 = xp.broadcast_to(v1[:, None], (p, w) + v1.shape[1:]).reshape((p * w,) + v1.shape[1:])
-    a2 = partner(v2.reshape(tuple(shape) + v2.shape[2:]), shape, band, False, xp)
-    a2 = a2.reshape((p * w, 1) + v2.shape[2:])
+    t1, t2 = s.shape[nd], s.shape[-1]
+    v2 = partner(v2.reshape(tuple(shape) + v2.shape[2:]), shape, band, xp)
+    if self_pass:  # (*S, W, n, 1) → (P, 1, n, W)
+        v2 = xp.moveaxis(v2.reshape(p, w, t1), 1, 2).reshape(p, 1, t1, w)
+    else:  # (*S, W, 1, t2) → (P, 1, 1, W·t2)
+        v2 = v2.reshape(p, 1, 1, w * t2)
     keep = None
     if self_pass and get_activation(act).fast == "arccos1":  # copies of the δ = 0 entries
         keep = tuple(None if x is None else xp.array(diag(x, band, nd, xp)) for x in (s, t))
-    s, t, ck, cd = dual_fn(act, s, t, a1, a2, 2 * nd, False, False)
+    rows = tuple(shape) + (t1, w * t2)
+    sr, tr, ck, cd = dual_fn(act, s.reshape(rows), None if t is None else t.reshape(rows), v1,
+                             v2, nd, False, False)
+    s, t = sr.reshape(s.shape), None if tr is None else tr.reshape(s.shape)
     if keep is not None:
-        at = _at(s.ndim, {nd + k: h for k, h in enumerate(band.half)})
-        for x, kp in ((s, keep[0]), (t, keep[1])):
-            if x is None:
-                continue
-            if xp is np:
-                x[at] = math.pi * kp
-            elif x is s:
-                s = s.at[at].set(math.pi * kp)
-            else:
-                t = t.at[at].set(math.pi * kp)
+        at = _at(s.ndim, band.center(nd))
+        if xp is np:
+            s[at] = math.pi * keep[0]
+            if t is not None:
+                t[at] = math.pi * keep[1]
+        else:
+            s = s.at[at].set(math.pi * keep[0])
+            t = None if t is None else t.at[at].set(math.pi * keep[1])
     return s, t, ck, cd
 
 
