@@ -7,7 +7,9 @@
   readout (and no pooling) only the diagonal Σ(i, i) is tracked: O(P) per pair. Pooling and
   GAP need the full (P, P) covariance; there a conv is a sum of the q DIAGONAL shifts per axis
   Σ'(i, j) = (1/q)·Σ_a K(i + a, j + a) (separable over axes), never a q×q dense filter. After
-  the last pooling of a Flatten network the diagonal is taken at once.
+  the last pooling of a Flatten network the diagonal is taken at once, and before it only the
+  band of offsets that reach that diagonal is kept (:mod:`infwidth.kernels.native_band`:
+  h = 0 after the last pooling, s·h + p − 1 before a pooling of window p and stride s).
 - Self terms. Each input's own variances Σ(x, x)(i, i) at every activation are computed once
   per input (a pairwise pass, which also gives the Gram diagonal, exact on the ReLU diagonal
   where θ = 0), then reused by every tile.
@@ -143,9 +145,10 @@ def _size(shape: tuple[int, ...], full: bool | Band) -> int:
 
 
 def _band_act_elems(steps) -> int:
-    """Variance elements per input that a band's duals expand (v1, v2 at every offset)."""
-    return sum(st[3].elems(st[2]) for st in steps
-               if st[0] == "act" and isinstance(st[3], Band))
+    """Largest per-pair size of a band's duals (their partner variances v2(i + δ) are as
+    large as the band in the self pass, whose v2 varies along its t1·t2 inputs)."""
+    return max((st[3].elems(st[2]) for st in steps
+                if st[0] == "act" and isinstance(st[3], Band)), default=0)
 
 
 def _has_pool(ly: Layer) -> bool:
@@ -524,8 +527,8 @@ def _tile_bytes(plan: _Plan, t1: int, t2: int, item: int, need_ntk: bool) -> int
     arrays = max(live * e, g0 + e) * t1 * t2
     inputs = (t1 + t2) * math.prod(plan.pos0) * plan.coords
     small = 8 * sum(math.prod(s) for s in plan.act_shapes) * (t1 + t2)
-    if plan.banded:  # the band's partner variances, the padded inputs of its first Gram
-        small += 4 * _band_act_elems(plan.steps) * (t1 + t2)
+    if plan.banded:  # the partner variances v2(i + δ), the padded inputs of the first Gram
+        small += 4 * _band_act_elems(plan.steps) * t2
         inputs += t2 * _size(tuple(p + 2 * h for p, h in zip(plan.pos0, plan.full0.half)),
                              False) * plan.coords
     return int((arrays + inputs + small + 2 * CHUNK) * item)
@@ -573,7 +576,13 @@ def native_memory_estimate(arch: Any, n1: int, n2: int | None, dim: int,
     # With a thread pool, tracemalloc measured up to ~2.6 tiles live for 2 workers (a
     # finishing tile's arrays overlap the next one's): one more tile is allowed for.
     w = _workers(threads, n_tiles)
-    return _fixed_bytes(plan, n1, n2, len(kinds), item, symmetric) + (w + (w > 1)) * per_tile
+    tiles = (w + (w > 1)) * per_tile
+    if plan.banded:  # the self pass (alone, before the tiles) holds t1·t2 inputs, and its
+        # numpy dual ~4 arrays of partner variances as large as the band
+        m = t1 * t2
+        tiles = max(tiles, _tile_bytes(plan, m, 1, item, "ntk" in kinds)
+                    + 4 * _band_act_elems(plan.steps) * m * item)
+    return _fixed_bytes(plan, n1, n2, len(kinds), item, symmetric) + tiles
 
 
 def _count_tiles(n1: int, n2: int, t1: int, t2: int, symmetric: bool) -> int:
