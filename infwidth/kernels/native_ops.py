@@ -76,7 +76,7 @@ class NumpyOps(BandOps):
 
     @staticmethod
     def gram(a: np.ndarray, b: np.ndarray | None, full: bool | Band, pos: tuple[int, ...]):
-        """⟨x_a(i), x_b(j)⟩/coords: (*S, t1, t2), (t1, t2, *S, *S), or (*S, *W, t1, t2) for
+        """⟨x_a(i), x_b(j)⟩/coords: (*S, t1, t2), (t1, t2, *S, *S), or (*S, t1, *W, t2) for
         a Band; b None: pairwise."""
         if isinstance(full, Band):
             return band_gram(NumpyOps.gram, np, a, b, full, pos)
