@@ -7,7 +7,9 @@
   readout (and no pooling) only the diagonal Σ(i, i) is tracked: O(P) per pair. Pooling and
   GAP need the full (P, P) covariance; there a conv is a sum of the q DIAGONAL shifts per axis
   Σ'(i, j) = (1/q)·Σ_a K(i + a, j + a) (separable over axes), never a q×q dense filter. After
-  the last pooling of a Flatten network the diagonal is taken at once.
+  the last pooling of a Flatten network the diagonal is taken at once, and before it only the
+  band of offsets that reach that diagonal is kept (:mod:`infwidth.kernels.native_band`:
+  h = 0 after the last pooling, s·h + p − 1 before a pooling of window p and stride s).
 - Self terms. Each input's own variances Σ(x, x)(i, i) at every activation are computed once
   per input (a pairwise pass, which also gives the Gram diagonal, exact on the ReLU diagonal
   where θ = 0), then reused by every tile.
@@ -34,6 +36,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Sequence
@@ -51,6 +54,7 @@ from infwidth.architectures.layers import (
     Residual,
 )
 from infwidth.architectures.layers import kernel_layers as _kernel_layers
+from infwidth.kernels.native_band import Band
 from infwidth.kernels.native_ops import CHUNK, JaxOps, NumpyOps, conv_taps
 from infwidth.validation import (
     KINDS,
@@ -75,6 +79,7 @@ _TILE_ELEMS_FULL = 2**16
 # inside one compiled call, so larger tiles only amortise the per-tile Python work: 14×14
 # GAP and 16×16 Myrtle-5 ran 15-20 % faster at 2-4 pairs a side than at 1 (28×28 stays 1).
 _TILE_ELEMS_FUSED = 2**20
+_TILE_ELEMS_BAND = 2**20
 # Live tile-sized arrays at the peak of one linear layer (Σ, Θ, and a conv's two per-axis
 # accumulators), used by the memory estimate.
 _LIVE = 4
@@ -91,14 +96,14 @@ class _Plan:
     stride-1 first conv, whose taps are gathered into each position's coordinates (im2col),
     so that its conv of the first Gram is a Gram of patches; ``pos0``: positions per axis of
     the first Gram; ``coords``: coordinates per position; ``full0``: whether the first Gram
-    is (P, P)."""
+    is (P, P), or its :class:`Band` of offsets (a banded plan)."""
 
     nd: int
     in_shape: tuple[int, ...]
     patch: int
     pos0: tuple[int, ...]
     coords: int
-    full0: bool
+    full0: bool | Band
     steps: tuple[tuple, ...]
     act_shapes: tuple[tuple[int, ...], ...]
     window: tuple[int, ...] = ()
@@ -110,7 +115,11 @@ class _Plan:
 
     def elems(self) -> int:
         """Largest per-pair element count of any array a tile holds."""
-        return max(math.prod(self.pos0) ** (2 if self.full0 else 1), _elems(self.steps))
+        return max(_size(self.pos0, self.full0), _elems(self.steps))
+
+    @property
+    def banded(self) -> bool:
+        return isinstance(self.full0, Band)
 
     @property
     def residual_depth(self) -> int:
@@ -133,8 +142,17 @@ def _res_depth(steps) -> int:
                 if st[0] == "res"), default=0)
 
 
-def _size(shape: tuple[int, ...], full: bool) -> int:
+def _size(shape: tuple[int, ...], full: bool | Band) -> int:
+    if isinstance(full, Band):
+        return full.elems(shape)
     return math.prod(shape) ** (2 if full else 1)
+
+
+def _band_act_elems(steps) -> int:
+    """Largest per-pair size of a band's duals (their partner variances v2(i + δ) are as
+    large as the band in the self pass, whose v2 varies along its t1·t2 inputs)."""
+    return max((st[3].elems(st[2]) for st in steps
+                if st[0] == "act" and isinstance(st[3], Band)), default=0)
 
 
 def _has_pool(ly: Layer) -> bool:
@@ -143,12 +161,13 @@ def _has_pool(ly: Layer) -> bool:
     return isinstance(ly, (AvgPool, GAP))
 
 
-def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...]) -> _Plan:
+def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...], band: bool = True) -> _Plan:
     """Check the layer sequence and derive shapes and modes. Step tuples:
     ("lin", layer, shape_in, full, shape_out, first), ("act", name, shape, full, index),
     ("pool", (window, stride), shape_in, full, shape_out), ("todiag", None, shape, True),
     ("read", "flatten"|"gap", shape, full), ("res", branch steps, shortcut steps, shape,
-    full, shape_out)."""
+    full, shape_out). In a banded plan (:func:`_banded`) ``full`` is the step's input
+    :class:`Band`, a pool step carries its output band last, and todiag its band."""
     layers = tuple(layers)
     if not layers or not isinstance(layers[0], (Conv, Dense)):
         raise ValueError("the first layer must be a Conv or a Dense layer")
@@ -249,20 +268,88 @@ def _compile(layers: Sequence[Layer], in_shape: tuple[int, ...]) -> _Plan:
     steps, _, spatial = walk(layers, pos, full0, nd > 0, True)
     if spatial:
         raise ValueError("a convolutional network needs a Flatten or GAP readout")
-    return _Plan(nd, tuple(in_shape), patch, pos, coords, full0, tuple(steps),
+    steps = tuple(steps)
+    if band:
+        steps, full0 = _banded(steps, full0)
+    return _Plan(nd, tuple(in_shape), patch, pos, coords, full0, steps,
                  tuple(act_shapes), window, window_padding)
 
 
+def _banded(steps: tuple, full0: bool) -> tuple[tuple, bool | Band]:
+    """The steps before "todiag" (a Flatten readout after pooling) on bands of the offsets
+    that reach the readout (:mod:`infwidth.kernels.native_band`): h = 0 after the last
+    pooling, h_in = s·h + p − 1 through each earlier pooling, unchanged through stride-1
+    convs and activations. Kept full when a step is not a stride-1 conv, an activation or a
+    pooling, when a circular conv would read off-map partners that are not kept wrapped, or
+    when a band would not be smaller than the full covariance."""
+    cut = next((i for i, st in enumerate(steps) if st[0] == "todiag"), None)
+    if not full0 or cut is None:
+        return steps, full0
+    head = steps[:cut]
+    if any(st[0] not in ("lin", "act", "pool") or (st[0] == "lin" and not st[5]
+                                                    and max(st[1].stride) > 1)
+           for st in head):
+        return steps, full0
+    nd = len(steps[cut][2])
+    half, out_half = (0,) * nd, []
+    for st in reversed(head):
+        out_half.append(half)
+        if st[0] == "pool":
+            (window, stride) = st[1]
+            half = tuple(s * h + p - 1 for h, p, s in zip(half, window, stride))
+    out_half.reverse()
+    wrap = (True,) * nd  # the first Gram holds every wrapped partner
+    band0 = band = Band(half, wrap)
+    new = []
+    for st, h_out in zip(head, out_half):
+        if band.size >= math.prod(st[2]):
+            return steps, full0
+        if st[0] == "lin":
+            ly, first = st[1], st[5]
+            if not first and ly.padding == "circular" and not all(wrap):
+                return steps, full0
+            if not first and ly.padding != "circular":
+                wrap = (False,) * nd
+            new.append(("lin", ly, st[2], band, st[4], first))
+        elif st[0] == "act":
+            new.append(("act", st[1], st[2], band, st[4]))
+        else:
+            (window, stride), shape_in, shape_out = st[1], st[2], st[4]
+            wrap = tuple(w and n == s * m
+                         for w, n, s, m in zip(wrap, shape_in, stride, shape_out))
+            out = Band(h_out, wrap)
+            new.append(("pool", st[1], shape_in, band, shape_out, out))
+            band = out
+        band = Band(band.half, wrap)
+    new.append(("todiag", None, steps[cut][2], band))
+    return tuple(new) + steps[cut + 1:], band0
+
+
 @lru_cache(maxsize=256)
-def _plan_cached(layers: tuple, in_shape: tuple) -> _Plan:
-    return _compile(layers, in_shape)
+def _plan_cached(layers: tuple, in_shape: tuple, band: bool) -> _Plan:
+    return _compile(layers, in_shape, band)
+
+
+_BAND = True
+
+
+@contextmanager
+def banding(on: bool):
+    """Plans made inside the block use bands where they apply (``on``) or keep the full
+    covariance before the last pooling (for comparing the two layouts)."""
+    global _BAND
+    old, _BAND = _BAND, bool(on)
+    try:
+        yield
+    finally:
+        _BAND = old
 
 
 def native_plan(arch: Any, dim: int) -> _Plan:
     """The compiled plan of ``arch`` at input dimension ``dim`` (``TypeError``/``ValueError``
     when the native engine cannot compute it)."""
     layers = _kernel_layers(arch, dim)
-    return _plan_cached(tuple(layers), tuple(arch.input_shape(dim)))
+    return _plan_cached(tuple(layers), tuple(arch.input_shape(dim)), _BAND)
 
 
 def supports(arch: Any, dim: int) -> bool:
@@ -337,6 +424,12 @@ def _walk(steps, nd: int, ops, s, t, var_fn: Callable, need_ntk: bool, self_pass
             taps = 1.0
             if isinstance(ly, Conv) and not first:  # a first conv is the first Gram itself
                 taps = float(math.prod(ly.filter))
+                if isinstance(full, Band):  # convolved over positions, as the diagonal is
+                    if ly.padding == "same":  # off-map partners are the zero padding
+                        s = ops.band_mask(s, full, shape, tuple(range(nd)))
+                        t = None if t is None else ops.band_mask(t, full, shape,
+                                                                 tuple(range(nd)))
+                    full = False
                 s = ops.conv(s, ly, nd, full)
                 if t is not None:
                     t = ops.conv(t, ly, nd, full)
@@ -349,20 +442,32 @@ def _walk(steps, nd: int, ops, s, t, var_fn: Callable, need_ntk: bool, self_pass
             s, t = _flush(ops, s, t, ck, cd)
             ck = cd = 1.0
             n_sp = nd if shape else 0
-            v1, v2 = var_fn(i, s, n_sp, full)
+            band = full if isinstance(full, Band) else None
+            if band is not None:  # the variances are those of the offset δ = 0
+                full = False
+            v1, v2 = var_fn(i, s if band is None else ops.band_diag(s, band, nd), n_sp, full)
             if self_pass:
                 variances.append(v1)
                 v1, v2 = _self_broadcast(v1, n_sp, full)
-            s, t, ck, cd = ops.dual(name, s, t, v1, v2, n_sp, full, self_pass)
+            if band is None:
+                s, t, ck, cd = ops.dual(name, s, t, v1, v2, n_sp, full, self_pass)
+            else:
+                s, t, ck, cd = ops.band_dual(name, s, t, v1, v2, shape, band, self_pass)
         elif op == "pool":
             (window, stride) = st[1]
-            s = ops.pool(s, window, stride, nd)
-            t = None if t is None else ops.pool(t, window, stride, nd)
+            if isinstance(st[3], Band):
+                s = ops.band_pool(s, window, stride, st[3], st[5], nd)
+                t = None if t is None else ops.band_pool(t, window, stride, st[3], st[5], nd)
+            else:
+                s = ops.pool(s, window, stride, nd)
+                t = None if t is None else ops.pool(t, window, stride, nd)
             f = 1.0 / math.prod(window) ** 2
             ck, cd = ck * f, cd * f
         elif op == "todiag":
-            s = ops.todiag(s, nd)
-            t = None if t is None else ops.todiag(t, nd)
+            band = st[3] if isinstance(st[3], Band) else None
+            s = ops.todiag(s, nd) if band is None else ops.band_diag(s, band, nd)
+            if t is not None:
+                t = ops.todiag(t, nd) if band is None else ops.band_diag(t, band, nd)
         elif op == "read":
             _, how, shape, full = st
             s = ops.read(s, how, nd, full)
@@ -432,10 +537,14 @@ def _tile_bytes(plan: _Plan, t1: int, t2: int, item: int, need_ntk: bool) -> int
     per-axis accumulators), the first Gram's matmul + transpose, inputs, two chunk buffers."""
     e = plan.elems()
     live = (_LIVE if need_ntk else _LIVE - 1) + (2 if need_ntk else 1) * plan.residual_depth
-    g0 = 2 * math.prod(plan.pos0) ** (2 if plan.full0 else 1)
+    g0 = 2 * _size(plan.pos0, plan.full0)
     arrays = max(live * e, g0 + e) * t1 * t2
     inputs = (t1 + t2) * math.prod(plan.pos0) * plan.coords
     small = 8 * sum(math.prod(s) for s in plan.act_shapes) * (t1 + t2)
+    if plan.banded:  # the partner variances v2(i + δ), the padded inputs of the first Gram
+        small += 4 * _band_act_elems(plan.steps) * t2
+        inputs += t2 * _size(tuple(p + 2 * h for p, h in zip(plan.pos0, plan.full0.half)),
+                             False) * plan.coords
     return int((arrays + inputs + small + 2 * CHUNK) * item)
 
 
@@ -464,8 +573,9 @@ def _workers(threads: int | None, n_tiles: int) -> int:
 
 
 def _auto_tile(plan: _Plan, n1: int, n2: int) -> int:
-    target = _TILE_ELEMS_FULL if plan.full0 else _TILE_ELEMS
-    if plan.full0 and _fused(plan):
+    target = (_TILE_ELEMS_BAND if plan.banded else
+              _TILE_ELEMS_FULL if plan.full0 else _TILE_ELEMS)
+    if plan.full0 and not plan.banded and _fused(plan):
         target = _TILE_ELEMS_FUSED
     t = int(math.sqrt(target / max(1, plan.elems())))
     return max(1, min(t, max(n1, n2)))
@@ -490,7 +600,13 @@ def native_memory_estimate(arch: Any, n1: int, n2: int | None, dim: int,
     # With a thread pool, tracemalloc measured up to ~2.6 tiles live for 2 workers (a
     # finishing tile's arrays overlap the next one's): one more tile is allowed for.
     w = _workers(threads, n_tiles)
-    return _fixed_bytes(plan, n1, n2, len(kinds), item, symmetric) + (w + (w > 1)) * per_tile
+    tiles = (w + (w > 1)) * per_tile
+    if plan.banded:  # the self pass (alone, before the tiles) holds t1·t2 inputs, and its
+        # numpy dual ~4 arrays of partner variances as large as the band
+        m = t1 * t2
+        tiles = max(tiles, _tile_bytes(plan, m, 1, item, "ntk" in kinds)
+                    + 4 * _band_act_elems(plan.steps) * m * item)
+    return _fixed_bytes(plan, n1, n2, len(kinds), item, symmetric) + tiles
 
 
 def _count_tiles(n1: int, n2: int, t1: int, t2: int, symmetric: bool) -> int:
@@ -607,11 +723,11 @@ def _finish(out: list, self_out: tuple, symmetric: bool) -> None:
 
 def _numba_ops(reuse: bool = False):
     try:
-        from infwidth.kernels.native_numba import NumbaOps
+        from infwidth.kernels.native_band_numba import BandNumbaOps
     except ImportError as e:
         raise ValueError("backend='numba' needs numba (pip install numba), or pass "
                          "backend='numpy'") from e
-    return NumbaOps(reuse)
+    return BandNumbaOps(reuse)
 
 
 def default_backend() -> str:

@@ -480,7 +480,7 @@ class NumbaOps(NumpyOps):
     def first_gram(a: np.ndarray, b: np.ndarray, full: bool, pos: tuple[int, ...], steps):
         """The first Gram of a tile, or (when :meth:`fuse` computes it inside the first
         layer's pass) the inputs it is made of."""
-        if full and 0 < a.shape[2] <= 64 and fused_steps(steps, 0, len(pos)):
+        if full is True and 0 < a.shape[2] <= 64 and fused_steps(steps, 0, len(pos)):
             bt = np.ascontiguousarray(b.transpose(0, 2, 1)) * (1.0 / a.shape[2])
             return _Patches(a, bt.astype(a.dtype, copy=False), (a.shape[0], b.shape[0]) + pos * 2)
         return NumbaOps.gram(a, b, full, pos)
@@ -659,8 +659,8 @@ def fused_steps(steps: tuple, k: int, nd: int) -> int:
     if nd == 0 or k + 1 >= len(steps):
         return 0
     st, nx = steps[k], steps[k + 1]
-    if st[0] != "lin" or nx[0] != "act" or not st[3] or not nx[3]:
-        return 0
+    if st[0] != "lin" or nx[0] != "act" or st[3] is not True or nx[3] is not True:
+        return 0  # full covariances only (not the diagonal, nor a banded plan's Band)
     ly, first = st[1], st[5]
     if get_activation(nx[1]).fast is None or not (first or isinstance(ly, Conv)):
         return 0

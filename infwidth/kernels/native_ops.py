@@ -15,6 +15,8 @@ import numpy as np
 
 from infwidth.architectures.activations import get_activation
 from infwidth.architectures.layers import Conv, conv_taps
+from infwidth.kernels.native_band import Band, BandOps
+from infwidth.kernels.native_band import gram as band_gram
 
 try:  # the clip ufunc itself: np.clip's Python wrapper costs ~20 µs a call
     from numpy._core.umath import clip as _clip
@@ -67,14 +69,17 @@ def _view4(shape: tuple[int, ...], nd: int, full: bool) -> tuple[int, int, int, 
     return (math.prod(shape[:nd]), 1, shape[-2], shape[-1])
 
 
-class NumpyOps:
+class NumpyOps(BandOps):
     """In-place numpy kernels of the recursion (inputs may be overwritten)."""
 
     xp = np
 
     @staticmethod
-    def gram(a: np.ndarray, b: np.ndarray | None, full: bool, pos: tuple[int, ...]):
-        """⟨x_a(i), x_b(j)⟩/coords: (P, t1, t2) or (P, P, t1, t2); b None: pairwise."""
+    def gram(a: np.ndarray, b: np.ndarray | None, full: bool | Band, pos: tuple[int, ...]):
+        """⟨x_a(i), x_b(j)⟩/coords: (*S, t1, t2), (t1, t2, *S, *S), or (*S, t1, *W, t2) for
+        a Band; b None: pairwise."""
+        if isinstance(full, Band):
+            return band_gram(NumpyOps.gram, np, a, b, full, pos)
         t1, p, c = a.shape
         if b is None:
             if full:
@@ -261,11 +266,13 @@ class NumpyOps:
                 t4[:, :, idx, idx] = math.pi * keep[1]
         return s, t, scales[0], scales[1]
 
+    band_self_dual = dual
+
 
 # --------------------------------------------------------------------------------------
 # jax operations (functional; the same formulas)
 # --------------------------------------------------------------------------------------
-class JaxOps:
+class JaxOps(BandOps):
     """Functional ``jax.numpy`` versions of :class:`NumpyOps`, traced inside ``jax.jit``."""
 
     def __init__(self) -> None:
@@ -275,6 +282,8 @@ class JaxOps:
 
     def gram(self, a, b, full, pos):
         jnp = self.xp
+        if isinstance(full, Band):
+            return band_gram(self.gram, jnp, a, b, full, pos)
         c = a.shape[-1]
         if b is None:
             g = (jnp.einsum("api,aqi->apq", a, a)[:, None] if full
@@ -376,6 +385,8 @@ class JaxOps:
             d = None if t4 is None else t4 * r1 * r2 / jnp.sqrt(1.0 - u * u)
             cs = (2 / math.pi, 2 / math.pi)
         return (k.reshape(shp), None if d is None else d.reshape(shp), cs[0], cs[1])
+
+    band_self_dual = dual
 
 
 def _generic_dual(spec, s4, t4, v1, v2, xp, shp):
