@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import infwidth as iw
-from infwidth.architectures.layers import GAP, Activation, AvgPool, Conv, Dense, Flatten
+from infwidth.architectures.layers import GAP, Activation, AvgPool, Conv, Dense
 from infwidth.architectures.networks import Network
 from infwidth.kernels.native import native_kernels, native_plan
 from infwidth.kernels.native_numba import fused_steps
@@ -20,9 +20,9 @@ NETS = {
     "gap-2d-circ-5x5": (iw.ConvNet(filter_size=5, depth=2, readout="gap", ndim=2), 49),
     "myrtle5": (__import__("infwidth.architectures.myrtle", fromlist=["Myrtle"])
                 .Myrtle(depth=5, ndim=2), 64),
-    "pool3-flatten-2d": (Network((Conv(3), Activation("relu"), Conv(3, padding="same"),
-                                  Activation("relu"), AvgPool(3), Flatten(), Dense()),
-                                 ndim=2), 36),
+    "pool3-gap-2d": (Network((Conv(3), Activation("relu"), Conv(3, padding="same"),
+                              Activation("relu"), AvgPool(3), Activation("erf"), GAP(),
+                              Dense()), ndim=2), 36),
     "valid-pool-1d-erf": (Network((Conv(3, 1, "valid"), Activation("erf"), AvgPool(2),
                                    Conv(1), Activation("relu"), AvgPool(2), GAP(), Dense()),
                                   ndim=1), 18),

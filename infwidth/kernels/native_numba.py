@@ -476,14 +476,13 @@ class NumbaOps(NumpyOps):
                  np.ascontiguousarray(b.transpose(1, 2, 0)), g, ia, ia)
         return gram_layout(g.reshape((t1, t2, p, p) if full else g.shape), c, full, pos)
 
-    @staticmethod
-    def first_gram(a: np.ndarray, b: np.ndarray, full: bool, pos: tuple[int, ...], steps):
+    def first_gram(self, a: np.ndarray, b: np.ndarray, full, pos: tuple[int, ...], steps):
         """The first Gram of a tile, or (when :meth:`fuse` computes it inside the first
         layer's pass) the inputs it is made of."""
         if full is True and 0 < a.shape[2] <= 64 and fused_steps(steps, 0, len(pos)):
             bt = np.ascontiguousarray(b.transpose(0, 2, 1)) * (1.0 / a.shape[2])
             return _Patches(a, bt.astype(a.dtype, copy=False), (a.shape[0], b.shape[0]) + pos * 2)
-        return NumbaOps.gram(a, b, full, pos)
+        return self.gram(a, b, full, pos)
 
     @staticmethod
     def conv(x, layer: Conv, nd: int, full: bool):
