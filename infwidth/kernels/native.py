@@ -257,8 +257,27 @@ def _plan_cached(layers: tuple, in_shape: tuple) -> _Plan:
 def native_plan(arch: Any, dim: int) -> _Plan:
     """The compiled plan of ``arch`` at input dimension ``dim`` (``TypeError``/``ValueError``
     when the native engine cannot compute it)."""
-    layers = _kernel_layers(arch, dim)
-    return _plan_cached(tuple(layers), tuple(arch.input_shape(dim)))
+    params = getattr(type(arch), "__dataclass_params__", None)
+    if params is not None and params.frozen and _hashable(arch):  # a value: cache by it
+        return _plan_of(arch, dim)
+    return _plan_uncached(arch, dim)
+
+
+def _hashable(x: Any) -> bool:
+    try:
+        hash(x)
+    except TypeError:
+        return False
+    return True
+
+
+def _plan_uncached(arch: Any, dim: int) -> _Plan:
+    return _plan_cached(tuple(_kernel_layers(arch, dim)), tuple(arch.input_shape(dim)))
+
+
+@lru_cache(maxsize=256)
+def _plan_of(arch: Any, dim: int) -> _Plan:
+    return _plan_uncached(arch, dim)
 
 
 def supports(arch: Any, dim: int) -> bool:
@@ -436,9 +455,11 @@ def _fixed_bytes(plan: _Plan, n1: int, n2: int, n_kinds: int, item: int,
     return int(out + inputs + var + 2 * n_kinds * (n1 + n2) * item)
 
 
+_CPUS = os.cpu_count() or 1  # read once: os.cpu_count() costs ~9 µs a call here
+
+
 def _workers(threads: int | None, n_tiles: int) -> int:
-    cpus = os.cpu_count() or 1
-    return max(1, min(threads or cpus, n_tiles))
+    return max(1, min(threads or _CPUS, n_tiles))
 
 
 def _auto_tile(plan: _Plan, n1: int, n2: int) -> int:
@@ -460,6 +481,12 @@ def native_memory_estimate(arch: Any, n1: int, n2: int | None, dim: int,
     symmetric = n2 is None
     n2 = n1 if symmetric else n2
     t = _auto_tile(plan, n1, n2) if tile is None else tile
+    return _estimate(plan, n1, n2, symmetric, kinds, item, t, threads)
+
+
+def _estimate(plan: _Plan, n1: int, n2: int, symmetric: bool, kinds: Sequence[str], item: int,
+              t: int, threads: int | None) -> int:
+    """:func:`native_memory_estimate` of a plan, with checked arguments and a tile ``t``."""
     t1, t2 = min(t, n1), min(t, n2)
     n_tiles = _count_tiles(n1, n2, t1, t2, symmetric)
     per_tile = _tile_bytes(plan, t1, t2, item, "ntk" in kinds)
@@ -530,15 +557,14 @@ def native_kernels(arch: Any, x1: Any, x2: Any = None,
         from infwidth.validation import parse_bytes
 
         budget = parse_bytes(memory_budget)
+        item = np.dtype(np_dtype).itemsize
         while True:
-            need = native_memory_estimate(arch, n1, None if symmetric else n2, dim, kinds,
-                                          dtype, t, threads)
+            need = _estimate(plan, n1, n2, symmetric, kinds, item, t, threads)
             if need <= budget or t == 1:
                 break
             t = max(1, int(t / 1.25))
         if need > budget:
-            fixed = _fixed_bytes(plan, n1, n2, len(kinds), np.dtype(np_dtype).itemsize,
-                                 symmetric)
+            fixed = _fixed_bytes(plan, n1, n2, len(kinds), item, symmetric)
             raise ValueError(f"memory_budget={budget} bytes cannot hold the ({n1}, {n2}) "
                              f"output: the engine needs {need} bytes even with 1×1 tiles, "
                              f"{fixed} of them for its whole-Gram arrays (outputs, the MLP's "
@@ -567,10 +593,33 @@ def _tiles(n1: int, n2: int, t1: int, t2: int, symmetric: bool):
 
 def _bar(items: Any, total: int, progress: bool | None):
     """``items`` under a tqdm bar over the tiles (``progress`` None: when more than 4)."""
+    if not show_progress(progress, total):
+        return items  # a disabled tqdm still costs ~20 µs to build
     from tqdm.auto import tqdm
 
-    show = show_progress(progress, total)
-    return tqdm(items, total=total, desc="kernel tiles", disable=not show, leave=False)
+    return tqdm(items, total=total, desc="kernel tiles", disable=False, leave=False)
+
+
+def _put(o: np.ndarray, k: np.ndarray, r: slice, c: slice, symmetric: bool) -> None:
+    """Write tile ``k`` at (r, c) of the Gram ``o``; in a symmetric Gram also its mirror at
+    (c, r), and on a diagonal tile the upper triangle mirrored onto the lower one (so the bits
+    of an entry do not depend on the tiling)."""
+    o[r, c] = k
+    if not symmetric:
+        return
+    if r != c:
+        o[c, r] = k.T
+        return
+    blk = o[r, c]
+    m = blk.shape[0]
+    low = _lower(m) if m <= 256 else np.tril_indices(m, -1)  # cache the small ones only
+    blk[low] = blk.T[low]
+
+
+@lru_cache(maxsize=8)
+def _lower(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the strict lower triangle of an m×m block."""
+    return np.tril_indices(m, -1)
 
 
 def _finish(out: list, self_out: tuple, symmetric: bool) -> None:
@@ -601,14 +650,15 @@ def _run_numpy(plan, ops, a, b, symmetric, t1, t2, need_ntk, threads, dtype, pro
 
     def self_pass(x):
         m = max(1, t1 * t2)
-        vs, so, to = None, [], []
+        vs, so, to = [], [], []
         for i in range(0, x.shape[0], m):
             s, t, v = _forward(plan, ops, ops.gram(x[i:i + m], None, plan.full0, plan.pos0),
                                _self_vars(ops), need_ntk, True)
-            vs = v if vs is None else [np.concatenate([p, q], axis=-1) for p, q in zip(vs, v)]
+            vs.append(v)
             so.append(s[:, 0])
             to.append(None if t is None else t[:, 0])
-        vs = [np.ascontiguousarray(v) for v in vs]
+        vs = [np.ascontiguousarray(p[0]) if len(p) == 1 else np.concatenate(p, axis=-1)
+              for p in zip(*vs)]  # one copy per activation, not one per chunk
         return vs, np.concatenate(so), (np.concatenate(to) if need_ntk else None)
 
     va, sa, ta = self_pass(a)
@@ -631,13 +681,8 @@ def _run_numpy(plan, ops, a, b, symmetric, t1, t2, need_ntk, threads, dtype, pro
         fn = _cross_vars([v[..., r] for v in va], [v[..., c] for v in vb])
         s, t, _ = _forward(plan, ops, first(r, c), fn, need_ntk, False)
         for o, k in ((nngp, s), (ntk, t)):
-            if o is None:
-                continue
-            if symmetric and r == c:  # the upper triangle mirrored: the bits of an entry
-                k = np.triu(k) + np.triu(k, 1).T  # do not depend on the tiling
-            o[r, c] = k
-            if symmetric and r != c:
-                o[c, r] = k.T
+            if o is not None:
+                _put(o, k, r, c, symmetric)
 
     n_work = _workers(threads, len(todo))
     if n_work == 1:
@@ -715,13 +760,7 @@ def _run_jax(plan, a, b, symmetric, t1, t2, need_ntk, dtype, progress):
     for r, c, (s, t) in _bar(pending, len(pending), progress):
         nr, nc = r.stop - r.start, c.stop - c.start
         for o, k in ((nngp, s), (ntk, t)):
-            if o is None:
-                continue
-            k = np.asarray(k)[:nr, :nc]
-            if symmetric and r == c:  # the upper triangle mirrored: the bits of an entry
-                k = np.triu(k) + np.triu(k, 1).T  # do not depend on the tiling
-            o[r, c] = k
-            if symmetric and r != c:
-                o[c, r] = k.T
+            if o is not None:
+                _put(o, np.asarray(k)[:nr, :nc], r, c, symmetric)
     _finish([nngp, ntk], (sa, ta), symmetric)
     return nngp, ntk
