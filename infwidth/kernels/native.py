@@ -305,14 +305,30 @@ def _prepare(plan: _Plan, x: np.ndarray, dtype) -> np.ndarray:
             h, w = plan.pos0
             r = r.reshape(n, h, k, w, k, -1).transpose(0, 1, 3, 2, 4, 5)
     elif plan.window:  # im2col: position o gathers x[o + a − lo] over the taps a (0 outside)
-        idx = [conv_taps(s, q, 1, plan.window_padding)
-               for s, q in zip(plan.in_shape[:-1], plan.window)]
-        pad = np.pad(r, [(0, 0)] + [(0, 1)] * plan.nd + [(0, 0)])  # index −1: the zero row
-        if plan.nd == 1:
-            r = pad[:, idx[0]]
-        else:
-            r = pad[:, idx[0][:, None, :, None], idx[1][None, :, None, :]]
+        r = _im2col(r.astype(dtype, copy=False), plan.window, plan.window_padding)
     return np.ascontiguousarray(r.reshape(n, math.prod(plan.pos0), -1), dtype=dtype)
+
+
+def _im2col(r: np.ndarray, window: tuple[int, ...], padding: str) -> np.ndarray:
+    """(n, *m, q0, [q1·]C) view of a stride-1 conv's patches of the (n, *S, C) map ``r``: tap
+    a of position o reads r[conv_taps[o, a]] (−1: zero). conv_taps[o, a] = g[o + a] on the
+    padded line g, so one gather per axis builds the padded map and every window is a
+    strided view whose last axis runs over q·C contiguous values (a fancy-indexed gather
+    of C values per tap measured 2.4–12× slower)."""
+    nd = r.ndim - 2
+    idx = [conv_taps(n, q, 1, padding) for n, q in zip(r.shape[1:-1], window)]
+    sp = r.shape[1:-1]
+    p = np.zeros(r.shape[:1] + tuple(n + 1 for n in sp) + r.shape[-1:], r.dtype)
+    p[(slice(None),) + tuple(slice(0, n) for n in sp)] = r  # index −1: the zero row
+    for ax, i in enumerate(idx, start=1):
+        p = np.take(p, np.concatenate([i[:, 0], i[-1, 1:]]), axis=ax)  # contiguous
+    s, c, m = p.strides, r.shape[-1], tuple(i.shape[0] for i in idx)
+    if nd == 1:
+        shape, strides = (p.shape[0], m[0], window[0] * c), s
+    else:
+        shape = (p.shape[0], m[0], m[1], window[0], window[1] * c)
+        strides = (s[0], s[1], s[2], s[1], s[3])
+    return np.lib.stride_tricks.as_strided(p, shape, strides, writeable=False)
 
 
 # --------------------------------------------------------------------------------------
