@@ -157,6 +157,25 @@ def test_first_conv_patches_are_the_taps(nd, padding, q):
         np.testing.assert_array_equal(got, want.reshape(3, m ** nd, -1).astype(dtype))
 
 
+def test_small_blas_products_run_on_one_thread_and_the_count_comes_back():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from infwidth.kernels.native import _blas_alone
+
+    def blas_threads():
+        return [d["num_threads"] for d in threadpoolctl.threadpool_info()
+                if d["user_api"] == "blas"]
+
+    before = blas_threads()
+    with _blas_alone(2**20):
+        with _blas_alone(2**20):  # overlapping calls share one limit
+            assert set(blas_threads()) == {1}
+        assert set(blas_threads()) == {1}  # until the last one leaves
+    assert blas_threads() == before
+    for work in (0, 2**30):  # no BLAS, or a product worth every thread
+        with _blas_alone(work):
+            assert blas_threads() == before
+
+
 def test_jax_backend_matches_numpy():
     arch = Myrtle(depth=5, ndim=1, b_std=0.1)
     x = np.random.default_rng(3).standard_normal((5, 16))

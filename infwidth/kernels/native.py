@@ -31,8 +31,10 @@ variances, and the live arrays of one tile per worker).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -472,10 +474,50 @@ def _fixed_bytes(plan: _Plan, n1: int, n2: int, n_kinds: int, item: int,
 
 
 _CPUS = os.cpu_count() or 1  # read once: os.cpu_count() costs ~9 µs a call here
+# Multiply-adds of the largest main-thread BLAS product for which BLAS runs on one thread:
+# waking OpenBLAS's other thread for a small product after a pause measured a median of
+# 12 ms (0.17 ms at best) on 2 busy cores, one thread 0.4 ms; OpenBLAS itself uses one
+# thread up to 2^18, and 2^24 takes ~0.6 ms on one core.
+_BLAS_ALONE = (2**18, 2**24)
+_BLAS_LOCK = threading.Lock()
+_BLAS_HELD = {"calls": 0, "limiter": None}  # the calls now inside _blas_alone, their limit
 
 
 def _workers(threads: int | None, n_tiles: int) -> int:
     return max(1, min(threads or _CPUS, n_tiles))
+
+
+@contextlib.contextmanager
+def _blas_alone(work: int):
+    """BLAS on one thread inside the block when its largest product has ``work``
+    multiply-adds within ``_BLAS_ALONE``, through threadpoolctl (the [test] and [distributed]
+    extras; without it, nothing changes; the switch costs ~15 µs). Calls that overlap share
+    one limit; the last one out restores the thread count."""
+    lo, hi = _BLAS_ALONE
+    ctl = _blas_controller() if lo < work <= hi else None
+    if ctl is None:
+        yield
+        return
+    with _BLAS_LOCK:
+        if not _BLAS_HELD["calls"]:
+            _BLAS_HELD["limiter"] = ctl.limit(limits=1, user_api="blas")
+        _BLAS_HELD["calls"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_HELD["calls"] -= 1
+            if not _BLAS_HELD["calls"]:
+                _BLAS_HELD["limiter"].restore_original_limits()
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
 
 
 def _auto_tile(plan: _Plan, n1: int, n2: int) -> int:
@@ -683,15 +725,17 @@ def _run_numpy(plan, ops, a, b, symmetric, t1, t2, need_ntk, threads, dtype, pro
               for p in zip(*vs)]  # one copy per activation, not one per chunk
         return vs, np.concatenate(so), (np.concatenate(to) if need_ntk else None)
 
-    va, sa, ta = self_pass(a)
-    vb = va if symmetric else self_pass(b)[0]
     n1, n2 = a.shape[0], b.shape[0]
+    # BLAS in this thread: the MLP's first Gram of all pairs, a full self pass's per-input Grams
+    blas = n1 * n2 * a.shape[-1] if plan.nd == 0 else plan.full0 * a.shape[1] ** 2 * a.shape[-1]
+    with _blas_alone(blas):
+        va, sa, ta = self_pass(a)
+        vb = va if symmetric else self_pass(b)[0]
+        # Without positions (MLP) the first Gram of all pairs is one BLAS call.
+        g_all = (a[:, 0] @ b[:, 0].T) * (1.0 / a.shape[-1]) if plan.nd == 0 else None
     nngp = np.empty((n1, n2), dtype)
     ntk = np.empty((n1, n2), dtype) if need_ntk else None
     todo = _tiles(n1, n2, t1, t2, symmetric)
-
-    # Without positions (MLP) the first Gram of all pairs is one multithreaded BLAS call.
-    g_all = (a[:, 0] @ b[:, 0].T) * (1.0 / a.shape[-1]) if plan.nd == 0 else None
 
     def first(r, c):
         if g_all is not None:
