@@ -9,7 +9,7 @@ and 0.3 s of calls, fewer past 10 s); the ratio NT/iw (> 1: iw is faster); and t
 share, iw's time at N = 1 over its time at N (1 at N = 1; small when the arithmetic
 dominates).
 
-Cases: MLP depth 3 on 64 coordinates; ConvNet Flatten 1-D, d = 32, depth 3 (circular);
+Cases: MLP depth 3 on 784 coordinates; ConvNet Flatten 1-D, d = 32, depth 3 (circular);
 ConvNet GAP 1-D, d = 16, depth 2; ConvNet GAP 2-D 8×8, depth 2; Myrtle-5 and Myrtle-7 on
 12×12×3 images; an erf ConvNet Flatten 2-D on 16×16×3, depth 3 (SAME). N = 1, 4, 16, 64
 (``--quick``: 1, 4, 16; ``--tiny``: two small cases at N = 1, 4).
@@ -58,7 +58,7 @@ def cases(size: str):
                 ("convnet-gap-1d-8-d2", iw.ConvNet(depth=2, readout="gap"), 8, (1, 4))]
     ns = (1, 4, 16) if size == "quick" else (1, 4, 16, 64)
     return [(name, arch, dim, ns) for name, arch, dim in [
-        ("mlp-d3-64", iw.MLP(depth=3), 64),
+        ("mlp-d3-784", iw.MLP(depth=3), 784),
         ("convnet-flatten-1d-32-d3", iw.ConvNet(depth=3), 32),
         ("convnet-gap-1d-16-d2", iw.ConvNet(depth=2, readout="gap"), 16),
         ("convnet-gap-2d-8-d2", iw.ConvNet(depth=2, readout="gap", ndim=2), 64),
