@@ -127,6 +127,55 @@ def test_contracts(arch, dim):
         np.testing.assert_allclose(cross[kind], both[kind][:3, 3:], rtol=1e-14, atol=0)
 
 
+@pytest.mark.parametrize("nd", [1, 2])
+@pytest.mark.parametrize("padding", ["same", "circular", "valid"])
+@pytest.mark.parametrize("q", [2, 3, 4])
+def test_first_conv_patches_are_the_taps(nd, padding, q):
+    """An overlapping first conv's patches (im2col): position o, tap a holds x[o + a − lo]
+    (wrapped when circular, 0 in SAME padding), gathered here one entry at a time."""
+    from infwidth.architectures.layers import Flatten, conv_taps
+    from infwidth.kernels.native import _prepare, native_plan
+
+    side, ch = (7, 3) if nd == 2 else (9, 2)
+    net = iw.Network(layers=(Conv((q,) * nd, 1, padding), Activation("relu"), Flatten(),
+                             Dense()), ndim=nd, channels=ch)
+    dim = side ** nd * ch
+    x = np.random.default_rng(5).standard_normal((3, dim))
+    plan = native_plan(net, dim)
+    idx = conv_taps(side, q, 1, padding)
+    m = idx.shape[0]
+    want = np.zeros((3,) + (m,) * nd + (q,) * nd + (ch,))
+    img = x.reshape((3,) + (side,) * nd + (ch,))
+    for o in np.ndindex(*(m,) * nd):
+        for a in np.ndindex(*(q,) * nd):
+            src = tuple(idx[oi, ai] for oi, ai in zip(o, a))
+            if min(src) >= 0:
+                want[(slice(None),) + o + a] = img[(slice(None),) + src]
+    for dtype in (np.float64, np.float32):
+        got = _prepare(plan, x, dtype)
+        assert got.dtype == dtype and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, want.reshape(3, m ** nd, -1).astype(dtype))
+
+
+def test_small_blas_products_run_on_one_thread_and_the_count_comes_back():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from infwidth.kernels.native import _blas_alone
+
+    def blas_threads():
+        return [d["num_threads"] for d in threadpoolctl.threadpool_info()
+                if d["user_api"] == "blas"]
+
+    before = blas_threads()
+    with _blas_alone(2**20):
+        with _blas_alone(2**20):  # overlapping calls share one limit
+            assert set(blas_threads()) == {1}
+        assert set(blas_threads()) == {1}  # until the last one leaves
+    assert blas_threads() == before
+    for work in (0, 2**30):  # no BLAS, or a product worth every thread
+        with _blas_alone(work):
+            assert blas_threads() == before
+
+
 def test_jax_backend_matches_numpy():
     arch = Myrtle(depth=5, ndim=1, b_std=0.1)
     x = np.random.default_rng(3).standard_normal((5, 16))

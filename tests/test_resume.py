@@ -42,6 +42,7 @@ SCRIPTS = [
     ("benchmarks/sequential_vs_parallel.py", ["--tiny"]),
     ("benchmarks/spectrum_speed.py", ["--tiny"]),
     ("benchmarks/kernel_speed.py", ["--tiny"]),
+    ("benchmarks/small_n.py", ["--tiny"]),
     ("benchmarks/staircase_dims.py", ["--tiny"]),
 ]
 

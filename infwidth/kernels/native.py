@@ -33,8 +33,10 @@ variances, and the live arrays of one tile per worker).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -348,8 +350,27 @@ def banding(on: bool):
 def native_plan(arch: Any, dim: int) -> _Plan:
     """The compiled plan of ``arch`` at input dimension ``dim`` (``TypeError``/``ValueError``
     when the native engine cannot compute it)."""
-    layers = _kernel_layers(arch, dim)
-    return _plan_cached(tuple(layers), tuple(arch.input_shape(dim)), _BAND)
+    params = getattr(type(arch), "__dataclass_params__", None)
+    if params is not None and params.frozen and _hashable(arch):  # a value: cache by it
+        return _plan_of(arch, dim, _BAND)
+    return _plan_uncached(arch, dim, _BAND)
+
+
+def _hashable(x: Any) -> bool:
+    try:
+        hash(x)
+    except TypeError:
+        return False
+    return True
+
+
+def _plan_uncached(arch: Any, dim: int, band: bool) -> _Plan:
+    return _plan_cached(tuple(_kernel_layers(arch, dim)), tuple(arch.input_shape(dim)), band)
+
+
+@lru_cache(maxsize=256)
+def _plan_of(arch: Any, dim: int, band: bool) -> _Plan:
+    return _plan_uncached(arch, dim, band)
 
 
 def supports(arch: Any, dim: int) -> bool:
@@ -377,14 +398,30 @@ def _prepare(plan: _Plan, x: np.ndarray, dtype) -> np.ndarray:
             h, w = plan.pos0
             r = r.reshape(n, h, k, w, k, -1).transpose(0, 1, 3, 2, 4, 5)
     elif plan.window:  # im2col: position o gathers x[o + a − lo] over the taps a (0 outside)
-        idx = [conv_taps(s, q, 1, plan.window_padding)
-               for s, q in zip(plan.in_shape[:-1], plan.window)]
-        pad = np.pad(r, [(0, 0)] + [(0, 1)] * plan.nd + [(0, 0)])  # index −1: the zero row
-        if plan.nd == 1:
-            r = pad[:, idx[0]]
-        else:
-            r = pad[:, idx[0][:, None, :, None], idx[1][None, :, None, :]]
+        r = _im2col(r.astype(dtype, copy=False), plan.window, plan.window_padding)
     return np.ascontiguousarray(r.reshape(n, math.prod(plan.pos0), -1), dtype=dtype)
+
+
+def _im2col(r: np.ndarray, window: tuple[int, ...], padding: str) -> np.ndarray:
+    """(n, *m, q0, [q1·]C) view of a stride-1 conv's patches of the (n, *S, C) map ``r``: tap
+    a of position o reads r[conv_taps[o, a]] (−1: zero). conv_taps[o, a] = g[o + a] on the
+    padded line g, so one gather per axis builds the padded map and every window is a
+    strided view whose last axis runs over q·C contiguous values (a fancy-indexed gather
+    of C values per tap measured 2.4–12× slower)."""
+    nd = r.ndim - 2
+    idx = [conv_taps(n, q, 1, padding) for n, q in zip(r.shape[1:-1], window)]
+    sp = r.shape[1:-1]
+    p = np.zeros(r.shape[:1] + tuple(n + 1 for n in sp) + r.shape[-1:], r.dtype)
+    p[(slice(None),) + tuple(slice(0, n) for n in sp)] = r  # index −1: the zero row
+    for ax, i in enumerate(idx, start=1):
+        p = np.take(p, np.concatenate([i[:, 0], i[-1, 1:]]), axis=ax)  # contiguous
+    s, c, m = p.strides, r.shape[-1], tuple(i.shape[0] for i in idx)
+    if nd == 1:
+        shape, strides = (p.shape[0], m[0], window[0] * c), s
+    else:
+        shape = (p.shape[0], m[0], m[1], window[0], window[1] * c)
+        strides = (s[0], s[1], s[2], s[1], s[3])
+    return np.lib.stride_tricks.as_strided(p, shape, strides, writeable=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -567,17 +604,66 @@ def _fused(plan: _Plan) -> bool:
     return fused_steps(plan.steps, 0, plan.nd) > 0
 
 
+_CPUS = os.cpu_count() or 1  # read once: os.cpu_count() costs ~9 µs a call here
+# Multiply-adds of the largest main-thread BLAS product for which BLAS runs on one thread:
+# waking OpenBLAS's other thread for a small product after a pause measured a median of
+# 12 ms (0.17 ms at best) on 2 busy cores, one thread 0.4 ms; OpenBLAS itself uses one
+# thread up to 2^18, and 2^24 takes ~0.6 ms on one core.
+_BLAS_ALONE = (2**18, 2**24)
+_BLAS_LOCK = threading.Lock()
+_BLAS_HELD = {"calls": 0, "limiter": None}  # the calls now inside _blas_alone, their limit
+
+
 def _workers(threads: int | None, n_tiles: int) -> int:
-    cpus = os.cpu_count() or 1
-    return max(1, min(threads or cpus, n_tiles))
+    return max(1, min(threads or _CPUS, n_tiles))
+
+
+@contextlib.contextmanager
+def _blas_alone(work: int):
+    """BLAS on one thread inside the block when its largest product has ``work``
+    multiply-adds within ``_BLAS_ALONE``, through threadpoolctl (the [test] and [distributed]
+    extras; without it, nothing changes; the switch costs ~15 µs). Calls that overlap share
+    one limit; the last one out restores the thread count."""
+    lo, hi = _BLAS_ALONE
+    ctl = _blas_controller() if lo < work <= hi else None
+    if ctl is None:
+        yield
+        return
+    with _BLAS_LOCK:
+        if not _BLAS_HELD["calls"]:
+            _BLAS_HELD["limiter"] = ctl.limit(limits=1, user_api="blas")
+        _BLAS_HELD["calls"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_HELD["calls"] -= 1
+            if not _BLAS_HELD["calls"]:
+                _BLAS_HELD["limiter"].restore_original_limits()
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
 
 
 def _auto_tile(plan: _Plan, n1: int, n2: int) -> int:
-    target = (_TILE_ELEMS_BAND if plan.banded else
-              _TILE_ELEMS_FULL if plan.full0 else _TILE_ELEMS)
-    if plan.full0 and not plan.banded and _fused(plan):
-        target = _TILE_ELEMS_FUSED
-    t = int(math.sqrt(target / max(1, plan.elems())))
+    """Tile side: the largest whose arrays stay under ``_TILE_ELEMS`` on the diagonal layout
+    (``_TILE_ELEMS_BAND`` banded); on full covariances the side NEAREST ``_TILE_ELEMS_FULL``
+    (``_TILE_ELEMS_FUSED`` when the first layer is a fused pass): a few pairs per tile, each
+    tile carrying ~0.5 ms of Python (Myrtle-7 on 12×12, 2 pairs a side instead of 1 measured
+    ~1.3× less CPU per pair)."""
+    if plan.banded:
+        t = int(math.sqrt(_TILE_ELEMS_BAND / max(1, plan.elems())))
+    elif plan.full0:
+        target = _TILE_ELEMS_FUSED if _fused(plan) else _TILE_ELEMS_FULL
+        t = round(math.sqrt(target / max(1, plan.elems())))
+    else:
+        t = int(math.sqrt(_TILE_ELEMS / max(1, plan.elems())))
     return max(1, min(t, max(n1, n2)))
 
 
@@ -594,6 +680,12 @@ def native_memory_estimate(arch: Any, n1: int, n2: int | None, dim: int,
     symmetric = n2 is None
     n2 = n1 if symmetric else n2
     t = _auto_tile(plan, n1, n2) if tile is None else tile
+    return _estimate(plan, n1, n2, symmetric, kinds, item, t, threads)
+
+
+def _estimate(plan: _Plan, n1: int, n2: int, symmetric: bool, kinds: Sequence[str], item: int,
+              t: int, threads: int | None) -> int:
+    """:func:`native_memory_estimate` of a plan, with checked arguments and a tile ``t``."""
     t1, t2 = min(t, n1), min(t, n2)
     n_tiles = _count_tiles(n1, n2, t1, t2, symmetric)
     per_tile = _tile_bytes(plan, t1, t2, item, "ntk" in kinds)
@@ -670,15 +762,14 @@ def native_kernels(arch: Any, x1: Any, x2: Any = None,
         from infwidth.validation import parse_bytes
 
         budget = parse_bytes(memory_budget)
+        item = np.dtype(np_dtype).itemsize
         while True:
-            need = native_memory_estimate(arch, n1, None if symmetric else n2, dim, kinds,
-                                          dtype, t, threads)
+            need = _estimate(plan, n1, n2, symmetric, kinds, item, t, threads)
             if need <= budget or t == 1:
                 break
             t = max(1, int(t / 1.25))
         if need > budget:
-            fixed = _fixed_bytes(plan, n1, n2, len(kinds), np.dtype(np_dtype).itemsize,
-                                 symmetric)
+            fixed = _fixed_bytes(plan, n1, n2, len(kinds), item, symmetric)
             raise ValueError(f"memory_budget={budget} bytes cannot hold the ({n1}, {n2}) "
                              f"output: the engine needs {need} bytes even with 1×1 tiles, "
                              f"{fixed} of them for its whole-Gram arrays (outputs, the MLP's "
@@ -707,10 +798,33 @@ def _tiles(n1: int, n2: int, t1: int, t2: int, symmetric: bool):
 
 def _bar(items: Any, total: int, progress: bool | None):
     """``items`` under a tqdm bar over the tiles (``progress`` None: when more than 4)."""
+    if not show_progress(progress, total):
+        return items  # a disabled tqdm still costs ~20 µs to build
     from tqdm.auto import tqdm
 
-    show = show_progress(progress, total)
-    return tqdm(items, total=total, desc="kernel tiles", disable=not show, leave=False)
+    return tqdm(items, total=total, desc="kernel tiles", disable=False, leave=False)
+
+
+def _put(o: np.ndarray, k: np.ndarray, r: slice, c: slice, symmetric: bool) -> None:
+    """Write tile ``k`` at (r, c) of the Gram ``o``; in a symmetric Gram also its mirror at
+    (c, r), and on a diagonal tile the upper triangle mirrored onto the lower one (so the bits
+    of an entry do not depend on the tiling)."""
+    o[r, c] = k
+    if not symmetric:
+        return
+    if r != c:
+        o[c, r] = k.T
+        return
+    blk = o[r, c]
+    m = blk.shape[0]
+    low = _lower(m) if m <= 256 else np.tril_indices(m, -1)  # cache the small ones only
+    blk[low] = blk.T[low]
+
+
+@lru_cache(maxsize=8)
+def _lower(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the strict lower triangle of an m×m block."""
+    return np.tril_indices(m, -1)
 
 
 def _finish(out: list, self_out: tuple, symmetric: bool) -> None:
@@ -741,25 +855,29 @@ def _run_numpy(plan, ops, a, b, symmetric, t1, t2, need_ntk, threads, dtype, pro
 
     def self_pass(x):
         m = max(1, t1 * t2)
-        vs, so, to = None, [], []
+        vs, so, to = [], [], []
         for i in range(0, x.shape[0], m):
             s, t, v = _forward(plan, ops, ops.gram(x[i:i + m], None, plan.full0, plan.pos0),
                                _self_vars(ops), need_ntk, True)
-            vs = v if vs is None else [np.concatenate([p, q], axis=-1) for p, q in zip(vs, v)]
+            vs.append(v)
             so.append(s[:, 0])
             to.append(None if t is None else t[:, 0])
-        vs = [np.ascontiguousarray(v) for v in vs]
+        vs = [np.ascontiguousarray(p[0]) if len(p) == 1 else np.concatenate(p, axis=-1)
+              for p in zip(*vs)]  # one copy per activation, not one per chunk
         return vs, np.concatenate(so), (np.concatenate(to) if need_ntk else None)
 
-    va, sa, ta = self_pass(a)
-    vb = va if symmetric else self_pass(b)[0]
     n1, n2 = a.shape[0], b.shape[0]
+    # BLAS in this thread: the MLP's first Gram of all pairs, a full self pass's per-input Grams
+    blas = (n1 * n2 * a.shape[-1] if plan.nd == 0 else
+            (plan.full0 is True) * a.shape[1] ** 2 * a.shape[-1])
+    with _blas_alone(blas):
+        va, sa, ta = self_pass(a)
+        vb = va if symmetric else self_pass(b)[0]
+        # Without positions (MLP) the first Gram of all pairs is one BLAS call.
+        g_all = (a[:, 0] @ b[:, 0].T) * (1.0 / a.shape[-1]) if plan.nd == 0 else None
     nngp = np.empty((n1, n2), dtype)
     ntk = np.empty((n1, n2), dtype) if need_ntk else None
     todo = _tiles(n1, n2, t1, t2, symmetric)
-
-    # Without positions (MLP) the first Gram of all pairs is one multithreaded BLAS call.
-    g_all = (a[:, 0] @ b[:, 0].T) * (1.0 / a.shape[-1]) if plan.nd == 0 else None
 
     def first(r, c):
         if g_all is not None:
@@ -774,13 +892,8 @@ def _run_numpy(plan, ops, a, b, symmetric, t1, t2, need_ntk, threads, dtype, pro
         fn = _cross_vars([v[..., r] for v in va], [v[..., c] for v in vb])
         s, t, _ = _forward(plan, ops, first(r, c), fn, need_ntk, False)
         for o, k in ((nngp, s), (ntk, t)):
-            if o is None:
-                continue
-            if symmetric and r == c:  # the upper triangle mirrored: the bits of an entry
-                k = np.triu(k) + np.triu(k, 1).T  # do not depend on the tiling
-            o[r, c] = k
-            if symmetric and r != c:
-                o[c, r] = k.T
+            if o is not None:
+                _put(o, k, r, c, symmetric)
 
     n_work = _workers(threads, len(todo))
     if n_work == 1:
@@ -858,13 +971,7 @@ def _run_jax(plan, a, b, symmetric, t1, t2, need_ntk, dtype, progress):
     for r, c, (s, t) in _bar(pending, len(pending), progress):
         nr, nc = r.stop - r.start, c.stop - c.start
         for o, k in ((nngp, s), (ntk, t)):
-            if o is None:
-                continue
-            k = np.asarray(k)[:nr, :nc]
-            if symmetric and r == c:  # the upper triangle mirrored: the bits of an entry
-                k = np.triu(k) + np.triu(k, 1).T  # do not depend on the tiling
-            o[r, c] = k
-            if symmetric and r != c:
-                o[c, r] = k.T
+            if o is not None:
+                _put(o, np.asarray(k)[:nr, :nc], r, c, symmetric)
     _finish([nngp, ntk], (sa, ta), symmetric)
     return nngp, ntk
