@@ -71,6 +71,10 @@ NATIVE_BACKENDS = ("numba", "numpy", "jax")
 # per tile, are fastest).
 _TILE_ELEMS = 2**19
 _TILE_ELEMS_FULL = 2**16
+# The jax backend on an accelerator: ~2^24 elements (128 MiB in float64) per tile array, so
+# that each fused XLA kernel is large against its launch (one 28×28 pair is 2^19.2 elements;
+# XLA keeps ~10-16 tile arrays live). Not yet measured on a GPU (benchmarks/jax_tiles.py).
+_TILE_ELEMS_ACCEL = 2**24
 # Live tile-sized arrays at the peak of one linear layer (Σ, Θ, and a conv's two per-axis
 # accumulators), used by the memory estimate.
 _LIVE = 4
@@ -441,8 +445,9 @@ def _workers(threads: int | None, n_tiles: int) -> int:
     return max(1, min(threads or cpus, n_tiles))
 
 
-def _auto_tile(plan: _Plan, n1: int, n2: int) -> int:
-    target = _TILE_ELEMS_FULL if plan.full0 else _TILE_ELEMS
+def _auto_tile(plan: _Plan, n1: int, n2: int, accelerator: bool = False) -> int:
+    target = (_TILE_ELEMS_ACCEL if accelerator
+              else _TILE_ELEMS_FULL if plan.full0 else _TILE_ELEMS)
     t = int(math.sqrt(target / max(1, plan.elems())))
     return max(1, min(t, max(n1, n2)))
 
@@ -493,10 +498,10 @@ def native_kernels(arch: Any, x1: Any, x2: Any = None,
 
     ``x1``, ``x2``: flat (n, dim) arrays (``x2=None``: the symmetric Gram of ``x1``).
     ``kinds``: any of ("nngp", "ntk"); the NNGP alone skips Θ. ``tile``: pairs per tile side
-    (default: about 2^19 elements per tile array on the diagonal, 2^16 for
-    full covariances). ``backend``: "numba", "numpy" or "jax"
-    (default: :func:`default_backend`). ``memory_budget`` (bytes or "4GB"): the tile is
-    shrunk to fit and a budget that cannot hold one tile is refused before any work.
+    (default: about 2^19 elements per tile array on the diagonal, 2^16 for full
+    covariances, 2^24 for the jax backend on an accelerator). ``backend``: "numba", "numpy"
+    or "jax" (default: :func:`default_backend`). ``memory_budget`` (bytes or "4GB"): the
+    tile is shrunk to fit and a budget that cannot hold one tile is refused before any work.
     ``threads``: numpy worker threads (default: every CPU). ``progress``: a progress bar
     over the tiles (None: when there are more than 4). Returns {kind: (n1, n2) array}.
 
@@ -525,7 +530,8 @@ def native_kernels(arch: Any, x1: Any, x2: Any = None,
     n1 = x1.shape[0]
     n2 = n1 if symmetric else x2.shape[0]
     need_ntk = "ntk" in kinds
-    t = _auto_tile(plan, n1, n2) if tile is None else tile
+    accel = backend == "jax" and default_backend() == "jax"
+    t = _auto_tile(plan, n1, n2, accel) if tile is None else tile
     if memory_budget is not None:
         from infwidth.validation import parse_bytes
 
