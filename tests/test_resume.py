@@ -42,6 +42,7 @@ SCRIPTS = [
     ("benchmarks/sequential_vs_parallel.py", ["--tiny"]),
     ("benchmarks/spectrum_speed.py", ["--tiny"]),
     ("benchmarks/kernel_speed.py", ["--tiny"]),
+    ("benchmarks/jax_tiles.py", ["--tiny", "--tiles", "1"]),
     ("benchmarks/staircase_dims.py", ["--tiny"]),
 ]
 
