@@ -148,11 +148,12 @@ def test_native_equals_neural_tangents_mlp(spec):
 CONV_CASES = [s for s in NT_CASES if not s.name.startswith("rectified_monomial")]
 
 
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("jax", marks=pytest.mark.jax)])
 @pytest.mark.parametrize("spec", CONV_CASES, ids=[s.name for s in CONV_CASES])
-def test_native_equals_neural_tangents_convnet(spec):
+def test_native_equals_neural_tangents_convnet(spec, backend):
     """2-D ConvNet-GAP (4×4 images, filter 3, depth 2): native = neural-tangents to 1e-10."""
     arch = iw.ConvNet(depth=2, filter_size=3, readout="gap", ndim=2, activation=spec)
-    _compare(arch, 16, ("numpy",), 1e-10)
+    _compare(arch, 16, (backend,), 1e-10)
 
 
 def test_callable_against_elementwise_numerical():
@@ -171,6 +172,7 @@ def test_callable_against_elementwise_numerical():
     assert np.max(np.abs(kd - fkd)) * sp.w_std ** 2 <= 10 * sp.error
 
 
+@pytest.mark.jax
 def test_jax_backend_generic_path():
     """The JAX backend evaluates the registry dual (gelu) like numpy does."""
     arch = iw.MLP(depth=2, activation="gelu", b_std=0.3)

@@ -321,7 +321,7 @@ def test_backend_reaches_the_native_engine(monkeypatch):
         iw.kernel(arch, x, backend="numpy", engine="neural-tangents")
 
 
-@pytest.mark.parametrize("backend", ["numpy", "numba", "jax"])
+@pytest.mark.parametrize("backend", ["numpy", "numba", pytest.param("jax", marks=pytest.mark.jax)])
 def test_progress_is_honoured_on_the_native_path(capsys, backend):
     arch, x = iw.MLP(depth=1), iw.sample_inputs("hypercube", n=8, dim=4, seed=0)
     iw.kernel(arch, x, tile=2, progress=True, backend=backend)  # 10 tiles

@@ -8,6 +8,7 @@ with tolerance depth·√ε·|diag|, and off the diagonal to 1e-10 relative.
 from __future__ import annotations
 
 import tracemalloc
+from functools import lru_cache
 
 import jax.numpy as jnp
 import numpy as np
@@ -50,6 +51,9 @@ def _cases():
 
 
 CASES = list(_cases())
+_ARCH = {name: (arch, dim) for name, arch, dim in CASES}
+# "-m jax" selects the JAX backend's tests (benchmarks/device_check.sh runs them on a GPU)
+BACKENDS = ["numba", "numpy", pytest.param("jax", marks=pytest.mark.jax)]
 
 
 def _nt(arch, x):
@@ -58,15 +62,27 @@ def _nt(arch, x):
     return {"nngp": np.asarray(r[0]), "ntk": np.asarray(r[1])}
 
 
-@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def _inputs(dim: int):
+    rng = np.random.default_rng(1)
+    return rng.standard_normal((4, dim)), rng.standard_normal((3, dim))
+
+
+@lru_cache(maxsize=None)
+def _oracle(name: str):
+    """neural-tangents on x1 ‖ x2 of a case (one call gives both blocks), shared by the
+    backends."""
+    arch, dim = _ARCH[name]
+    return _nt(arch, np.concatenate(_inputs(dim)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name,arch,dim", CASES, ids=[c[0] for c in CASES])
 def test_matches_neural_tangents(name, arch, dim, backend):
-    rng = np.random.default_rng(1)
-    x1, x2 = rng.standard_normal((4, dim)), rng.standard_normal((3, dim))
+    x1, x2 = _inputs(dim)
     depth = sum(isinstance(ly, Activation) for ly in kernel_layers(arch, dim))
     sym = native_kernels(arch, x1, backend=backend)
     cross = native_kernels(arch, x1, x2, backend=backend)
-    ref = _nt(arch, np.concatenate([x1, x2]))  # one oracle call: both blocks
+    ref = _oracle(name)
     ref_sym = {k: v[:4, :4] for k, v in ref.items()}
     ref_cross = {k: v[:4, 4:] for k, v in ref.items()}
     off = ~np.eye(4, dtype=bool)
@@ -176,6 +192,7 @@ def test_small_blas_products_run_on_one_thread_and_the_count_comes_back():
             assert blas_threads() == before
 
 
+@pytest.mark.jax
 def test_jax_backend_matches_numpy():
     arch = Myrtle(depth=5, ndim=1, b_std=0.1)
     x = np.random.default_rng(3).standard_normal((5, 16))

@@ -43,6 +43,7 @@ SCRIPTS = [
     ("benchmarks/spectrum_speed.py", ["--tiny"]),
     ("benchmarks/kernel_speed.py", ["--tiny"]),
     ("benchmarks/small_n.py", ["--tiny"]),
+    ("benchmarks/jax_tiles.py", ["--tiny", "--tiles", "1"]),
     ("benchmarks/staircase_dims.py", ["--tiny"]),
 ]
 

@@ -82,6 +82,10 @@ _TILE_ELEMS_FULL = 2**16
 # GAP and 16×16 Myrtle-5 ran 15-20 % faster at 2-4 pairs a side than at 1 (28×28 stays 1).
 _TILE_ELEMS_FUSED = 2**20
 _TILE_ELEMS_BAND = 2**20
+# The jax backend on an accelerator: ~2^24 elements (128 MiB in float64) per tile array, so
+# that each fused XLA kernel is large against its launch (one 28×28 pair is 2^19.2 elements;
+# XLA keeps ~10-16 tile arrays live). Not yet measured on a GPU (benchmarks/jax_tiles.py).
+_TILE_ELEMS_ACCEL = 2**24
 # Live tile-sized arrays at the peak of one linear layer (Σ, Θ, and a conv's two per-axis
 # accumulators), used by the memory estimate.
 _LIVE = 4
@@ -651,13 +655,16 @@ def _blas_controller():
     return ThreadpoolController()
 
 
-def _auto_tile(plan: _Plan, n1: int, n2: int) -> int:
+def _auto_tile(plan: _Plan, n1: int, n2: int, accelerator: bool = False) -> int:
     """Tile side: the largest whose arrays stay under ``_TILE_ELEMS`` on the diagonal layout
-    (``_TILE_ELEMS_BAND`` banded); on full covariances the side NEAREST ``_TILE_ELEMS_FULL``
+    (``_TILE_ELEMS_BAND`` banded, ``_TILE_ELEMS_ACCEL`` for the jax backend on an
+    accelerator); on full covariances the side NEAREST ``_TILE_ELEMS_FULL``
     (``_TILE_ELEMS_FUSED`` when the first layer is a fused pass): a few pairs per tile, each
     tile carrying ~0.5 ms of Python (Myrtle-7 on 12×12, 2 pairs a side instead of 1 measured
     ~1.3× less CPU per pair)."""
-    if plan.banded:
+    if accelerator:
+        t = int(math.sqrt(_TILE_ELEMS_ACCEL / max(1, plan.elems())))
+    elif plan.banded:
         t = int(math.sqrt(_TILE_ELEMS_BAND / max(1, plan.elems())))
     elif plan.full0:
         target = _TILE_ELEMS_FUSED if _fused(plan) else _TILE_ELEMS_FULL
@@ -725,10 +732,10 @@ def native_kernels(arch: Any, x1: Any, x2: Any = None,
 
     ``x1``, ``x2``: flat (n, dim) arrays (``x2=None``: the symmetric Gram of ``x1``).
     ``kinds``: any of ("nngp", "ntk"); the NNGP alone skips Θ. ``tile``: pairs per tile side
-    (default: about 2^19 elements per tile array on the diagonal, 2^16 for
-    full covariances). ``backend``: "numba", "numpy" or "jax"
-    (default: :func:`default_backend`). ``memory_budget`` (bytes or "4GB"): the tile is
-    shrunk to fit and a budget that cannot hold one tile is refused before any work.
+    (default: about 2^19 elements per tile array on the diagonal, 2^16 for full
+    covariances, 2^24 for the jax backend on an accelerator). ``backend``: "numba", "numpy"
+    or "jax" (default: :func:`default_backend`). ``memory_budget`` (bytes or "4GB"): the
+    tile is shrunk to fit and a budget that cannot hold one tile is refused before any work.
     ``threads``: numpy worker threads (default: every CPU). ``progress``: a progress bar
     over the tiles (None: when there are more than 4). Returns {kind: (n1, n2) array}.
 
@@ -757,7 +764,8 @@ def native_kernels(arch: Any, x1: Any, x2: Any = None,
     n1 = x1.shape[0]
     n2 = n1 if symmetric else x2.shape[0]
     need_ntk = "ntk" in kinds
-    t = _auto_tile(plan, n1, n2) if tile is None else tile
+    accel = backend == "jax" and default_backend() == "jax"
+    t = _auto_tile(plan, n1, n2, accel) if tile is None else tile
     if memory_budget is not None:
         from infwidth.validation import parse_bytes
 

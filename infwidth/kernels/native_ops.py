@@ -8,8 +8,10 @@ input pairs; :mod:`infwidth.kernels.native` drives them.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import operator
 
 import numpy as np
 
@@ -298,37 +300,41 @@ class JaxOps(BandOps):
         return g.reshape(pos + g.shape[-2:])
 
     def conv(self, x, layer, nd, full):
+        """Σ over the taps (unscaled), one separable pass per axis: Σ'(i, j) = Σ_t Σ(i + t,
+        j + t) on both position axes at once, as a sum of q slices of one array (for same and
+        circular padding, x extended once by its zero padding or wrapped ends: a gather, which
+        XLA:CPU fuses into its consumer where it materialised a pad or concatenation). No
+        shifted copies: one loop per axis that XLA can fuse with the affine map and dual after
+        it (benchmarks/jax_tiles.py reports what XLA made of a tile)."""
         jnp = self.xp
         for k in range(nd):
             axes = _spatial_axes(nd, full, k)
             q, s, n = layer.filter[k], layer.stride[k], x.shape[axes[0]]
-            if s > 1:
-                m = (n - q) // s + 1
-                x = sum(x[_ix(x.ndim, {ax: slice(a, a + s * (m - 1) + 1, s) for ax in axes})]
-                        for a in range(q))
-            elif layer.padding == "valid":
-                m = n - q + 1
-                x = sum(x[_ix(x.ndim, {ax: slice(t, t + m) for ax in axes})] for t in range(q))
-            else:
-                lo = (q - 1) // 2
-                if layer.padding == "circular":
-                    x = sum(jnp.roll(x, (-d,) * len(axes), axes) for d in range(-lo, q - lo))
-                else:
-                    pad = [(0, 0)] * x.ndim
-                    for ax in axes:
-                        pad[ax] = (lo, q - 1 - lo)
-                    xp_ = jnp.pad(x, pad)
-                    x = sum(xp_[_ix(x.ndim, {ax: slice(t, t + n) for ax in axes})]
-                            for t in range(q))
+            ext, m = x, (n - q) // s + 1
+            if s == 1 and layer.padding != "valid":
+                taps = conv_taps(n, q, 1, layer.padding)  # o + a − lo: wrapped, or −1 (zero)
+                idx = np.concatenate([taps[0], taps[1:, -1]])  # the extended axis, i − lo
+                idx[idx < 0] = n  # out of bounds: filled with 0
+                for ax in axes:
+                    ext = jnp.take(ext, idx, axis=ax, mode="fill", fill_value=0)
+                m = n
+            x = functools.reduce(operator.add, (
+                ext[_ix(x.ndim, {ax: slice(a, a + s * (m - 1) + 1, s) for ax in axes})]
+                for a in range(q)))
         return x
 
     def pool(self, x, window, stride, nd):
+        """Σ over a window of both positions per axis, Σ'(I, J) = Σ_{a,b} Σ(s·I + a, s·J + b)
+        (unscaled, VALID): per axis a sum of p² strided slices, which XLA fuses into one loop
+        (a reshape-sum and ``lax.reduce_window`` were no faster on XLA:CPU); full layout
+        only."""
         for k in range(nd):
             p, st = window[k], stride[k]
             m = (x.shape[2 + k] - p) // st + 1
-            x = sum(x[_ix(x.ndim, {2 + k: slice(a, a + st * (m - 1) + 1, st),
-                                   2 + nd + k: slice(b, b + st * (m - 1) + 1, st)})]
-                    for a, b in itertools.product(range(p), repeat=2))
+            x = functools.reduce(operator.add, (
+                x[_ix(x.ndim, {2 + k: slice(a, a + st * (m - 1) + 1, st),
+                               2 + nd + k: slice(b, b + st * (m - 1) + 1, st)})]
+                for a, b in itertools.product(range(p), repeat=2)))
         return x
 
     def todiag(self, x, nd):
