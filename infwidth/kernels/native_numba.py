@@ -277,10 +277,9 @@ def _tap_table(n: tuple[int, int], q: tuple[int, int], padding: str):
             shift.append(d), lo.append(lo_), hi.append(hi_)
             fj.append(bad), fsrc.append(true[bad]), fwrong.append(wrong[bad])
             fstart.append(fstart[-1] + bad.size)
-    cat = (lambda xs: np.concatenate(xs).astype(np.int64))
-    ints = (lambda xs: np.asarray(xs, np.int64))
-    return (idx[0], idx[1], ints(shift), ints(lo), ints(hi), ints(fstart), cat(fj),
-            cat(fsrc), cat(fwrong), m)
+    ints = [np.asarray(a, np.int64) for a in (shift, lo, hi, fstart)]
+    cats = [np.concatenate(a).astype(np.int64) for a in (fj, fsrc, fwrong)]
+    return (idx[0], idx[1], *ints, *cats, m)
 
 
 @lru_cache(maxsize=64)
