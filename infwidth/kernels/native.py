@@ -863,13 +863,20 @@ def _run_numpy(plan, ops, a, b, symmetric, t1, t2, need_ntk, threads, dtype, pro
 
     def self_pass(x):
         m = max(1, t1 * t2)
-        vs, so, to = [], [], []
-        for i in range(0, x.shape[0], m):
+
+        def chunk(i):
             s, t, v = _forward(plan, ops, ops.gram(x[i:i + m], None, plan.full0, plan.pos0),
                                _self_vars(ops), need_ntk, True)
-            vs.append(v)
-            so.append(s[:, 0])
-            to.append(None if t is None else t[:, 0])
+            return v, s[:, 0], None if t is None else t[:, 0]
+
+        starts = range(0, x.shape[0], m)
+        n_chunk = _workers(threads, len(starts))
+        if n_chunk > 1:  # on the tiles' threads: serial, it was ~10 % of a 28×28 GAP Gram
+            with ThreadPoolExecutor(n_chunk) as pool:
+                parts = list(pool.map(chunk, starts))
+        else:
+            parts = [chunk(i) for i in starts]
+        vs, so, to = (list(p) for p in zip(*parts))
         vs = [np.ascontiguousarray(p[0]) if len(p) == 1 else np.concatenate(p, axis=-1)
               for p in zip(*vs)]  # one copy per activation, not one per chunk
         return vs, np.concatenate(so), (np.concatenate(to) if need_ntk else None)

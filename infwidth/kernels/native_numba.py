@@ -148,6 +148,22 @@ def _axpy(acc, x, w):
         acc[j] += w * x[j]
 
 
+@nb.njit(inline="always", **_JIT)
+def _affine_run(s, t, has_t, has_tin, al_s, al_t, beta):
+    """S = al_s·s + beta, then T = al_t·t + S (T = S without an input Θ), in one pass."""
+    if not has_t:
+        for j in range(s.size):
+            s[j] = al_s * s[j] + beta
+    elif has_tin:
+        for j in range(s.size):
+            s[j] = al_s * s[j] + beta
+            t[j] = al_t * t[j] + s[j]
+    else:
+        for j in range(s.size):
+            s[j] = al_s * s[j] + beta
+            t[j] = s[j]
+
+
 @nb.njit(**_JIT)
 def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, fj, fsrc,
                    fwrong, al_s, al_t, beta, act, r1, q1, r2, q2, has_t, mode, pmap, os_, ot_,
@@ -174,14 +190,16 @@ def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, 
     p = m0 * m1
     acs = np.empty(p, xs.dtype)
     act_ = np.empty(p, xs.dtype)
+    vs_ = np.empty(p)  # float64 lane sums of the GAP readout, whatever the working dtype
+    vt_ = np.empty(p)
     for a in range(t1):
         for b in range(t2):
             if mode == 2:
                 os_[a, b] = 0.0
                 if has_t:
                     ot_[a, b] = 0.0
-            ssum = 0.0
-            tsum = 0.0
+            vs_[:] = 0.0
+            vt_[:] = 0.0
             for i0 in range(m0):
                 for i1 in range(m1):
                     acs[:] = 0.0
@@ -211,14 +229,7 @@ def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, 
                                     g, w = fsrc[f], fwrong[f]
                                     act_[fj[f]] += (srt[g] if g >= 0 else 0.0) - \
                                         (srt[w] if w >= 0 else 0.0)
-                    for j in range(p):
-                        acs[j] = al_s * acs[j] + beta
-                    if has_t:
-                        if has_tin:
-                            for j in range(p):
-                                act_[j] = al_t * act_[j] + acs[j]
-                        else:
-                            act_[:] = acs
+                    _affine_run(acs, act_, has_t, has_tin, al_s, al_t, beta)
                     i = i0 * m1 + i1
                     if act == 0:
                         _relu_run(acs, act_, has_t, r1[a, i], q1[a, i], r2[b], q2[b])
@@ -228,12 +239,10 @@ def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, 
                         os_[a, b, i] = acs
                         if has_t:
                             ot_[a, b, i] = act_
-                    elif mode == 1:
-                        for j in range(p):
-                            ssum += acs[j]
+                    elif mode == 1:  # lane-wise sums (a scalar sum is one serial add chain)
+                        _add_shifted(vs_, acs, 0, p, 0)
                         if has_t:
-                            for j in range(p):
-                                tsum += act_[j]
+                            _add_shifted(vt_, act_, 0, p, 0)
                     elif pmap[i] >= 0:
                         ps, pt = os_[a, b, pmap[i]], ot_[a, b, pmap[i]]
                         for j in range(p):
@@ -244,9 +253,9 @@ def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, 
                                 if pmap[j] >= 0:
                                     pt[pmap[j]] += act_[j]
             if mode == 1:
-                gs[a, b] = ssum
+                gs[a, b] = vs_.sum()
                 if has_t:
-                    gt[a, b] = tsum
+                    gt[a, b] = vt_.sum()
 
 
 @lru_cache(maxsize=64)
