@@ -142,10 +142,14 @@ def _add_shifted(acc, src, lo, hi, d):
 
 
 @nb.njit(inline="always", **_JIT)
-def _axpy(acc, x, w):
-    """acc += w·x."""
-    for j in range(acc.size):
-        acc[j] += w * x[j]
+def _axpy(acc, x, w, assign):
+    """acc = w·x (``assign``) or acc += w·x."""
+    if assign:
+        for j in range(acc.size):
+            acc[j] = w * x[j]
+    else:
+        for j in range(acc.size):
+            acc[j] += w * x[j]
 
 
 @nb.njit(inline="always", **_JIT)
@@ -166,7 +170,7 @@ def _affine_run(s, t, has_t, has_tin, al_s, al_t, beta):
 
 @nb.njit(**_JIT)
 def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, fj, fsrc,
-                   fwrong, al_s, al_t, beta, act, r1, q1, r2, q2, has_t, mode, pmap, os_, ot_,
+                   fwrong, center, al_s, al_t, beta, act, r1, q1, r2, q2, has_t, mode, pmap, os_, ot_,
                    gs, gt):
     """Fused conv → affine → dual (→ pooling or GAP) of full covariances, one pair at a time
     and one output plane (i, ·) at a time (in L1):
@@ -202,17 +206,27 @@ def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, 
             vt_[:] = 0.0
             for i0 in range(m0):
                 for i1 in range(m1):
-                    acs[:] = 0.0
-                    act_[:] = 0.0
-                    for k in range(pa.shape[2]):
-                        _axpy(acs, pbt[b, k], pa[a, i0 * m1 + i1, k])
+                    tin = has_t and has_tin
+                    if pa.shape[2] > 0:  # the first layer: acs = Σ_k pa[i, k]·pbt[k]
+                        _axpy(acs, pbt[b, 0], pa[a, i0 * m1 + i1, 0], True)
+                        for k in range(1, pa.shape[2]):
+                            _axpy(acs, pbt[b, k], pa[a, i0 * m1 + i1, k], False)
+                    elif center >= 0:  # the centre tap is a plain copy: no zeroing pass
+                        uc, vc = center // nq1, center % nq1
+                        _axpy(acs, xs[a, b, idx0[i0, uc], idx1[i1, vc]], 1.0, True)
+                        if tin:
+                            _axpy(act_, xt[a, b, idx0[i0, uc], idx1[i1, vc]], 1.0, True)
+                    else:
+                        acs[:] = 0.0
+                        if tin:
+                            act_[:] = 0.0
                     for u in range(q0 if pa.shape[2] == 0 else 0):
                         s0 = idx0[i0, u]
                         if s0 < 0:
                             continue
                         for v in range(nq1):
                             s1 = idx1[i1, v]
-                            if s1 < 0:
+                            if s1 < 0 or u * nq1 + v == center:
                                 continue
                             tap = u * nq1 + v
                             d = shift[tap]
@@ -264,7 +278,8 @@ def _tap_table(n: tuple[int, int], q: tuple[int, int], padding: str):
     per-axis tap indices (q = 1: the identity), and per tap (u, v) of the j side the flat
     shift d with its valid range [lo, hi) and the border entries (j, true source or −1,
     shifted source or −1) where the shift is wrong (a wrap, a row change, or zero padding;
-    every entry when the output map differs from the input map: valid padding)."""
+    every entry when the output map differs from the input map: valid padding), and the
+    tap that copies every entry (the centre; −1 when none), which the pass assigns first."""
     idx = [np.arange(k, dtype=np.int64)[:, None] if f == 1 else conv_taps(k, f, 1, padding)
            for k, f in zip(n, q)]
     m = (idx[0].shape[0], idx[1].shape[0])
@@ -288,7 +303,9 @@ def _tap_table(n: tuple[int, int], q: tuple[int, int], padding: str):
             fstart.append(fstart[-1] + bad.size)
     ints = [np.asarray(a, np.int64) for a in (shift, lo, hi, fstart)]
     cats = [np.concatenate(a).astype(np.int64) for a in (fj, fsrc, fwrong)]
-    return (idx[0], idx[1], *ints, *cats, m)
+    full = [k for k in range(len(shift)) if shift[k] == 0 and lo[k] == 0 and hi[k] == p
+            and fstart[k + 1] == fstart[k]]  # a tap that is a plain copy of every entry
+    return (idx[0], idx[1], *ints, *cats, full[0] if full else -1, m)
 
 
 @lru_cache(maxsize=64)
