@@ -170,8 +170,8 @@ def _affine_run(s, t, has_t, has_tin, al_s, al_t, beta):
 
 @nb.njit(**_JIT)
 def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, fj, fsrc,
-                   fwrong, center, al_s, al_t, beta, act, r1, q1, r2, q2, has_t, mode, pmap, os_, ot_,
-                   gs, gt):
+                   fwrong, center, al_s, al_t, beta, act, r1, q1, r2, q2, has_t, mode, pmap,
+                   os_, ot_, gs, gt):
     """Fused conv → affine → dual (→ pooling or GAP) of full covariances, one pair at a time
     and one output plane (i, ·) at a time (in L1):
 
