@@ -74,6 +74,9 @@ def run_kernel(key: str, data, minutes: float, cap: int, out: Path, fresh: bool,
         shutil.rmtree(store, ignore_errors=True)
     if plan_path.exists():
         plan = json.loads(plan_path.read_text())
+        if plan.get("dtype", "float64") != dtype:
+            raise SystemExit(f"{plan_path} is a {plan.get('dtype', 'float64')} run; --dtype "
+                             f"{dtype} needs another --out (or --fresh)")
         print(f"{label}: resuming the plan in {plan_path} (N = {plan['n_train']})", flush=True)
     else:
         cores = os.cpu_count() or 1

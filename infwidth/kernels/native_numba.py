@@ -168,6 +168,16 @@ def _affine_run(s, t, has_t, has_tin, al_s, al_t, beta):
             t[j] = s[j]
 
 
+@nb.njit(inline="always", **_JIT)
+def _add_tap(acc, src, lo, hi, d, f0, f1, fj, fsrc, fwrong):
+    """One tap of the j side: the flat shift over [lo, hi), then the border entries f0…f1
+    corrected from the true source (−1: zero padding) in place of the shifted one."""
+    _add_shifted(acc, src, lo, hi, d)
+    for f in range(f0, f1):
+        g, w = fsrc[f], fwrong[f]
+        acc[fj[f]] += (src[g] if g >= 0 else 0.0) - (src[w] if w >= 0 else 0.0)
+
+
 @nb.njit(**_JIT)
 def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, fj, fsrc,
                    fwrong, center, al_s, al_t, beta, act, r1, q1, r2, q2, has_t, mode, pmap,
@@ -230,19 +240,12 @@ def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, 
                                 continue
                             tap = u * nq1 + v
                             d = shift[tap]
-                            src = xs[a, b, s0, s1]
-                            _add_shifted(acs, src, lo[tap], hi[tap], d)
-                            for f in range(fstart[tap], fstart[tap + 1]):
-                                g, w = fsrc[f], fwrong[f]
-                                acs[fj[f]] += (src[g] if g >= 0 else 0.0) - \
-                                    (src[w] if w >= 0 else 0.0)
-                            if has_t and has_tin:
-                                srt = xt[a, b, s0, s1]
-                                _add_shifted(act_, srt, lo[tap], hi[tap], d)
-                                for f in range(fstart[tap], fstart[tap + 1]):
-                                    g, w = fsrc[f], fwrong[f]
-                                    act_[fj[f]] += (srt[g] if g >= 0 else 0.0) - \
-                                        (srt[w] if w >= 0 else 0.0)
+                            f0, f1 = fstart[tap], fstart[tap + 1]
+                            _add_tap(acs, xs[a, b, s0, s1], lo[tap], hi[tap], d, f0, f1, fj,
+                                     fsrc, fwrong)
+                            if tin:
+                                _add_tap(act_, xt[a, b, s0, s1], lo[tap], hi[tap], d, f0, f1,
+                                         fj, fsrc, fwrong)
                     _affine_run(acs, act_, has_t, has_tin, al_s, al_t, beta)
                     i = i0 * m1 + i1
                     if act == 0:
