@@ -172,7 +172,6 @@ def test_callable_against_elementwise_numerical():
     assert np.max(np.abs(kd - fkd)) * sp.w_std ** 2 <= 10 * sp.error
 
 
-@pytest.mark.jax
 def test_jax_backend_generic_path():
     """The JAX backend evaluates the registry dual (gelu) like numpy does."""
     arch = iw.MLP(depth=2, activation="gelu", b_std=0.3)

@@ -192,7 +192,6 @@ def test_small_blas_products_run_on_one_thread_and_the_count_comes_back():
             assert blas_threads() == before
 
 
-@pytest.mark.jax
 def test_jax_backend_matches_numpy():
     arch = Myrtle(depth=5, ndim=1, b_std=0.1)
     x = np.random.default_rng(3).standard_normal((5, 16))
