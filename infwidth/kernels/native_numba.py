@@ -17,6 +17,20 @@ one-pass compiled loops that release the GIL (so the engine's tile threads run i
 
 Everything else (first Gram, pooling, readouts) stays numpy; formulas in
 :mod:`infwidth.kernels.native_ops`.
+
+**float32.** On float32 arrays the dual and the fused pass compute in float32 end to end (every
+constant in the array's dtype, fdlibm's float ``asinf`` rational; :func:`_arc`), twice the
+AVX2 lanes of float64 and faster division and square roots; the GAP lane sums stay float64.
+Why that is safe (u = 2⁻²⁴): each fused layer rounds a few times (taps, affine map,
+c = s·r1·r2, the dual's evaluation within 2 ulp), and the NNGP duals do not amplify errors
+of c: relu's J1'(c) = (π − θ)/π ≤ 1 (√(1 − c²) formed as √((1 − c)(1 + c)), 1 − c exact
+near 1), erf's asin'(c) = 1/√(1 − c²) with |c| ≤ 2v/(1 + 2v) away from 1. So the Gram's
+error relative to its largest entry stays within a few ulp per layer (≤ 2.5 ulp measured
+on the GAP, pooling and Myrtle tests). The one ill-conditioned quantity is relu's
+K̇ = (π − θ)/2π at c → 1 (dK̇/dc = 1/(2π sin θ)): where two inputs' patches are
+near-duplicates (1 − c ≲ 100u), the few-ulp error of a float32 c costs K̇ up to √(2δc)/2π
+(measured 5.4e-5 relative at 1 − c = u, ``tests/test_fused.py``); exact self-pairs are
+unaffected.
 """
 
 from __future__ import annotations
@@ -94,10 +108,10 @@ def _arc(c):
 @overload(_arc, jit_options=dict(nogil=True, error_model="numpy"))
 def _arc_impl(c):
     """float64: fdlibm's asin and √(1 − c·c), as the float64 engine has always computed.
-    float32: e_asinf.c's rational in float32, and √((1 − c)(1 + c)): near c = 1, 1 − c·c
-    loses the relative accuracy of √(1 − c²) (an absolute error ε/(2 sin θ) in the root,
-    up to 1e-4 at sin θ = 1e-3 in float32), while 1 − c is exact there (Sterbenz) and
-    (1 − c)(1 + c) has a relative error of 1.5 ulp."""
+    float32: e_asinf.c's rational in float32, and √((1 − c)(1 + c)): near c = 1 the rounding
+    of c·c (up to u/2, u = 2⁻²⁴, once k²u > 1/2 for c = 1 − ku) costs √(1 − c²) a relative
+    u/(4(1 − c²)), 700 ulp at 1 − c ≈ 2e-4 (an absolute 13 ulp), while 1 − c is exact
+    there (Sterbenz) and the product keeps 2 ulp (``tests/test_fused.py``)."""
     if c == types.float32:
         def impl32(c):
             s, a = _asin_acos32(c)
