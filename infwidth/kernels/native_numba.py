@@ -253,7 +253,7 @@ def _add_tap(acc, src, lo, hi, d, f0, f1, fj, fsrc, fwrong):
 
 @nb.njit(**_JIT)
 def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, fj, fsrc,
-                   fwrong, center, al_s, al_t, beta, act, r1, q1, r2, q2, has_t, mode, pmap,
+                   fwrong, center, al_s, al_t, beta, act, r1, q1, r2, q2, has_t, mode, w0, w1,
                    os_, ot_, gs, gt):
     """Fused conv → affine → dual (→ pooling or GAP) of full covariances, one pair at a time
     and one output plane (i, ·) at a time (in L1):
@@ -263,8 +263,11 @@ def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, 
 
     then the dual of :func:`_relu_run`/:func:`_erf_run` (unscaled), written out (``mode`` 0:
     ``os_``, ``ot_`` (t1, t2, P_out, P_out)), summed over all position pairs in float64 (1:
-    GAP, ``gs``, ``gt`` (t1, t2)), or added into pooled positions ``pmap`` (2: (t1, t2, M, M),
-    zeroed here; −1: cropped). ``xs``, ``xt``: (t1, t2, n0, n1, N) with N = n0·n1. The j side
+    GAP, ``gs``, ``gt`` (t1, t2)), or summed over w0×w1 windows of both positions (2: (t1, t2,
+    M, M), M = (m0 // w0)·(m1 // w1), VALID pooling's cropped rows and columns skipped): the
+    planes of one pooled row i add into one buffer per pooled column (vectorised), each
+    buffer then pooled over j once, instead of a scatter-add per plane. ``xs``, ``xt``:
+    (t1, t2, n0, n1, N) with N = n0·n1. The j side
     of tap a is the flat shift j + shift[a] over [lo[a], hi[a]) (one long vectorised run),
     corrected at the border entries fj where the true source fsrc (−1: zero padding) differs
     from the shifted one fwrong (:func:`_tap_table`). ``r1``, ``q1`` (t1, P), ``r2``, ``q2``
@@ -280,16 +283,15 @@ def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, 
     act_ = np.empty(p, xs.dtype)
     vs_ = np.empty(p)  # float64 lane sums of the GAP readout, whatever the working dtype
     vt_ = np.empty(p)
+    mp0, mp1 = (m0 // w0, m1 // w1) if mode == 2 else (0, 0)
+    bs_ = np.empty((mp1, p), xs.dtype)  # pooling: one row band's planes per pooled column
+    bt_ = np.empty((mp1, p) if has_t else (0, p), xs.dtype)
     for a in range(t1):
         for b in range(t2):
-            if mode == 2:
-                os_[a, b] = 0.0
-                if has_t:
-                    ot_[a, b] = 0.0
             vs_[:] = 0.0
             vt_[:] = 0.0
-            for i0 in range(m0):
-                for i1 in range(m1):
+            for i0 in range(mp0 * w0 if mode == 2 else m0):
+                for i1 in range(mp1 * w1 if mode == 2 else m1):
                     tin = has_t and has_tin
                     if pa.shape[2] > 0:  # the first layer: acs = Σ_k pa[i, k]·pbt[k]
                         _axpy(acs, pbt[b, 0], pa[a, i0 * m1 + i1, 0], True)
@@ -334,15 +336,17 @@ def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, 
                         _add_shifted(vs_, acs, 0, p, 0)
                         if has_t:
                             _add_shifted(vt_, act_, 0, p, 0)
-                    elif pmap[i] >= 0:
-                        ps, pt = os_[a, b, pmap[i]], ot_[a, b, pmap[i]]
-                        for j in range(p):
-                            if pmap[j] >= 0:
-                                ps[pmap[j]] += acs[j]
+                    else:
+                        first = i0 % w0 == 0 and i1 % w1 == 0
+                        _axpy(bs_[i1 // w1], acs, one, first)
                         if has_t:
-                            for j in range(p):
-                                if pmap[j] >= 0:
-                                    pt[pmap[j]] += act_[j]
+                            _axpy(bt_[i1 // w1], act_, one, first)
+                if mode == 2 and i0 % w0 == w0 - 1:  # the band's pooled planes are complete
+                    for u in range(mp1):
+                        o = (i0 // w0) * mp1 + u
+                        _pool_plane(os_[a, b, o], bs_[u], m1, w0, w1, mp0, mp1)
+                        if has_t:
+                            _pool_plane(ot_[a, b, o], bt_[u], m1, w0, w1, mp0, mp1)
             if mode == 1:
                 gs[a, b] = vs_.sum()
                 if has_t:
@@ -385,15 +389,18 @@ def _tap_table(n: tuple[int, int], q: tuple[int, int], padding: str):
     return (idx[0], idx[1], *ints, *cats, full[0] if full else -1, m)
 
 
-@lru_cache(maxsize=64)
-def _pool_map(m: tuple[int, int], w: int, nd: int) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Flat position → flat pooled position of a non-overlapping w-window pooling (−1 where
-    VALID pooling crops), and the pooled map."""
-    ws = (w, w) if nd == 2 else (1, w)
-    out = tuple(k // s for k, s in zip(m, ws))
-    j0, j1 = np.divmod(np.arange(m[0] * m[1]), m[1])
-    a, b = j0 // ws[0], j1 // ws[1]
-    return np.where((a < out[0]) & (b < out[1]), a * out[1] + b, -1).astype(np.int64), out
+@nb.njit(inline="always", **_JIT)
+def _pool_plane(out, buf, m1, w0, w1, mp0, mp1):
+    """out[J0·mp1 + J1] = Σ of buf (a flat (·, m1) map) over the w0×w1 window (J0, J1)."""
+    for k0 in range(mp0):
+        row = out[k0 * mp1:(k0 + 1) * mp1]
+        for d0 in range(w0):
+            src = buf[(k0 * w0 + d0) * m1:(k0 * w0 + d0 + 1) * m1]
+            for k1 in range(mp1):
+                v = src[k1 * w1]
+                for d1 in range(1, w1):
+                    v += src[k1 * w1 + d1]
+                row[k1] = v if d0 == 0 else row[k1] + v
 
 
 @nb.njit(**_JIT)
@@ -733,9 +740,8 @@ class NumbaOps(NumpyOps):
         xt = t.reshape(xs.shape) if has_tin else xs
         w2, b2 = ly.W_std ** 2, ly.b_std ** 2
         scale = _SCALE[name]
-        pmap, pooled = np.zeros(1, np.int64), m
-        if mode == 2:
-            pmap, pooled = _pool_map(m, pw, nd)
+        ws = (pw, pw) if nd == 2 else (1, pw)  # the pooling window per axis of the 2-D map
+        pooled = (m[0] // ws[0], m[1] // ws[1]) if mode == 2 else m
         pp = pooled[0] * pooled[1]
         osh = (t1, t2, pp, pp) if mode != 1 else (1, 1, 1, 1)
         outs = self._outputs(osh, dt, 1 + need_ntk,
@@ -745,7 +751,7 @@ class NumbaOps(NumpyOps):
         gt = np.zeros((t1, t2)) if mode == 1 and need_ntk else gs
         al_s, al_t, beta = (dt.type(v) for v in (w2 * ck / taps, w2 * cd / taps, b2))
         _lin_act_pairs(xs, xt, has_tin, pa, pbt, *table, al_s, al_t, beta, act, rows[0], rows[1],
-                       cols[0], cols[1], need_ntk, mode, pmap, out_s, out_t, gs, gt)
+                       cols[0], cols[1], need_ntk, mode, *ws, out_s, out_t, gs, gt)
         if mode == 1:
             f = scale / float(p) ** 2
             return used, gs.astype(dt), (gt.astype(dt) if need_ntk else None), f, f
