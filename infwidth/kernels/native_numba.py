@@ -17,6 +17,20 @@ one-pass compiled loops that release the GIL (so the engine's tile threads run i
 
 Everything else (first Gram, pooling, readouts) stays numpy; formulas in
 :mod:`infwidth.kernels.native_ops`.
+
+**float32.** On float32 arrays the dual and the fused pass compute in float32 end to end (every
+constant in the array's dtype, fdlibm's float ``asinf`` rational; :func:`_arc`), twice the
+AVX2 lanes of float64 and faster division and square roots; the GAP lane sums stay float64.
+Why that is safe (u = 2⁻²⁴): each fused layer rounds a few times (taps, affine map,
+c = s·r1·r2, the dual's evaluation within 2 ulp), and the NNGP duals do not amplify errors
+of c: relu's J1'(c) = (π − θ)/π ≤ 1 (√(1 − c²) formed as √((1 − c)(1 + c)), 1 − c exact
+near 1), erf's asin'(c) = 1/√(1 − c²) with |c| ≤ 2v/(1 + 2v) away from 1. So the Gram's
+error relative to its largest entry stays within a few ulp per layer (≤ 2.5 ulp measured
+on the GAP, pooling and Myrtle tests). The one ill-conditioned quantity is relu's
+K̇ = (π − θ)/2π at c → 1 (dK̇/dc = 1/(2π sin θ)): where two inputs' patches are
+near-duplicates (1 − c ≲ 100u), the few-ulp error of a float32 c costs K̇ up to √(2δc)/2π
+(measured 5.4e-5 relative at 1 − c = u, ``tests/test_fused.py``); exact self-pairs are
+unaffected.
 """
 
 from __future__ import annotations
@@ -28,6 +42,8 @@ from functools import lru_cache
 
 import numba as nb
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from infwidth.architectures.activations import get_activation
 from infwidth.architectures.layers import Conv
@@ -45,6 +61,10 @@ _P3, _P4, _P5 = -4.00555345006794114027e-02, 7.91534994289814532176e-04, \
 _Q1, _Q2, _Q3, _Q4 = -2.40339491173441421878e+00, 2.02094576023350569471e+00, \
     -6.88283971605453293030e-01, 7.70381505559019352791e-02
 _HALF_PI = 0.5 * math.pi
+# fdlibm e_asinf.c (float): asin(x) = x + x·z·P(z)/Q(z), P of degree 2, Q of degree 1
+# (Remez error 0.13 float32 ulp on |x| ≤ 0.5, measured on a 2·10⁶ grid).
+_PF0, _PF1, _PF2, _QF1 = 1.6666586697e-01, -4.2743422091e-02, -8.6563630030e-03, \
+    -7.0662963390e-01
 
 
 @nb.njit(inline="always", **_JIT)
@@ -63,44 +83,97 @@ def _asin_acos(c):
     return (asin_big if big else small), (acos_big if big else _HALF_PI - small)
 
 
+@nb.njit(inline="always", **_JIT)
+def _asin_acos32(c):
+    """:func:`_asin_acos` in float32 arithmetic, with e_asinf.c's shorter rational."""
+    f = np.float32
+    half, one, two, hpi = f(0.5), f(1.0), f(2.0), f(_HALF_PI)
+    a = abs(c)
+    big = a > half
+    z = (one - a) * half if big else c * c  # 1 − a exact (Sterbenz) when a > 0.5
+    r = z * (f(_PF0) + z * (f(_PF1) + z * f(_PF2))) / (one + z * f(_QF1))
+    sq = math.sqrt(z)
+    tw = two * (sq + sq * r)
+    small = c + c * r
+    asin_big = hpi - tw if c > 0 else tw - hpi
+    acos_big = tw if c > 0 else f(math.pi) - tw
+    return (asin_big if big else small), (acos_big if big else hpi - small)
+
+
+def _arc(c):
+    """(asin c, acos c, √(1 − c²)) for c in [−1, 1], in the precision of c (numba only)."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(_arc, jit_options=dict(nogil=True, error_model="numpy"))
+def _arc_impl(c):
+    """float64: fdlibm's asin and √(1 − c·c), as the float64 engine has always computed.
+    float32: e_asinf.c's rational in float32, and √((1 − c)(1 + c)): near c = 1 the rounding
+    of c·c (up to u/2, u = 2⁻²⁴, once k²u > 1/2 for c = 1 − ku) costs √(1 − c²) a relative
+    u/(4(1 − c²)), 700 ulp at 1 − c ≈ 2e-4 (an absolute 13 ulp), while 1 − c is exact
+    there (Sterbenz) and the product keeps 2 ulp (``tests/test_fused.py``)."""
+    if c == types.float32:
+        def impl32(c):
+            s, a = _asin_acos32(c)
+            one = np.float32(1.0)
+            return s, a, math.sqrt((one - c) * (one + c))
+        return impl32
+
+    def impl(c):
+        s, a = _asin_acos(c)
+        return s, a, math.sqrt(1.0 - c * c)
+    return impl
+
+
 @nb.njit(**_JIT)
+def _arc_array(c):
+    """Elementwise (asin c, acos c, √(1 − c²)) of a 1-D array, in its dtype (for tests)."""
+    s, a, r = np.empty_like(c), np.empty_like(c), np.empty_like(c)
+    for i in range(c.size):
+        s[i], a[i], r[i] = _arc(c[i])
+    return s, a, r
+
+
 def _asin_acos_array(c):
     """Elementwise (asin c, acos c) of a 1-D array (for tests)."""
-    s, a = np.empty_like(c), np.empty_like(c)
-    for i in range(c.size):
-        s[i], a[i] = _asin_acos(c[i])
-    return s, a
+    return _arc_array(c)[:2]
 
 
 @nb.njit(inline="always", **_JIT)
 def _relu_run(s, t, has_t, r1, q1, r2, q2):
     """One contiguous run, relu: c = s·r1·r2 clipped to [−1, 1], θ = acos c,
-    K = √(1 − c²)·q1·q2 + (π − θ)·s, K̇Θ = (π − θ)·Θ (unscaled; the caller applies 1/2π)."""
+    K = √(1 − c²)·q1·q2 + (π − θ)·s, K̇Θ = (π − θ)·Θ (unscaled; the caller applies 1/2π),
+    in the dtype of ``s`` (:func:`_arc`)."""
+    dt = s.dtype.type
+    lo, hi, pi = dt(-1.0), dt(1.0), dt(math.pi)
     if has_t:
         for b in range(s.size):
-            c = min(max(s[b] * r1 * r2[b], -1.0), 1.0)
-            w = math.pi - _asin_acos(c)[1]
-            s[b] = math.sqrt(1.0 - c * c) * q1 * q2[b] + w * s[b]
+            c = min(max(s[b] * r1 * r2[b], lo), hi)
+            _, th, sn = _arc(c)
+            w = pi - th
+            s[b] = sn * q1 * q2[b] + w * s[b]
             t[b] = w * t[b]
     else:
         for b in range(s.size):
-            c = min(max(s[b] * r1 * r2[b], -1.0), 1.0)
-            w = math.pi - _asin_acos(c)[1]
-            s[b] = math.sqrt(1.0 - c * c) * q1 * q2[b] + w * s[b]
+            c = min(max(s[b] * r1 * r2[b], lo), hi)
+            _, th, sn = _arc(c)
+            w = pi - th
+            s[b] = sn * q1 * q2[b] + w * s[b]
 
 
 @nb.njit(inline="always", **_JIT)
 def _erf_run(s, t, has_t, r1, r2):
     """One contiguous run, erf: c = s·r1·r2, K = asin c, K̇Θ = Θ·r1·r2/√(1 − c²)
-    (unscaled; the caller applies 2/π)."""
+    (unscaled; the caller applies 2/π), in the dtype of ``s`` (:func:`_arc`)."""
     if has_t:
         for b in range(s.size):
             c = s[b] * r1 * r2[b]
-            s[b] = _asin_acos(c)[0]
-            t[b] = t[b] * r1 * r2[b] / math.sqrt(1.0 - c * c)
+            sa, _, sn = _arc(c)
+            s[b] = sa
+            t[b] = t[b] * r1 * r2[b] / sn
     else:
         for b in range(s.size):
-            s[b] = _asin_acos(s[b] * r1 * r2[b])[0]
+            s[b] = _arc(s[b] * r1 * r2[b])[0]
 
 
 @nb.njit(**_JIT)
@@ -169,18 +242,40 @@ def _affine_run(s, t, has_t, has_tin, al_s, al_t, beta):
 
 
 @nb.njit(inline="always", **_JIT)
-def _add_tap(acc, src, lo, hi, d, f0, f1, fj, fsrc, fwrong):
-    """One tap of the j side: the flat shift over [lo, hi), then the border entries f0…f1
-    corrected from the true source (−1: zero padding) in place of the shifted one."""
+def _add_tap(acc, src, lo, hi, d, r0, r1, runs):
+    """One tap of the j side: the flat shift over [lo, hi), then the border entries corrected
+    from the true source in place of the shifted one, in runs r0…r1 of ``runs`` (rows
+    (j, stride, count, true − j, shifted − j, has true, has shifted); no true source: zero
+    padding, no shifted one: outside [lo, hi)). A contiguous run is one vectorised pass
+    (a VALID map's rows, a wrapped row); a strided one (a row end's wrap) needs no index
+    loads."""
     _add_shifted(acc, src, lo, hi, d)
-    for f in range(f0, f1):
-        g, w = fsrc[f], fwrong[f]
-        acc[fj[f]] += (src[g] if g >= 0 else 0.0) - (src[w] if w >= 0 else 0.0)
+    zero = src.dtype.type(0.0)
+    for r in range(r0, r1):
+        j, st, cnt, so, wo = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3], runs[r, 4]
+        hs, hw = runs[r, 5] != 0, runs[r, 6] != 0
+        if st == 1:
+            dst = acc[j:j + cnt]
+            vs = src[j + so:j + so + cnt] if hs else src[:0]
+            vw = src[j + wo:j + wo + cnt] if hw else src[:0]
+            if hs and hw:
+                for k in range(cnt):
+                    dst[k] += vs[k] - vw[k]
+            elif hs:
+                for k in range(cnt):
+                    dst[k] += vs[k]
+            else:
+                for k in range(cnt):
+                    dst[k] += zero - vw[k]
+        else:
+            for k in range(cnt):
+                jj = j + st * k
+                acc[jj] += (src[jj + so] if hs else zero) - (src[jj + wo] if hw else zero)
 
 
 @nb.njit(**_JIT)
-def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, fj, fsrc,
-                   fwrong, center, al_s, al_t, beta, act, r1, q1, r2, q2, has_t, mode, pmap,
+def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, rstart, runs,
+                   center, al_s, al_t, beta, act, r1, q1, r2, q2, has_t, mode, w0, w1,
                    os_, ot_, gs, gt):
     """Fused conv → affine → dual (→ pooling or GAP) of full covariances, one pair at a time
     and one output plane (i, ·) at a time (in L1):
@@ -190,32 +285,35 @@ def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, 
 
     then the dual of :func:`_relu_run`/:func:`_erf_run` (unscaled), written out (``mode`` 0:
     ``os_``, ``ot_`` (t1, t2, P_out, P_out)), summed over all position pairs in float64 (1:
-    GAP, ``gs``, ``gt`` (t1, t2)), or added into pooled positions ``pmap`` (2: (t1, t2, M, M),
-    zeroed here; −1: cropped). ``xs``, ``xt``: (t1, t2, n0, n1, N) with N = n0·n1. The j side
+    GAP, ``gs``, ``gt`` (t1, t2)), or summed over w0×w1 windows of both positions (2: (t1, t2,
+    M, M), M = (m0 // w0)·(m1 // w1), VALID pooling's cropped rows and columns skipped): the
+    planes of one pooled row i add into one buffer per pooled column (vectorised), each
+    buffer then pooled over j once, instead of a scatter-add per plane. ``xs``, ``xt``:
+    (t1, t2, n0, n1, N) with N = n0·n1. The j side
     of tap a is the flat shift j + shift[a] over [lo[a], hi[a]) (one long vectorised run),
-    corrected at the border entries fj where the true source fsrc (−1: zero padding) differs
-    from the shifted one fwrong (:func:`_tap_table`). ``r1``, ``q1`` (t1, P), ``r2``, ``q2``
-    (t2, P): the dual's per-position factors. A first layer (``pa`` (t1, P, c), ``pbt``
-    (t2, c, P) non-empty) takes its plane from the inputs instead: x_Σ(i, ·) = pa[i]·pbt, the
-    first Gram never stored."""
+    corrected at the border entries where the true source differs from the shifted one, in
+    runs rstart[a]…rstart[a + 1] of ``runs`` (:func:`_tap_table`). ``r1``, ``q1`` (t1, P),
+    ``r2``, ``q2`` (t2, P): the dual's per-position factors. A first layer (``pa``
+    (t1, P, c), ``pbt`` (t2, c, P) non-empty) takes its plane from the inputs instead:
+    x_Σ(i, ·) = pa[i]·pbt, the first Gram never stored."""
     t1, t2 = r1.shape[0], r2.shape[0]
     m0, q0 = idx0.shape
     m1, nq1 = idx1.shape
     p = m0 * m1
+    one = xs.dtype.type(1.0)
     acs = np.empty(p, xs.dtype)
     act_ = np.empty(p, xs.dtype)
     vs_ = np.empty(p)  # float64 lane sums of the GAP readout, whatever the working dtype
     vt_ = np.empty(p)
+    mp0, mp1 = (m0 // w0, m1 // w1) if mode == 2 else (0, 0)
+    bs_ = np.empty((mp1, p), xs.dtype)  # pooling: one row band's planes per pooled column
+    bt_ = np.empty((mp1, p) if has_t else (0, p), xs.dtype)
     for a in range(t1):
         for b in range(t2):
-            if mode == 2:
-                os_[a, b] = 0.0
-                if has_t:
-                    ot_[a, b] = 0.0
             vs_[:] = 0.0
             vt_[:] = 0.0
-            for i0 in range(m0):
-                for i1 in range(m1):
+            for i0 in range(mp0 * w0 if mode == 2 else m0):
+                for i1 in range(mp1 * w1 if mode == 2 else m1):
                     tin = has_t and has_tin
                     if pa.shape[2] > 0:  # the first layer: acs = Σ_k pa[i, k]·pbt[k]
                         _axpy(acs, pbt[b, 0], pa[a, i0 * m1 + i1, 0], True)
@@ -223,9 +321,9 @@ def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, 
                             _axpy(acs, pbt[b, k], pa[a, i0 * m1 + i1, k], False)
                     elif center >= 0:  # the centre tap is a plain copy: no zeroing pass
                         uc, vc = center // nq1, center % nq1
-                        _axpy(acs, xs[a, b, idx0[i0, uc], idx1[i1, vc]], 1.0, True)
+                        _axpy(acs, xs[a, b, idx0[i0, uc], idx1[i1, vc]], one, True)
                         if tin:
-                            _axpy(act_, xt[a, b, idx0[i0, uc], idx1[i1, vc]], 1.0, True)
+                            _axpy(act_, xt[a, b, idx0[i0, uc], idx1[i1, vc]], one, True)
                     else:
                         acs[:] = 0.0
                         if tin:
@@ -240,12 +338,11 @@ def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, 
                                 continue
                             tap = u * nq1 + v
                             d = shift[tap]
-                            f0, f1 = fstart[tap], fstart[tap + 1]
-                            _add_tap(acs, xs[a, b, s0, s1], lo[tap], hi[tap], d, f0, f1, fj,
-                                     fsrc, fwrong)
+                            f0, f1 = rstart[tap], rstart[tap + 1]
+                            _add_tap(acs, xs[a, b, s0, s1], lo[tap], hi[tap], d, f0, f1, runs)
                             if tin:
                                 _add_tap(act_, xt[a, b, s0, s1], lo[tap], hi[tap], d, f0, f1,
-                                         fj, fsrc, fwrong)
+                                         runs)
                     _affine_run(acs, act_, has_t, has_tin, al_s, al_t, beta)
                     i = i0 * m1 + i1
                     if act == 0:
@@ -260,15 +357,17 @@ def _lin_act_pairs(xs, xt, has_tin, pa, pbt, idx0, idx1, shift, lo, hi, fstart, 
                         _add_shifted(vs_, acs, 0, p, 0)
                         if has_t:
                             _add_shifted(vt_, act_, 0, p, 0)
-                    elif pmap[i] >= 0:
-                        ps, pt = os_[a, b, pmap[i]], ot_[a, b, pmap[i]]
-                        for j in range(p):
-                            if pmap[j] >= 0:
-                                ps[pmap[j]] += acs[j]
+                    else:
+                        first = i0 % w0 == 0 and i1 % w1 == 0
+                        _axpy(bs_[i1 // w1], acs, one, first)
                         if has_t:
-                            for j in range(p):
-                                if pmap[j] >= 0:
-                                    pt[pmap[j]] += act_[j]
+                            _axpy(bt_[i1 // w1], act_, one, first)
+                if mode == 2 and i0 % w0 == w0 - 1:  # the band's pooled planes are complete
+                    for u in range(mp1):
+                        o = (i0 // w0) * mp1 + u
+                        _pool_plane(os_[a, b, o], bs_[u], m1, w0, w1, mp0, mp1)
+                        if has_t:
+                            _pool_plane(ot_[a, b, o], bt_[u], m1, w0, w1, mp0, mp1)
             if mode == 1:
                 gs[a, b] = vs_.sum()
                 if has_t:
@@ -281,8 +380,9 @@ def _tap_table(n: tuple[int, int], q: tuple[int, int], padding: str):
     per-axis tap indices (q = 1: the identity), and per tap (u, v) of the j side the flat
     shift d with its valid range [lo, hi) and the border entries (j, true source or −1,
     shifted source or −1) where the shift is wrong (a wrap, a row change, or zero padding;
-    every entry when the output map differs from the input map: valid padding), and the
-    tap that copies every entry (the centre; −1 when none), which the pass assigns first."""
+    every entry when the output map differs from the input map: valid padding), as runs
+    (:func:`_fix_runs`; 28×28 circular: 332 entries per plane in 20 runs), and the tap
+    that copies every entry (the centre; −1 when none), which the pass assigns first."""
     idx = [np.arange(k, dtype=np.int64)[:, None] if f == 1 else conv_taps(k, f, 1, padding)
            for k, f in zip(n, q)]
     m = (idx[0].shape[0], idx[1].shape[0])
@@ -304,22 +404,45 @@ def _tap_table(n: tuple[int, int], q: tuple[int, int], padding: str):
             shift.append(d), lo.append(lo_), hi.append(hi_)
             fj.append(bad), fsrc.append(true[bad]), fwrong.append(wrong[bad])
             fstart.append(fstart[-1] + bad.size)
-    ints = [np.asarray(a, np.int64) for a in (shift, lo, hi, fstart)]
-    cats = [np.concatenate(a).astype(np.int64) for a in (fj, fsrc, fwrong)]
+    runs = [_fix_runs(*f) for f in zip(fj, fsrc, fwrong)]
+    rstart = np.cumsum([0] + [len(r) for r in runs])
+    ints = [np.asarray(a, np.int64) for a in (shift, lo, hi, rstart)]
+    table = np.array([r for rr in runs for r in rr], np.int64).reshape(-1, 7)
     full = [k for k in range(len(shift)) if shift[k] == 0 and lo[k] == 0 and hi[k] == p
             and fstart[k + 1] == fstart[k]]  # a tap that is a plain copy of every entry
-    return (idx[0], idx[1], *ints, *cats, full[0] if full else -1, m)
+    return (idx[0], idx[1], *ints, table, full[0] if full else -1, m)
 
 
-@lru_cache(maxsize=64)
-def _pool_map(m: tuple[int, int], w: int, nd: int) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Flat position → flat pooled position of a non-overlapping w-window pooling (−1 where
-    VALID pooling crops), and the pooled map."""
-    ws = (w, w) if nd == 2 else (1, w)
-    out = tuple(k // s for k, s in zip(m, ws))
-    j0, j1 = np.divmod(np.arange(m[0] * m[1]), m[1])
-    a, b = j0 // ws[0], j1 // ws[1]
-    return np.where((a < out[0]) & (b < out[1]), a * out[1] + b, -1).astype(np.int64), out
+def _fix_runs(fj: np.ndarray, fsrc: np.ndarray, fwrong: np.ndarray) -> list[tuple]:
+    """Border entries j (ascending) with true source fsrc and shifted source fwrong (−1:
+    none) as runs (j, stride, count, fsrc − j, fwrong − j, has fsrc, has fwrong): maximal
+    arithmetic progressions of j along which both offsets (or their absence) stay fixed."""
+    key = [(int(g - j) if g >= 0 else None, int(w - j) if w >= 0 else None)
+           for j, g, w in zip(fj, fsrc, fwrong)]
+    out, f = [], 0
+    while f < len(fj):
+        n = f + 1
+        st = int(fj[n] - fj[f]) if n < len(fj) and key[n] == key[f] else 1
+        while n < len(fj) and key[n] == key[f] and fj[n] - fj[n - 1] == st:
+            n += 1
+        so, wo = key[f]
+        out.append((int(fj[f]), st, n - f, so or 0, wo or 0, so is not None, wo is not None))
+        f = n
+    return out
+
+
+@nb.njit(inline="always", **_JIT)
+def _pool_plane(out, buf, m1, w0, w1, mp0, mp1):
+    """out[J0·mp1 + J1] = Σ of buf (a flat (·, m1) map) over the w0×w1 window (J0, J1)."""
+    for k0 in range(mp0):
+        row = out[k0 * mp1:(k0 + 1) * mp1]
+        for d0 in range(w0):
+            src = buf[(k0 * w0 + d0) * m1:(k0 * w0 + d0 + 1) * m1]
+            for k1 in range(mp1):
+                v = src[k1 * w1]
+                for d1 in range(1, w1):
+                    v += src[k1 * w1 + d1]
+                row[k1] = v if d0 == 0 else row[k1] + v
 
 
 @nb.njit(**_JIT)
@@ -659,9 +782,8 @@ class NumbaOps(NumpyOps):
         xt = t.reshape(xs.shape) if has_tin else xs
         w2, b2 = ly.W_std ** 2, ly.b_std ** 2
         scale = _SCALE[name]
-        pmap, pooled = np.zeros(1, np.int64), m
-        if mode == 2:
-            pmap, pooled = _pool_map(m, pw, nd)
+        ws = (pw, pw) if nd == 2 else (1, pw)  # the pooling window per axis of the 2-D map
+        pooled = (m[0] // ws[0], m[1] // ws[1]) if mode == 2 else m
         pp = pooled[0] * pooled[1]
         osh = (t1, t2, pp, pp) if mode != 1 else (1, 1, 1, 1)
         outs = self._outputs(osh, dt, 1 + need_ntk,
@@ -669,9 +791,9 @@ class NumbaOps(NumpyOps):
         out_s, out_t = outs[0], outs[-1]
         gs = np.zeros((t1, t2) if mode == 1 else (1, 1))
         gt = np.zeros((t1, t2)) if mode == 1 and need_ntk else gs
-        _lin_act_pairs(xs, xt, has_tin, pa, pbt, *table, w2 * ck / taps, w2 * cd / taps, b2, act,
-                       rows[0], rows[1], cols[0], cols[1], need_ntk, mode, pmap, out_s, out_t,
-                       gs, gt)
+        al_s, al_t, beta = (dt.type(v) for v in (w2 * ck / taps, w2 * cd / taps, b2))
+        _lin_act_pairs(xs, xt, has_tin, pa, pbt, *table, al_s, al_t, beta, act, rows[0], rows[1],
+                       cols[0], cols[1], need_ntk, mode, *ws, out_s, out_t, gs, gt)
         if mode == 1:
             f = scale / float(p) ** 2
             return used, gs.astype(dt), (gt.astype(dt) if need_ntk else None), f, f
