@@ -151,17 +151,19 @@ def _ntk_error(width: int, seed: int, x: np.ndarray, theta: np.ndarray, act="rel
 
 
 @pytest.mark.parametrize("act", ["relu", SOFTPLUS], ids=["relu", "softplus"])
-def test_empirical_ntk_approaches_the_kernel_at_width_1024(act):
+def test_empirical_ntk_approaches_the_kernel_at_width_512(act):
     """Monte-Carlo tolerance from the width: the relative error of an empirical NTK shrinks as
     c/√width. c is measured here: the largest error over 4 seeds at width 32 is e32, so
-    c ≤ e32·√32, and at width 1024 the error must stay below 2·e32·√(32/1024) (the factor 2
-    allows for a seed beyond the 4 measured). The error must also have shrunk from width 32."""
+    c ≤ e32·√32, and at width 512 the error must stay below 2·e32·√(32/512) = e32/2 (the
+    factor 2 allows for a seed beyond the 4 measured). The error must also have shrunk from
+    width 32. (Width 512 rather than 1024: the conv layers' empirical NTK costs ∝ width², and
+    1024 took 43 s of the suite.)"""
     x = X[:3]
     theta = native_kernels(user_net(act=act), x, kinds=("ntk",))["ntk"]
     e32 = max(_ntk_error(32, s, x, theta, act) for s in range(4))
-    e1024 = _ntk_error(1024, 0, x, theta, act)
-    assert e1024 <= 2.0 * e32 * math.sqrt(32 / 1024), (e1024, e32)
-    assert e1024 < e32
+    e512 = _ntk_error(512, 0, x, theta, act)
+    assert e512 <= 2.0 * e32 * math.sqrt(32 / 512), (e512, e32)
+    assert e512 < e32
 
 
 def test_learning_index_and_learning_curve():
