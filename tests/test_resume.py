@@ -1,13 +1,24 @@
-"""Every figure script and benchmark resumes exactly: killed with SIGKILL right after its
-first committed unit of work and started again, it ends with the same numbers, bit for
-bit, as a run that was never interrupted (timing columns excepted)."""
+"""Every figure script and benchmark resumes exactly: started again after losing work, it ends
+with the same numbers, bit for bit, as a run that was never interrupted (timing columns
+excepted).
+
+Two ways of losing work, chosen per script to keep the suite inside its budget:
+- *killed*: SIGKILL right after the first committed unit, then a restart (the figures and
+  the study whose protocols issue 21 changed, and the main job);
+- *lost unit*: the clean run's store with the last committed unit of each run deleted, as if
+  the process had died before committing it, then a restart, which must recompute exactly
+  those units. Same claim (stored units reload to the same bits, a recomputed unit equals
+  the original) at one run's cost instead of two; that a SIGKILL mid-commit leaves only whole
+  units is the store's own test (``test_runstore.py``)."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +35,9 @@ TIMING = ("second", "time", "wall", "timing")
 # differ between processes (seen: 1 run in 5 of the suite, fig3) while every result is
 # bit-equal. It is a diagnostic, compared to 1e-12 relative.
 ESTIMATES = {"condition_number"}
+
+# killed with SIGKILL and resumed (the rest: a lost unit recomputed, see the module docstring)
+KILLED = {"fig5_finite_width", "fig7_real_data", "width_power_law"}
 
 # script, arguments of its smallest run
 SCRIPTS = [
@@ -50,7 +64,7 @@ SCRIPTS = [
 
 
 def _run(script: str, args: list[str], out: Path, kill_after: int | None = None,
-         jax_cache: Path | None = None) -> int:
+         jax_cache: Path | None = None) -> subprocess.CompletedProcess:
     # One BLAS thread: OpenBLAS's threaded Cholesky may split work differently from run to run,
     # and the claim is the same bits for the same seed on the same thread count (seen once:
     # LAPACK's condition-number estimate differing in its last bits between two processes).
@@ -67,7 +81,19 @@ def _run(script: str, args: list[str], out: Path, kill_after: int | None = None,
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     if kill_after is None:
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return r.returncode
+    return r
+
+
+def _drop_last_units(out: Path) -> int:
+    """Delete the last committed unit of every run in every run store under ``out``."""
+    lost = 0
+    for db in sorted(out.rglob("*.sqlite")):
+        con = sqlite3.connect(db)
+        with con:
+            lost += con.execute("DELETE FROM units WHERE seq IN "
+                                "(SELECT MAX(seq) FROM units GROUP BY run)").rowcount
+        con.close()
+    return lost
 
 
 def _is_timing(name: str) -> bool:
@@ -105,18 +131,26 @@ def assert_same_results(a: Path, b: Path) -> None:
 
 
 @pytest.mark.parametrize("script,args", SCRIPTS, ids=[Path(s).stem for s, _ in SCRIPTS])
-def test_killed_run_resumes_to_the_same_numbers(tmp_path, script, args):
+def test_a_run_that_lost_work_resumes_to_the_same_numbers(tmp_path, script, args):
     """The clean run is also the script's smoke test (figures: :func:`check_figure_outputs`).
-    The three runs share one persistent XLA cache (one process at a time, so no locking):
-    the clean run compiles, the others load the same executables (fig5 --tiny: 23 s → 8.5 s
-    per run), and the same executable gives the same bits, which the comparison checks."""
+    The runs share one persistent XLA cache (one process at a time, so no locking): the
+    clean run compiles, the others load the same executables (fig5 --tiny: 23 s → 8.5 s per
+    run), and the same executable gives the same bits, which the comparison checks."""
     clean, resumed, cache = tmp_path / "clean", tmp_path / "resumed", tmp_path / "xla"
     _run(script, args, clean, jax_cache=cache)
     if script.startswith("paper_figures/"):
         check_figure_outputs(clean, Path(script).stem, args[0].lstrip("-"))
-    rc = _run(script, args, resumed, kill_after=1, jax_cache=cache)
-    assert rc == -signal.SIGKILL, f"the run was not killed after its first unit (rc={rc})"
-    _run(script, args, resumed, jax_cache=cache)
+    if Path(script).stem in KILLED:
+        rc = _run(script, args, resumed, kill_after=1, jax_cache=cache).returncode
+        assert rc == -signal.SIGKILL, f"the run was not killed after its first unit (rc={rc})"
+        _run(script, args, resumed, jax_cache=cache)
+    else:
+        shutil.copytree(clean, resumed, ignore=shutil.ignore_patterns("*.csv", "*.json",
+                                                                      "*.png"))
+        lost = _drop_last_units(resumed)
+        assert lost >= 1, f"no committed unit in a run store under {resumed}"
+        out = _run(script, args, resumed, jax_cache=cache).stdout
+        assert f"({lost} units computed now" in out, out[-1500:]
     assert_same_results(clean, resumed)
 
 
@@ -183,7 +217,7 @@ def test_the_main_job_resumes_to_the_same_numbers(tmp_path):
     clean, resumed = tmp_path / "clean", tmp_path / "resumed"
     script = "benchmarks/learnability.py"
     _run(script, args, clean)
-    assert _run(script, args, resumed, kill_after=3) == -signal.SIGKILL
+    assert _run(script, args, resumed, kill_after=3).returncode == -signal.SIGKILL
     _run(script, args, resumed)
     assert_same_results(clean, resumed)
     # another configuration is another run: nothing of the first is reused for it
