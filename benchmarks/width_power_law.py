@@ -209,7 +209,12 @@ def plot_width(sweep, fits, kernels, path):
                 ax.scatter(h.width[~conv], h[metric][~conv], s=16, facecolors="none",
                            edgecolors=c)
                 m = h.groupby("width")[metric].mean()
-                ax.plot(m.index, m.values, "o", color=c, label=fam)
+                all_conv = h.groupby("width").converged.all().reindex(m.index).astype(bool)
+                if all_conv.any():
+                    ax.plot(m.index[all_conv], m.values[all_conv], "o", color=c, label=fam)
+                if not all_conv.all():
+                    ax.plot(m.index[~all_conv], m.values[~all_conv], "o", mfc="none", mew=1.5,
+                            color=c, label=f"{fam} (not converged)")
                 f = fits[(fits.dataset == d) & (fits.family == fam) & (fits.metric == metric)]
                 if len(f):
                     f = f.iloc[0]
@@ -232,7 +237,9 @@ def plot_width(sweep, fits, kernels, path):
                           else "test MSE per output")
             ax.set_title(f"{d}: {metric}")
             ax.legend(fontsize=6.5, loc="upper right")
-    fig.suptitle("Generalized LeNet (avg-pool, NTK param.): test error vs width")
+    fig.suptitle("Generalized LeNet (avg-pool, NTK param.): test error vs width\n"
+                 "seed means (large), seeds (small); hollow: train loss not below 1e-3 × "
+                 "initial (not converged)")
     fig.tight_layout()
     write_png(fig, path, dpi=110, tight=False)
 
