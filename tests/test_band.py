@@ -8,9 +8,9 @@ same sums as the full (P, P) covariance in another order: the two agree to a few
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from nt_oracle import nt_kernels
 
 import infwidth as iw
 from infwidth.architectures.layers import Activation, AvgPool, Conv, Dense, Flatten
@@ -47,12 +47,6 @@ CASES = [  # (name, arch, dim); every one banded
 ]
 
 
-def _nt(arch, x):
-    shape = arch.input_shape(x.shape[1])
-    r = arch.stax[2](jnp.asarray(x.reshape((-1,) + shape)), None, ("nngp", "ntk"))
-    return {"nngp": np.asarray(r[0]), "ntk": np.asarray(r[1])}
-
-
 def _depth(arch, dim):
     return sum(isinstance(ly, Activation) for ly in arch.kernel_layers(dim))
 
@@ -65,7 +59,7 @@ def test_band_matches_full_and_oracle(name, arch, dim):
     x1, x2 = rng.standard_normal((n1, dim)), rng.standard_normal((3, dim))
     band = {be: (native_kernels(arch, x1, backend=be), native_kernels(arch, x1, x2, backend=be))
             for be in ("numba", "numpy")}
-    ref = _nt(arch, np.concatenate([x1, x2]))
+    ref = nt_kernels(arch, np.concatenate([x1, x2]))
     ref_sym = {k: v[:n1, :n1] for k, v in ref.items()}
     ref_cross = {k: v[:n1, n1:] for k, v in ref.items()}
     off = ~np.eye(n1, dtype=bool)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import tracemalloc
 from functools import lru_cache
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from nt_oracle import nt_kernels
 
 import infwidth as iw
 from infwidth.architectures.layers import (
@@ -56,12 +56,6 @@ _ARCH = {name: (arch, dim) for name, arch, dim in CASES}
 BACKENDS = ["numba", "numpy", pytest.param("jax", marks=pytest.mark.jax)]
 
 
-def _nt(arch, x):
-    shape = arch.input_shape(x.shape[1])
-    r = arch.stax[2](jnp.asarray(x.reshape((-1,) + shape)), None, ("nngp", "ntk"))
-    return {"nngp": np.asarray(r[0]), "ntk": np.asarray(r[1])}
-
-
 def _inputs(dim: int):
     rng = np.random.default_rng(1)
     return rng.standard_normal((4, dim)), rng.standard_normal((3, dim))
@@ -72,7 +66,7 @@ def _oracle(name: str):
     """neural-tangents on x1 ‖ x2 of a case (one call gives both blocks), shared by the
     backends."""
     arch, dim = _ARCH[name]
-    return _nt(arch, np.concatenate(_inputs(dim)))
+    return nt_kernels(arch, np.concatenate(_inputs(dim)))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -16,7 +16,6 @@ from functools import lru_cache
 from typing import Any, Callable
 
 import numpy as np
-from scipy.stats import binom, hypergeom
 
 from infwidth.architectures.networks import Architecture
 
@@ -38,6 +37,8 @@ def _binomial_row(n: int) -> tuple[int, ...]:
 
 @lru_cache(maxsize=64)
 def _leaf(n0: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.stats import binom, hypergeom  # here: scipy.stats takes 0.9 s to import
+
     m = np.arange(n0 + 1)[::-1]  # ascending t
     t = (n0 - 2.0 * m) / n0
     if j == 0:

@@ -50,7 +50,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
-from scipy.stats import binom
 
 from infwidth.eigenspaces.jets import NodeMap, series_mul, toeplitz
 from infwidth.eigenspaces.measures import Atoms, convolve, power, project
@@ -385,6 +384,8 @@ def _moment_state(spec: TreeSpec, lev: Level, child: Level, p: tuple, cstates: d
 def _leaf_moments(spec: TreeSpec, lev: Level, j: int, ntk: bool, opts: RecursionOptions,
                   R: int) -> Moments:
     """Patch moments with the n0 coordinates as children (law ±1, E[z^r·z] = [r odd])."""
+    from scipy.stats import binom  # here: scipy.stats takes 0.9 s to import
+
     n0, b2, T = spec.n0, spec.b2, opts.taylor
     m = np.arange(n0 - j + 1)
     law = Atoms(b2 + (n0 - j - 2.0 * m) / n0, binom.pmf(m, n0 - j, 0.5),
