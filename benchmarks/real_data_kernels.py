@@ -124,6 +124,7 @@ def run_kernel(key: str, data, minutes: float, cap: int, out: Path, fresh: bool,
 
 def plot(df: pd.DataFrame, summaries: list[dict], path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -133,6 +134,11 @@ def plot(df: pd.DataFrame, summaries: list[dict], path: Path) -> None:
         ax.plot(g.n_train, g.accuracy, marker="o", ls="-" if kind == "ntk" else "--",
                 label=f"{kern} {kind.upper()}")
     ax.set_xscale("log")
+    ns = sorted(int(n) for n in df.n_train.unique())
+    if len(ns) > 1 and ns[-1] < 1.25 * ns[-2]:  # the full N next to the last doubling
+        ns.pop(-2)
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("training images N (nested subsets)")
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)

@@ -250,18 +250,27 @@ def plot_flops(sweep, kernels, path):
     for j, d in enumerate(data):
         ax = axes[0, j]
         g = sweep[(sweep.dataset == d) & ~sweep.diverged.astype(bool)]
-        for fam in g.family.unique():
-            m = g[g.family == fam].groupby("width").agg(flops=("flops", "first"),
-                                                        err=("test_error", "mean"))
-            ax.plot(m.flops, m.err, "o-", label=fam)
+        for c, fam in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], g.family.unique()):
+            m = g[g.family == fam].groupby("width").agg(
+                flops=("flops", "first"), err=("test_error", "mean"),
+                conv=("converged", lambda v: bool(v.astype(bool).all())))
+            ax.plot(m.flops, m.err, "-", color=c)
+            if m.conv.any():
+                ax.plot(m.flops[m.conv], m.err[m.conv], "o", color=c, label=fam)
+            if not m.conv.all():
+                ax.plot(m.flops[~m.conv], m.err[~m.conv], "o", mfc="none", mew=1.5, color=c,
+                        label=f"{fam} (not converged)")
         k = kernels[kernels.dataset == d].set_index("predictor")["test_error"]
         ax.axhline(k["ntk_gd"], color="k", ls="--", lw=1, label="NTK, same GD (∞ width)")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("FLOPs per forward pass (2 × multiply-adds)")
         ax.set_ylabel("test classification error (mean over seeds)")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{d}: error vs compute")
         ax.legend(fontsize=8)
+    fig.suptitle("hollow: train loss not below 1e-3 × initial in the step budget (not "
+                 "converged)", fontsize=9)
     fig.tight_layout()
     write_png(fig, path, dpi=110, tight=False)
 

@@ -1,9 +1,9 @@
 """Power law in width: LeNet kernel, conservation law, GD and its kernel limit, fits."""
 
-import jax
 import numpy as np
 import pandas as pd
 import pytest
+from nt_oracle import nt_kernels
 
 import infwidth as iw
 from infwidth.studies.width_power_law.gd import kernel_gd_predict, kernel_regression, train_gd
@@ -29,9 +29,8 @@ def test_lenet_kernel_matches_neural_tangents(kw, side):
     arch = LeNet(width=2, **kw)
     dim = side * side * arch.channels
     x = iw.sample_inputs("sphere", 8, dim, patch_dim=arch.channels, seed=0)
-    ref = jax.jit(lambda a: arch.stax[2](a, None, ("nngp", "ntk")))(
-        x.reshape((-1,) + arch.input_shape(dim)))
-    for kind, k_ref in zip(("nngp", "ntk"), ref):
+    ref = nt_kernels(arch, x, jit=True)
+    for kind, k_ref in ref.items():
         relu_ntk = kind == "ntk" and arch.activation == "relu"
         tol = 4 * np.sqrt(np.finfo(float).eps) if relu_ntk else 1e-12
         got = lenet_kernel(arch, x, kind=kind, tile=3)  # 3 blocks, the last padded

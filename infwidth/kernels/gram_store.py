@@ -349,7 +349,7 @@ class StoredGram:
         if self._all_done:
             return
         t, done = self.store.tile, self.store.done_mask()
-        if done[tuple(np.array(self.store.tiles()).T)].all():
+        if all(done[ij] for ij in self.store.tiles()):
             self._all_done = True
             return
         rows = range(i0 // t, (i1 - 1) // t + 1)
