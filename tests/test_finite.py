@@ -214,3 +214,50 @@ def test_best_protocol_refit_trains_on_every_point_for_the_chosen_steps():
     assert len(ch) == 2 and len(r.fit.models) == 2
     assert (ch.refit_steps == ch.best_step.clip(lower=1)).all()
     assert r.record["converged"] == bool(ch.converged.all())
+
+
+def test_best_protocol_sweeps_its_alternative_recipes_and_refits_from_a_stored_sweep():
+    """``alternatives`` add a recipe's seed-0 runs to the sweep and the best validation score
+    over all recipes is chosen (its recipe recorded); ``refit_chosen`` on the stored sweep
+    gives the same refitted nets, bit for bit, as ``refit=True`` inside the protocol."""
+    from infwidth.learning import train as T
+
+    x, y, xt, yt = _classes(50, 20)
+    adam = dict(parameterization="ntk", loss="mse", optimizer="adam",
+                learning_rates=(0.003, 0.01, 0.03, 0.1, 0.3), weight_decays=(0.0,))
+    kw = dict(n_classes=10, width=16, protocol="best", dtype="float32", max_steps=30,
+              eval_every=10, patience=1, batch_size=16, weight_decays=(0.0,), seeds=2,
+              learning_rates=(0.01, 0.03, 0.1, 0.3, 1.0), alternatives=(adam,),
+              progress=False)
+    r = iw.learning.train_network(iw.MLP(depth=1), x, y, xt, yt, refit=True, **kw)
+    sw = r.fit.sweep
+    first = sw[sw.seed == 0]
+    assert len(first) == 10
+    assert set(map(tuple, sw[["parameterization", "loss", "optimizer"]].values)) == {
+        ("standard", "cross_entropy", "sgd"), ("ntk", "mse", "adam")}
+    pick = first.loc[first.val_score.idxmax()]
+    assert (r.record["parameterization"], r.record["learning_rate"]) == (
+        pick.parameterization, pick.learning_rate)
+
+    arch = __import__("dataclasses").replace(iw.MLP(depth=1), out_dim=10)
+    init_fn, apply_fn, _ = iw.learning.with_width(arch, 16).stax
+    spec = T.protocol("best", **{k: v for k, v in kw.items()
+                                 if k not in ("n_classes", "width", "protocol", "dtype",
+                                              "progress")})
+    models, rows = T.refit_chosen(init_fn, apply_fn, (x.shape[1],), x, y,
+                                  sw.to_dict("records"), spec, dtype="float32")
+    assert [row["steps"] for row in rows] == list(sw[sw.chosen].refit_steps)
+    for (a, p), (a2, p2) in zip(models, r.fit.models):
+        np.testing.assert_array_equal(T.predict(a, p, xt, dtype="float32"),
+                                      T.predict(a2, p2, xt, dtype="float32"))
+
+
+@pytest.mark.parametrize("alts, err, msg", [
+    (({"momentum": 0.5},), ValueError, "alternatives: a recipe sets only"),
+    (({"optimizer": "lbfgs"},), ValueError, "optimizer must be one of"),
+    ((3,), TypeError, "alternatives must hold"),
+    ("adam", TypeError, "alternatives must be a sequence"),
+])
+def test_bad_alternative_recipes_are_named(alts, err, msg):
+    with pytest.raises(err, match=msg):
+        iw.learning.protocol("best", alternatives=alts)

@@ -56,7 +56,7 @@ from infwidth.validation import (
 
 __all__ = ["FitResult", "seed_keys", "init", "centred_mse", "mse", "cross_entropy", "fit",
            "predict", "precision", "PROTOCOLS", "KernelRegime", "BestFinite", "protocol",
-           "ntk_lambda_max", "standard_parameterization", "fit_kernel", "fit_best",
+           "ntk_lambda_max", "standard_parameterization", "fit_kernel", "fit_best", "refit_chosen",
            "KernelFit", "BestFit"]
 
 Loss = Callable[[Any, tuple], jax.Array]
@@ -343,6 +343,7 @@ PROTOCOLS = ("kernel", "best")
 PARAMETERIZATIONS = ("ntk", "standard")
 PROTOCOL_LOSSES = ("mse", "cross_entropy")
 OPTIMIZERS = ("sgd", "adam")
+RECIPE_FIELDS = ("parameterization", "loss", "optimizer", "learning_rates", "weight_decays")
 
 
 def _v():
@@ -406,6 +407,10 @@ class BestFinite:
     points (validation split included) for the number of steps at which its validation score
     peaked (no early stopping), and those nets are the models; the convergence columns are
     the selection runs', the final losses and train accuracy the refit nets' on all points.
+    ``alternatives``: further recipes (BestFinite objects or dicts of their fields, of which
+    only ``parameterization``, ``loss``, ``optimizer``, ``learning_rates`` and
+    ``weight_decays`` are used) swept with seed 0 on the same split; the recipe, step size and
+    decay of the best validation score over all of them is chosen.
 
     Example:
         >>> BestFinite(seeds=3).learning_rates[:2]
@@ -426,6 +431,7 @@ class BestFinite:
     tol: float = 1e-4
     ensemble: bool = False
     refit: bool = False
+    alternatives: tuple = ()
     name: ClassVar[str] = "best"
 
     def __post_init__(self):
@@ -464,6 +470,27 @@ class BestFinite:
         for name in ("ensemble", "refit"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if not isinstance(self.alternatives, (tuple, list)):
+            raise TypeError(f"alternatives must be a sequence of BestFinite recipes or dicts, "
+                            f"got {type(self.alternatives).__name__}")
+        alts = []
+        for a in self.alternatives:
+            if isinstance(a, dict):
+                extra = set(a) - set(RECIPE_FIELDS)
+                if extra:
+                    raise ValueError(f"alternatives: a recipe sets only {RECIPE_FIELDS}, got "
+                                     f"{sorted(extra)}")
+                a = BestFinite(**a)
+            elif not isinstance(a, BestFinite):
+                raise TypeError(f"alternatives must hold BestFinite recipes or dicts, got "
+                                f"{type(a).__name__}")
+            alts.append(a)
+        object.__setattr__(self, "alternatives", tuple(alts))
+
+    @property
+    def recipes(self) -> tuple["BestFinite", ...]:
+        """This spec's own recipe, then its alternatives'."""
+        return (self,) + self.alternatives
 
 
 def protocol(spec: str | KernelRegime | BestFinite = "kernel", **options) -> Any:
@@ -618,7 +645,8 @@ class BestFit:
     def record(self) -> dict:
         """The convergence columns of the chosen runs (means over seeds; ``converged``: all)."""
         ch = self.sweep[self.sweep.chosen]
-        out = {"protocol": "best", "converged": bool(ch.converged.all()),
+        out = {"protocol": "best", **ch.iloc[0][["parameterization", "loss", "optimizer"]],
+               "converged": bool(ch.converged.all()),
                "diverged": bool(ch.diverged.any()), "steps": float(ch.steps.mean()),
                "learning_rate": self.learning_rate, "weight_decay": self.weight_decay,
                "initial_train_loss": float(ch.initial_train_loss.mean()),
@@ -635,6 +663,111 @@ def _score(out: np.ndarray, y: np.ndarray, labels: bool) -> float:
     if labels:
         return float(np.mean(out.argmax(1) == y))
     return -float(np.mean((out - y) ** 2))
+
+
+def _recipe(r: BestFinite, apply_fn: Callable, p0: Any, y: np.ndarray, labels: bool,
+            k: int) -> dict:
+    """Apply function, loss, targets, initial scale and optimizer of one recipe of ``r``."""
+    apply, scale = apply_fn, None
+    if r.parameterization == "standard":
+        apply, _ = standard_parameterization(apply_fn, p0)
+        scale = _fan_in_scale(p0)
+    if labels:
+        targets = np.eye(k)[y] if r.loss == "mse" else y
+    else:
+        targets = y.astype(np.float64)
+    # One optimizer object per recipe, its step size and decay in its state: fit's jitted
+    # step is compiled once per recipe, not once per (learning rate, weight decay).
+    base = optax.inject_hyperparams(
+        (lambda learning_rate, weight_decay: optax.adamw(learning_rate,
+                                                         weight_decay=weight_decay))
+        if r.optimizer == "adam" else
+        (lambda learning_rate, weight_decay: optax.chain(
+            optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate, momentum=0.9)))
+    )(learning_rate=1.0, weight_decay=0.0)
+    hyper: dict = {}
+
+    def opt_init(params):
+        state = base.init(params)
+        for name, value in hyper.items():
+            state.hyperparams[name] = jnp.asarray(value, state.hyperparams[name].dtype)
+        return state
+
+    return dict(apply=apply, scale=scale, targets=targets, hyper=hyper, fwd=_jit(apply),
+                loss={"mse": mse, "cross_entropy": cross_entropy}[r.loss](apply),
+                opt=optax.GradientTransformation(opt_init, base.update),
+                columns={"parameterization": r.parameterization, "loss": r.loss,
+                         "optimizer": r.optimizer})
+
+
+def _start(ctx: dict, init_fn: Callable, input_shape: Sequence[int], seed: int, lr: float,
+           wd: float, dtype: str) -> Any:
+    """Seed ``seed``'s initial parameters in the recipe's parameterisation; sets lr, wd."""
+    params = init(init_fn, input_shape, seed, dtype)
+    if ctx["scale"] is not None:
+        params = jax.tree_util.tree_map(lambda a, s: a * s, params, ctx["scale"])
+    ctx["hyper"].update(learning_rate=lr, weight_decay=wd)
+    return params
+
+
+def _refit(ctx: dict, params: Any, steps: int, x: np.ndarray, y: np.ndarray, labels: bool,
+           batch_size: int | None, seed: int, dtype: str, progress: bool | None
+           ) -> tuple[FitResult, float, float | None]:
+    """Train ``params`` on all of (x, y) for ``steps`` (no early stopping): the fit, its
+    final train loss on all points and, for labels, its train accuracy."""
+    n = x.shape[0]
+    targets = ctx["targets"]
+    r = fit(ctx["loss"], params, (x, targets), ctx["opt"], steps=steps,
+            batch_size=batch_size if batch_size is not None and batch_size < n else None,
+            seed=seed, eval_every=steps, blowup=1e3, dtype=dtype, progress=progress)
+    dt = jnp.float64 if dtype == "float64" else jnp.float32
+    with precision(dtype):
+        final = float(_jit(ctx["loss"])(r.params, _cast((x, targets), dt)))
+    acc = None
+    if labels:
+        out = predict(ctx["apply"], r.params, x, dtype=dtype, batch_size=1024)
+        acc = float(np.mean(out.argmax(1) == y))
+    return r, final, acc
+
+
+def refit_chosen(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], x: Any,
+                 y: Any, sweep: Sequence[dict], spec: BestFinite | None = None, *,
+                 dtype: str = "float32", progress: bool | None = None
+                 ) -> tuple[list[tuple], list[dict]]:
+    """``BestFinite(refit=True)`` from a stored sweep (:attr:`BestFit.sweep` rows): each
+    chosen seed retrained from its initialisation, in its recipe, on all of (x, y) for the
+    ``best_step`` at which its validation score peaked. Returns the models (apply, params)
+    and one row per seed (``seed``, ``steps``, ``final_train_loss``, ``diverged``,
+    ``train_accuracy`` for labels)."""
+    spec = BestFinite() if spec is None else spec
+    x, y = np.asarray(x), np.asarray(y)
+    labels = np.issubdtype(y.dtype, np.integer)
+    if not labels and y.ndim == 1:
+        y = y[:, None]
+    chosen = [r for r in sweep if r.get("chosen") is True]
+    if not chosen:
+        raise ValueError("sweep has no chosen run to refit")
+    p0 = init(init_fn, input_shape, 0, dtype)
+    with precision(dtype):
+        dt = jnp.float64 if dtype == "float64" else jnp.float32
+        k = int(jax.eval_shape(lambda p: apply_fn(p, jnp.asarray(x[:1], dt)), p0).shape[-1])
+    c = chosen[0]
+    rec = BestFinite(**{f: c.get(f, getattr(spec, f)) for f in
+                        ("parameterization", "loss", "optimizer")})
+    ctx = _recipe(rec, apply_fn, p0, y, labels, k)
+    models, rows = [], []
+    for row in chosen:
+        seed, steps = int(row["seed"]), max(int(row["best_step"]), 1)
+        params = _start(ctx, init_fn, input_shape, seed, row["learning_rate"],
+                        row["weight_decay"], dtype)
+        r, final, acc = _refit(ctx, params, steps, x, y, labels, spec.batch_size, seed, dtype,
+                               progress)
+        models.append((ctx["apply"], r.params))
+        rows.append({"seed": seed, "steps": steps, "final_train_loss": final,
+                     "loss_ratio": final / max(r.initial_loss, 1e-300),
+                     "diverged": bool(r.diverged),
+                     **({"train_accuracy": acc} if labels else {})})
+    return models, rows
 
 
 def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], x: Any, y: Any,
@@ -655,7 +788,7 @@ def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], 
     x = np.asarray(x)
     y = np.asarray(y)
     labels = np.issubdtype(y.dtype, np.integer)
-    if not labels and spec.loss == "cross_entropy":
+    if not labels and any(r.loss == "cross_entropy" for r in spec.recipes):
         raise ValueError("loss='cross_entropy' needs integer labels y; use loss='mse' for "
                          "real-valued targets")
     if not labels and y.ndim == 1:
@@ -671,47 +804,27 @@ def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], 
     with precision(dtype):
         dt = jnp.float64 if dtype == "float64" else jnp.float32
         k = int(jax.eval_shape(lambda p: apply_fn(p, jnp.asarray(x[:1], dt)), p0).shape[-1])
-    if labels:
-        targets = (np.eye(k)[y] if spec.loss == "mse" else y)
-    else:
-        targets = y.astype(np.float64)
-    apply, scale = apply_fn, None
-    if spec.parameterization == "standard":
-        apply, _ = standard_parameterization(apply_fn, p0)
-        scale = _fan_in_scale(p0)
-    loss = {"mse": mse, "cross_entropy": cross_entropy}[spec.loss](apply)
-    fwd = _jit(apply)
+    contexts: dict = {}
+
+    def recipe(r: BestFinite) -> dict:
+        key = (r.parameterization, r.loss, r.optimizer)
+        if key not in contexts:
+            contexts[key] = _recipe(r, apply_fn, p0, y, labels, k)
+        return contexts[key]
+
+    def start(ctx: dict, seed: int, lr: float, wd: float):
+        return _start(ctx, init_fn, input_shape, seed, lr, wd, dtype)
+
     b = None if spec.batch_size is None or spec.batch_size >= len(tr) else spec.batch_size
 
-    # One optimizer object for the whole sweep, its step size and decay in its state: fit's
-    # jitted step is compiled once, not once per (learning rate, weight decay).
-    base = optax.inject_hyperparams(
-        (lambda learning_rate, weight_decay: optax.adamw(learning_rate,
-                                                         weight_decay=weight_decay))
-        if spec.optimizer == "adam" else
-        (lambda learning_rate, weight_decay: optax.chain(
-            optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate, momentum=0.9)))
-    )(learning_rate=1.0, weight_decay=0.0)
-    hyper: dict = {}
-
-    def opt_init(params):
-        state = base.init(params)
-        for name, value in hyper.items():
-            state.hyperparams[name] = jnp.asarray(value, state.hyperparams[name].dtype)
-        return state
-
-    opt = optax.GradientTransformation(opt_init, base.update)
-
-    def run(seed: int, lr: float, wd: float) -> tuple[dict, tuple]:
-        params = init(init_fn, input_shape, seed, dtype)
-        if scale is not None:
-            params = jax.tree_util.tree_map(lambda a, s: a * s, params, scale)
-        hyper.update(learning_rate=lr, weight_decay=wd)
+    def run(ctx: dict, seed: int, lr: float, wd: float) -> tuple[dict, tuple]:
+        params = start(ctx, seed, lr, wd)
+        targets, loss = ctx["targets"], ctx["loss"]
         xv = x[va]
         best = {"score": -math.inf, "step": 0, "params": params, "bad": 0}
 
         def on_record(t, p):
-            s = _score(np.asarray(fwd(p, jnp.asarray(xv, dt)), np.float64), y[va]
+            s = _score(np.asarray(ctx["fwd"](p, jnp.asarray(xv, dt)), np.float64), y[va]
                        if labels else targets[va], labels)
             if s > best["score"]:
                 best.update(score=s, step=t, params=p, bad=0)
@@ -719,40 +832,44 @@ def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], 
                 best["bad"] += 1
             return {"val_score": s, "early_stop": best["bad"] >= spec.patience}
 
-        r = fit(loss, params, (x[tr], targets[tr]), opt, steps=spec.max_steps,
+        r = fit(loss, params, (x[tr], targets[tr]), ctx["opt"], steps=spec.max_steps,
                 batch_size=b, seed=seed, eval_every=spec.eval_every, blowup=1e3, dtype=dtype,
                 on_record=on_record, progress=progress)
         with precision(dtype):
             kept = best["params"]
             final = float(_jit(loss)(kept, _cast((x[tr], targets[tr]), dt)))
-        row = {"seed": seed, "learning_rate": lr, "weight_decay": wd,
+        row = {"seed": seed, **ctx["columns"], "learning_rate": lr, "weight_decay": wd,
                "val_score": best["score"], "best_step": best["step"], "steps": r.steps,
                "converged": bool((r.stopped_early or r.converged) and not r.diverged),
                "diverged": bool(r.diverged), "initial_train_loss": r.initial_loss,
                "final_train_loss": final, "loss_ratio": final / max(r.initial_loss, 1e-300)}
         if labels:
-            out = predict(apply, kept, x[tr], dtype=dtype, batch_size=1024)
+            out = predict(ctx["apply"], kept, x[tr], dtype=dtype, batch_size=1024)
             row["train_accuracy"] = float(np.mean(out.argmax(1) == y[tr]))
-        return row, (apply, kept)
+        return row, (ctx["apply"], kept)
 
     rows, models = [], {}
-    for lr in spec.learning_rates:
-        for wd in spec.weight_decays:
-            row, model = run(0, lr, wd)
-            rows.append(row)
-            if on_run:
-                on_run(row)
-            models[(lr, wd)] = model
+    for rec in spec.recipes:
+        ctx = recipe(rec)
+        for lr in rec.learning_rates:
+            for wd in rec.weight_decays:
+                row, model = run(ctx, 0, lr, wd)
+                rows.append(row)
+                if on_run:
+                    on_run(row)
+                models[id(row)] = model
     ok = [r for r in rows if not r["diverged"] and math.isfinite(r["val_score"])]
     if not ok:
         raise RuntimeError("every run of the learning-rate sweep diverged")
-    pick = max(ok, key=lambda r: r["val_score"])  # first of ties: the smallest step size
+    pick = max(ok, key=lambda r: r["val_score"])  # first of ties: the first recipe, smallest step
     lr, wd = pick["learning_rate"], pick["weight_decay"]
+    ctx = recipe(next(r for r in spec.recipes if (r.parameterization, r.loss, r.optimizer) ==
+                      (pick["parameterization"], pick["loss"], pick["optimizer"])))
     for r in rows:
         r["chosen"] = r is pick
-    chosen = [models[(lr, wd)]]
+    chosen = [models[id(pick)]]
     for seed in range(1, spec.seeds):
-        row, model = run(seed, lr, wd)
+        row, model = run(ctx, seed, lr, wd)
         rows.append({**row, "chosen": True})
         chosen.append(model)
         if on_run:
@@ -761,23 +878,14 @@ def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], 
         chosen = []
         for row in [r for r in rows if r["chosen"]]:
             steps = max(int(row["best_step"]), 1)
-            params = init(init_fn, input_shape, row["seed"], dtype)
-            if scale is not None:
-                params = jax.tree_util.tree_map(lambda a, s: a * s, params, scale)
-            hyper.update(learning_rate=lr, weight_decay=wd)
-            r = fit(loss, params, (x, targets), opt, steps=steps, batch_size=spec.batch_size
-                    if spec.batch_size is not None and spec.batch_size < n else None,
-                    seed=row["seed"], eval_every=steps, blowup=1e3, dtype=dtype,
-                    progress=progress)
-            with precision(dtype):
-                final = float(_jit(loss)(r.params, _cast((x, targets), dt)))
+            r, final, acc = _refit(ctx, start(ctx, row["seed"], lr, wd), steps, x, y, labels,
+                                   spec.batch_size, row["seed"], dtype, progress)
             row.update(refit_steps=steps, final_train_loss=final,
                        loss_ratio=final / max(r.initial_loss, 1e-300),
                        diverged=bool(row["diverged"] or r.diverged))
             if labels:
-                out = predict(apply, r.params, x, dtype=dtype, batch_size=1024)
-                row["train_accuracy"] = float(np.mean(out.argmax(1) == y))
-            chosen.append((apply, r.params))
+                row["train_accuracy"] = acc
+            chosen.append((ctx["apply"], r.params))
             if on_run:
                 on_run({**row, "refit": True})
     return BestFit(pd.DataFrame(rows), lr, wd, tuple(chosen), k if labels else None, dtype)
