@@ -204,22 +204,11 @@ def test_train_network_refuses_bad_arguments_by_name():
         iw.learning.train_network(arch, x, y, n_classes=10, protocol="adam")
 
 
-def test_best_protocol_refit_trains_on_every_point_for_the_chosen_steps():
-    x, y, xt, yt = _classes(50, 20)
-    kw = dict(n_classes=10, width=16, protocol="best", dtype="float32", max_steps=30,
-              eval_every=10, patience=1, batch_size=16, weight_decays=(0.0,), seeds=2,
-              learning_rates=(0.01, 0.03, 0.1, 0.3, 1.0), progress=False)
-    r = iw.learning.train_network(iw.MLP(depth=1), x, y, xt, yt, refit=True, **kw)
-    ch = r.fit.sweep[r.fit.sweep.chosen]
-    assert len(ch) == 2 and len(r.fit.models) == 2
-    assert (ch.refit_steps == ch.best_step.clip(lower=1)).all()
-    assert r.record["converged"] == bool(ch.converged.all())
-
-
-def test_best_protocol_sweeps_its_alternative_recipes_and_refits_from_a_stored_sweep():
+def test_best_protocol_sweeps_alternatives_and_refits_on_every_point_for_the_chosen_steps():
     """``alternatives`` add a recipe's seed-0 runs to the sweep and the best validation score
-    over all recipes is chosen (its recipe recorded); ``refit_chosen`` on the stored sweep
-    gives the same refitted nets, bit for bit, as ``refit=True`` inside the protocol."""
+    over all recipes is chosen (its recipe recorded); the chosen seeds are refitted on every
+    point for their best step, and ``refit_chosen`` on the stored sweep gives the same
+    refitted nets, bit for bit."""
     from infwidth.learning import train as T
 
     x, y, xt, yt = _classes(50, 20)
@@ -233,11 +222,15 @@ def test_best_protocol_sweeps_its_alternative_recipes_and_refits_from_a_stored_s
     sw = r.fit.sweep
     first = sw[sw.seed == 0]
     assert len(first) == 10
-    assert set(map(tuple, sw[["parameterization", "loss", "optimizer"]].values)) == {
+    assert set(map(tuple, first[["parameterization", "loss", "optimizer"]].values)) == {
         ("standard", "cross_entropy", "sgd"), ("ntk", "mse", "adam")}
     pick = first.loc[first.val_score.idxmax()]
     assert (r.record["parameterization"], r.record["learning_rate"]) == (
         pick.parameterization, pick.learning_rate)
+    ch = sw[sw.chosen]
+    assert len(ch) == 2 and len(r.fit.models) == 2
+    assert (ch.refit_steps == ch.best_step.clip(lower=1)).all()
+    assert r.record["converged"] == bool(ch.converged.all())
 
     arch = __import__("dataclasses").replace(iw.MLP(depth=1), out_dim=10)
     init_fn, apply_fn, _ = iw.learning.with_width(arch, 16).stax
@@ -246,7 +239,7 @@ def test_best_protocol_sweeps_its_alternative_recipes_and_refits_from_a_stored_s
                                               "progress")})
     models, rows = T.refit_chosen(init_fn, apply_fn, (x.shape[1],), x, y,
                                   sw.to_dict("records"), spec, dtype="float32")
-    assert [row["steps"] for row in rows] == list(sw[sw.chosen].refit_steps)
+    assert [row["steps"] for row in rows] == list(ch.refit_steps)
     for (a, p), (a2, p2) in zip(models, r.fit.models):
         np.testing.assert_array_equal(T.predict(a, p, xt, dtype="float32"),
                                       T.predict(a2, p2, xt, dtype="float32"))
