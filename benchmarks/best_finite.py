@@ -298,6 +298,9 @@ def main(run) -> pd.DataFrame:
             best_k = max(v["ntk"], v["nngp"])
             v["within_0.02_of_best_kernel"] = (bool(f["test_accuracy"] >= best_k - TOLERANCE)
                                                if v["converged"] else None)
+            # the NTK is the kernel of the net trained by gradient descent
+            v["within_0.02_of_ntk"] = (bool(f["test_accuracy"] >= v["ntk"] - TOLERANCE)
+                                       if v["converged"] else None)
             v["train_accuracy_ge_0.99"] = bool(f["train_accuracy"] >= 0.99)
             verdicts.append(v)
             log(f"{dsn} width {int(f['width'])} {f['kind']}: {f['test_accuracy']:.3f} ± "
