@@ -175,7 +175,7 @@ def fit_check_rows(dataset: str, c: dict, width: int, options: dict, steps: int
     One net (the Adam/MSE recipe at the middle of its step grid, seed 0, all N points, the
     protocol's batch size) trained for ``steps``: train accuracy every 50 steps, seconds per
     step, the first step with train accuracy ≥ 0.99 and the test accuracy there, and the
-    protocol's projected time (its 10 sweep runs + 2 seeds at this run's step count).
+    protocol's projected time (its sweep runs + further seeds at this run's step count).
     No choice is made from the test set: the step size is fixed before the run."""
     import dataclasses
     import time
@@ -211,7 +211,8 @@ def fit_check_rows(dataset: str, c: dict, width: int, options: dict, steps: int
               steps=steps, batch_size=options["batch_size"], seed=0, eval_every=50,
               dtype="float32", on_record=on_record, progress=False)
     secs = (trace[-1]["seconds"] - trace[0]["seconds"]) / max(r.steps, 1)  # compile excluded
-    runs = 10 + options["seeds"] - 1
+    runs = sum(len(r["learning_rates"]) * len(r["weight_decays"])
+               for r in (options, *options["alternatives"])) + options["seeds"] - 1
     return [{"dataset": dataset, "kind": "fit_check", "n_train": c["n"], "n_test": c["n_test"],
              "width": width, "learning_rate": lr, "steps": r.steps,
              "seconds_per_step": secs, "train_accuracy": trace[-1]["train_accuracy"],
