@@ -128,21 +128,28 @@ def finite_rows(dataset: str, c: dict, width: int, options: dict) -> list[dict]:
              **r.record}] + sweep
 
 
+def finite_net(dataset: str, c: dict, width: int):
+    """The data set's ConvNet-GAP at ``width`` and its data shaped for it:
+    (init_fn, apply_fn, input shape, x, y, x_test, y_test, classes)."""
+    import dataclasses
+
+    x, y, xt, yt, k = load(dataset, c["n"], c["n_test"])
+    net = iw.learning.with_width(dataclasses.replace(arch(dataset), out_dim=k), width)
+    init_fn, apply_fn, _ = net.stax
+    shape = net.input_shape(x.shape[1])
+    return (init_fn, apply_fn, shape, x.reshape((-1,) + shape), y,
+            xt.reshape((-1,) + shape), yt, k)
+
+
 def refit_rows(dataset: str, c: dict, width: int, options: dict, sweep: list[dict]
                ) -> list[dict]:
     """The chosen runs of a stored sweep refitted on all N points (validation split
     included), in their recipe, for the steps at which each seed's validation score peaked
     (:func:`infwidth.learning.train.refit_chosen`, as ``BestFinite(refit=True)`` does); the
     test set is used only to score them."""
-    import dataclasses
-
     from infwidth.learning import train as T
 
-    x, y, xt, yt, k = load(dataset, c["n"], c["n_test"])
-    net = iw.learning.with_width(dataclasses.replace(arch(dataset), out_dim=k), width)
-    init_fn, apply_fn, _ = net.stax
-    shape = net.input_shape(x.shape[1])
-    xs, xts = x.reshape((-1,) + shape), xt.reshape((-1,) + shape)
+    init_fn, apply_fn, shape, xs, y, xts, yt, k = finite_net(dataset, c, width)
     spec = T.protocol("best", **options)
     chosen = [r for r in sweep if r.get("chosen") is True]
     models, rows = T.refit_chosen(init_fn, apply_fn, shape, xs, y, chosen, spec,
@@ -177,18 +184,13 @@ def fit_check_rows(dataset: str, c: dict, width: int, options: dict, steps: int
     step, the first step with train accuracy ≥ 0.99 and the test accuracy there, and the
     protocol's projected time (its sweep runs + further seeds at this run's step count).
     No choice is made from the test set: the step size is fixed before the run."""
-    import dataclasses
     import time
 
     import optax
 
     from infwidth.learning import train as T
 
-    x, y, xt, yt, k = load(dataset, c["n"], c["n_test"])
-    net = iw.learning.with_width(dataclasses.replace(arch(dataset), out_dim=k), width)
-    init_fn, apply_fn, _ = net.stax
-    shape = net.input_shape(x.shape[1])
-    xs, xts = x.reshape((-1,) + shape), xt.reshape((-1,) + shape)
+    init_fn, apply_fn, shape, xs, y, xts, yt, k = finite_net(dataset, c, width)
     lrs = ADAM_MSE["learning_rates"]
     lr = lrs[len(lrs) // 2]
     hit: dict = {}
@@ -280,7 +282,8 @@ def main(run) -> pd.DataFrame:
                    if at == at and at is not None else "0.99 not reached (")
                 + ", ".join(f"{k.upper()} {a:.3f}" for k, a in zip(kern.kind,
                                                                    kern.test_accuracy))
-                + f"); the protocol would take ~{f['protocol_hours_projected']:.1f} h")
+                + f"); the protocol would take ~{f['protocol_hours_projected']:.1f} h "
+                "[a fit check, not the protocol: no verdict]")
         return df
     write_csv(df, args.out / "best_finite.csv")
     verdicts = []

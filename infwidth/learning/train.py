@@ -710,12 +710,23 @@ def _start(ctx: dict, init_fn: Callable, input_shape: Sequence[int], seed: int, 
     return params
 
 
-def _refit(ctx: dict, params: Any, steps: int, x: np.ndarray, y: np.ndarray, labels: bool,
-           batch_size: int | None, seed: int, dtype: str, progress: bool | None
-           ) -> tuple[FitResult, float, float | None]:
-    """Train ``params`` on all of (x, y) for ``steps`` (no early stopping): the fit, its
-    final train loss on all points and, for labels, its train accuracy."""
+def _out_dim(apply_fn: Callable, p0: Any, x: np.ndarray, dtype: str) -> int:
+    """The network's output dimension (its number of classes), from shapes only."""
+    with precision(dtype):
+        dt = jnp.float64 if dtype == "float64" else jnp.float32
+        return int(jax.eval_shape(lambda p: apply_fn(p, jnp.asarray(x[:1], dt)), p0).shape[-1])
+
+
+def _refit(ctx: dict, row: dict, init_fn: Callable, input_shape: Sequence[int], x: np.ndarray,
+           y: np.ndarray, labels: bool, batch_size: int | None, dtype: str,
+           progress: bool | None) -> tuple[tuple, dict]:
+    """Retrain a sweep row's seed from its initialisation on all of (x, y) for the row's
+    ``best_step`` (no early stopping): the model (apply, params) and ``steps``,
+    ``final_train_loss``, ``loss_ratio``, ``diverged`` and, for labels, ``train_accuracy``."""
     n = x.shape[0]
+    seed, steps = int(row["seed"]), max(int(row["best_step"]), 1)
+    params = _start(ctx, init_fn, input_shape, seed, row["learning_rate"], row["weight_decay"],
+                    dtype)
     targets = ctx["targets"]
     r = fit(ctx["loss"], params, (x, targets), ctx["opt"], steps=steps,
             batch_size=batch_size if batch_size is not None and batch_size < n else None,
@@ -723,11 +734,12 @@ def _refit(ctx: dict, params: Any, steps: int, x: np.ndarray, y: np.ndarray, lab
     dt = jnp.float64 if dtype == "float64" else jnp.float32
     with precision(dtype):
         final = float(_jit(ctx["loss"])(r.params, _cast((x, targets), dt)))
-    acc = None
+    out = {"steps": steps, "final_train_loss": final,
+           "loss_ratio": final / max(r.initial_loss, 1e-300), "diverged": bool(r.diverged)}
     if labels:
-        out = predict(ctx["apply"], r.params, x, dtype=dtype, batch_size=1024)
-        acc = float(np.mean(out.argmax(1) == y))
-    return r, final, acc
+        pred = predict(ctx["apply"], r.params, x, dtype=dtype, batch_size=1024)
+        out["train_accuracy"] = float(np.mean(pred.argmax(1) == y))
+    return (ctx["apply"], r.params), out
 
 
 def refit_chosen(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], x: Any,
@@ -740,33 +752,26 @@ def refit_chosen(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[in
     and one row per seed (``seed``, ``steps``, ``final_train_loss``, ``diverged``,
     ``train_accuracy`` for labels)."""
     spec = BestFinite() if spec is None else spec
+    if not isinstance(spec, BestFinite):
+        raise TypeError(f"spec must be a BestFinite, got {type(spec).__name__}")
     x, y = np.asarray(x), np.asarray(y)
     labels = np.issubdtype(y.dtype, np.integer)
     if not labels and y.ndim == 1:
         y = y[:, None]
-    chosen = [r for r in sweep if r.get("chosen") is True]
+    chosen = [r for r in sweep if isinstance(r, dict) and r.get("chosen") is True]
     if not chosen:
         raise ValueError("sweep has no chosen run to refit")
     p0 = init(init_fn, input_shape, 0, dtype)
-    with precision(dtype):
-        dt = jnp.float64 if dtype == "float64" else jnp.float32
-        k = int(jax.eval_shape(lambda p: apply_fn(p, jnp.asarray(x[:1], dt)), p0).shape[-1])
     c = chosen[0]
     rec = BestFinite(**{f: c.get(f, getattr(spec, f)) for f in
                         ("parameterization", "loss", "optimizer")})
-    ctx = _recipe(rec, apply_fn, p0, y, labels, k)
+    ctx = _recipe(rec, apply_fn, p0, y, labels, _out_dim(apply_fn, p0, x, dtype))
     models, rows = [], []
     for row in chosen:
-        seed, steps = int(row["seed"]), max(int(row["best_step"]), 1)
-        params = _start(ctx, init_fn, input_shape, seed, row["learning_rate"],
-                        row["weight_decay"], dtype)
-        r, final, acc = _refit(ctx, params, steps, x, y, labels, spec.batch_size, seed, dtype,
-                               progress)
-        models.append((ctx["apply"], r.params))
-        rows.append({"seed": seed, "steps": steps, "final_train_loss": final,
-                     "loss_ratio": final / max(r.initial_loss, 1e-300),
-                     "diverged": bool(r.diverged),
-                     **({"train_accuracy": acc} if labels else {})})
+        model, out = _refit(ctx, row, init_fn, input_shape, x, y, labels, spec.batch_size,
+                            dtype, progress)
+        models.append(model)
+        rows.append({"seed": int(row["seed"]), **out})
     return models, rows
 
 
@@ -801,9 +806,8 @@ def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], 
     perm = np.random.default_rng(0).permutation(n)
     tr, va = perm[: n - n_val], perm[n - n_val:]
     p0 = init(init_fn, input_shape, 0, dtype)
-    with precision(dtype):
-        dt = jnp.float64 if dtype == "float64" else jnp.float32
-        k = int(jax.eval_shape(lambda p: apply_fn(p, jnp.asarray(x[:1], dt)), p0).shape[-1])
+    dt = jnp.float64 if dtype == "float64" else jnp.float32
+    k = _out_dim(apply_fn, p0, x, dtype)
     contexts: dict = {}
 
     def recipe(r: BestFinite) -> dict:
@@ -863,8 +867,7 @@ def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], 
         raise RuntimeError("every run of the learning-rate sweep diverged")
     pick = max(ok, key=lambda r: r["val_score"])  # first of ties: the first recipe, smallest step
     lr, wd = pick["learning_rate"], pick["weight_decay"]
-    ctx = recipe(next(r for r in spec.recipes if (r.parameterization, r.loss, r.optimizer) ==
-                      (pick["parameterization"], pick["loss"], pick["optimizer"])))
+    ctx = contexts[(pick["parameterization"], pick["loss"], pick["optimizer"])]
     for r in rows:
         r["chosen"] = r is pick
     chosen = [models[id(pick)]]
@@ -877,15 +880,11 @@ def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], 
     if spec.refit:
         chosen = []
         for row in [r for r in rows if r["chosen"]]:
-            steps = max(int(row["best_step"]), 1)
-            r, final, acc = _refit(ctx, start(ctx, row["seed"], lr, wd), steps, x, y, labels,
-                                   spec.batch_size, row["seed"], dtype, progress)
-            row.update(refit_steps=steps, final_train_loss=final,
-                       loss_ratio=final / max(r.initial_loss, 1e-300),
-                       diverged=bool(row["diverged"] or r.diverged))
-            if labels:
-                row["train_accuracy"] = acc
-            chosen.append((ctx["apply"], r.params))
+            model, out = _refit(ctx, row, init_fn, input_shape, x, y, labels, spec.batch_size,
+                                dtype, progress)
+            steps, diverged = out.pop("steps"), out.pop("diverged")
+            row.update(out, refit_steps=steps, diverged=bool(row["diverged"] or diverged))
+            chosen.append(model)
             if on_run:
                 on_run({**row, "refit": True})
     return BestFit(pd.DataFrame(rows), lr, wd, tuple(chosen), k if labels else None, dtype)
