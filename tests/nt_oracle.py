@@ -3,10 +3,11 @@
 
 ``jit=True`` compiles the whole kernel function as one XLA program instead (softplus user
 network: 17 s eager, 6 s jitted, on an AVX2 machine; on an AVX-512 Zen 5 jaxlib 0.10.2 crashes
-running that jitted program, so its test runs eagerly, 11 s). XLA then fuses and reorders the arithmetic: the results move
-by up to 4.5e-10 relative on relu/erf networks and by 6e-5 on the sign activation's diagonal
-(its arcsin at c = 1), so it is for comparisons derived against the jitted program (the
-LeNet tables of test_scaling.py) or whose tolerance is far above that."""
+running that jitted program, so its test runs eagerly, 11 s). XLA then fuses and reorders
+the arithmetic: the results move by up to 4.5e-10 relative on relu/erf networks and by 6e-5
+on the sign activation's diagonal (its arcsin at c = 1), so it is for comparisons derived
+against the jitted program (the LeNet tables of test_scaling.py) or whose tolerance is far
+above that."""
 
 from __future__ import annotations
 
