@@ -1,11 +1,13 @@
 """Time ``iw.kernel`` (both kinds, one pass) against neural-tangents' own ``kernel_fn``, and
 against the machine: GFLOP/s from the engine's cost model and the share of the matmul rate.
 
-For each case, in one process: neural-tangents' ``kernel_fn(x, None, ("nngp", "ntk"))``
-jitted and called after a warm-up call (so compilation is excluded), against
-``iw.kernel(arch, x, kind=("nngp", "ntk"))`` (the native engine) after its own warm-up, each
-the fastest of 3 calls when one takes under 5 s (else one call), both at N inputs (column
-``n``); the ratio; each one's activation elements per second against numpy's float64
+For each case, in one process: ``iw.kernel(arch, x, kind=("nngp", "ntk"))`` (the native
+engine) after a warm-up call, against neural-tangents' ``kernel_fn(x, None, ("nngp", "ntk"))``
+jitted and called after a warm-up call (so compilation is excluded), each the fastest of 3
+calls when one takes under 5 s (else one call), both at N inputs (column ``n``). The engine's
+timings of a case all come before neural-tangents' (which frees GBs and leaves XLA's threads
+behind: the engine ran up to 1.3× slower right after it), 3 s after the previous case's.
+Reported: the ratio; each one's activation elements per second against numpy's float64
 ``arccos`` rate measured in the same run; and the engine's memory estimate against the peak it
 measured (tracemalloc of the numpy path; RSS growth beside it), with neural-tangents' RSS
 growth. The largest relative difference of the two results is printed too (neural-tangents'
@@ -202,6 +204,12 @@ def cases(size: str) -> list[Case]:
             for name, arch, dim, ns, thr, extras in full]
 
 
+# Seconds between a neural-tangents run and the engine's next timing: right after the 28×28
+# GAP kernel of neural-tangents (N = 11, ~5 GB freed) the engine's best of 3 took 1.62 s in
+# the same process, 1.22 s three seconds later (2026-12-07, 2 cores).
+_SETTLE = 3.0
+
+
 def measure(case: Case, backend: str, dtype: str, rate: float, matmul: float) -> dict:
     """One case: neural-tangents (one jitted call, both kinds) against ``iw.kernel`` at
     ``case.n`` (``rate``: numpy's ``arccos`` elements/s); iw against the cost model and
@@ -218,14 +226,7 @@ def measure(case: Case, backend: str, dtype: str, rate: float, matmul: float) ->
                                   progress=False, **kw)
         return iw.kernel(arch, xx, kind=KINDS, dtype=dt, backend=backend, progress=False)
 
-    xs = jax.numpy.asarray(x.reshape((n,) + arch.input_shape(dim)).astype(dtype))
-    kfn = arch.stax[2]
-    direct = jax.jit(lambda a, kfn=kfn: kfn(a, None, KINDS))
-    base = rss_kib("VmRSS:")
-    reset_peak_rss()
-    jax.block_until_ready(direct(xs))  # warm-up: compile
-    t_nt, ref = best_of(lambda: [np.asarray(k) for k in direct(xs)])
-    nt_rss = max(rss_kib("VmHWM:") - base, 0) / 1024
+    time.sleep(_SETTLE)  # after the previous case's neural-tangents run
     ours(x if backend == "jax" else x[: min(n, 4)])  # warm-up (imports, compiled loops)
     reset_peak_rss()
     base = rss_kib("VmRSS:")
@@ -236,21 +237,38 @@ def measure(case: Case, backend: str, dtype: str, rate: float, matmul: float) ->
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
     est = native_memory_estimate(arch, n, None, dim, KINDS, dtype) / 2**20
-    diff = max(float(np.max(np.abs(res[k] - r)) / np.max(np.abs(r))) for k, r in zip(KINDS, ref))
-    del ref
     el = act_elements(arch, n, dim)
-    out = dict(n_throughput=n_thr, nt_seconds=t_nt, iw_seconds=t_iw,
-               time_ratio_nt_over_iw=t_nt / t_iw,
-               iw_melem_per_second=el / t_iw / 1e6, nt_melem_per_second=el / t_nt / 1e6,
+    out = dict(n_throughput=n_thr, iw_seconds=t_iw, iw_melem_per_second=el / t_iw / 1e6,
                arccos_melem_per_second_runtime=rate / 1e6,
                iw_time_share_of_arccos=el / t_iw / rate,
-               estimate_mib=est, tracemalloc_runtime_peak_mib=peak, rss_runtime_peak_mib=rss,
-               nt_rss_runtime_peak_mib=nt_rss, max_rel_diff_runtime=diff)
+               estimate_mib=est, tracemalloc_runtime_peak_mib=peak, rss_runtime_peak_mib=rss)
+    out.update(_throughput(case, ours, xt, t_iw, res, backend, dtype, matmul))
+    # neural-tangents last: right after its jitted kernel (GBs freed, XLA's threads) the
+    # engine measured up to 1.3× slower in the same process
+    xs = jax.numpy.asarray(x.reshape((n,) + arch.input_shape(dim)).astype(dtype))
+    kfn = arch.stax[2]
+    direct = jax.jit(lambda a, kfn=kfn: kfn(a, None, KINDS))
+    base = rss_kib("VmRSS:")
+    reset_peak_rss()
+    jax.block_until_ready(direct(xs))  # warm-up: compile
+    t_nt, ref = best_of(lambda: [np.asarray(k) for k in direct(xs)])
+    nt_rss = max(rss_kib("VmHWM:") - base, 0) / 1024
+    diff = max(float(np.max(np.abs(res[k] - r)) / np.max(np.abs(r))) for k, r in zip(KINDS, ref))
+    out.update(nt_seconds=t_nt, time_ratio_nt_over_iw=t_nt / t_iw,
+               nt_melem_per_second=el / t_nt / 1e6, nt_rss_runtime_peak_mib=nt_rss,
+               max_rel_diff_runtime=diff)
+    return out
 
+
+def _throughput(case: Case, ours, xt, t_iw: float, res, backend: str, dtype: str,
+                matmul: float) -> dict:
+    """iw at ``case.n_thr`` against the cost model and ``matmul``; on the extras cases one
+    thread against two and float32 against float64 (``res``: the kernels at ``case.n``)."""
+    arch, n, dim, n_thr = case.arch, case.n, case.dim, case.n_thr
+    out: dict = {}
     if backend == "jax" and n_thr != n:
         ours(xt)  # jax compiles per tile shape
     t_thr, k_thr = (t_iw, res) if n_thr == n else best_of(lambda: ours(xt))
-    del res
     cost = iw.kernel_cost(arch, n_thr, dim=dim, kinds=KINDS, dtype=dtype)
     gflops = cost.flops / t_thr / 1e9
     out.update(cost_mflop_per_pair=cost.flops_per_pair / 1e6,
