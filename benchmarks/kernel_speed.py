@@ -210,10 +210,12 @@ def cases(size: str) -> list[Case]:
 _SETTLE = 3.0
 
 
-def measure(case: Case, backend: str, dtype: str, rate: float, matmul: float) -> dict:
-    """One case: neural-tangents (one jitted call, both kinds) against ``iw.kernel`` at
+def measure(case: Case, backend: str, dtype: str, rate: float, matmul: float,
+            settle: float = 0.0) -> dict:
+    """One case: ``iw.kernel`` against neural-tangents (one jitted call, both kinds) at
     ``case.n`` (``rate``: numpy's ``arccos`` elements/s); iw against the cost model and
-    ``matmul`` (GFLOP/s) at ``case.n_thr``."""
+    ``matmul`` (GFLOP/s) at ``case.n_thr``. ``settle``: seconds to wait first (a
+    neural-tangents run of this process came before)."""
     import jax
 
     arch, n, dim, n_thr = case.arch, case.n, case.dim, case.n_thr
@@ -226,7 +228,7 @@ def measure(case: Case, backend: str, dtype: str, rate: float, matmul: float) ->
                                   progress=False, **kw)
         return iw.kernel(arch, xx, kind=KINDS, dtype=dt, backend=backend, progress=False)
 
-    time.sleep(_SETTLE)  # after the previous case's neural-tangents run
+    time.sleep(settle)
     ours(x if backend == "jax" else x[: min(n, 4)])  # warm-up (imports, compiled loops)
     reset_peak_rss()
     base = rss_kib("VmRSS:")
@@ -243,8 +245,6 @@ def measure(case: Case, backend: str, dtype: str, rate: float, matmul: float) ->
                iw_time_share_of_arccos=el / t_iw / rate,
                estimate_mib=est, tracemalloc_runtime_peak_mib=peak, rss_runtime_peak_mib=rss)
     out.update(_throughput(case, ours, xt, t_iw, res, backend, dtype, matmul))
-    # neural-tangents last: right after its jitted kernel (GBs freed, XLA's threads) the
-    # engine measured up to 1.3× slower in the same process
     xs = jax.numpy.asarray(x.reshape((n,) + arch.input_shape(dim)).astype(dtype))
     kfn = arch.stax[2]
     direct = jax.jit(lambda a, kfn=kfn: kfn(a, None, KINDS))
@@ -338,15 +338,17 @@ def main(run) -> pd.DataFrame:
     print(f"matmul: {matmul:.1f} GFLOP/s ({machine['matmul_device']})"
           + (f"; {machine['matmul_env_gflop_per_second_runtime']:.1f} with the environment as "
              f"set" if "matmul_env_gflop_per_second_runtime" in machine else ""), flush=True)
-    rows, reused = [], 0
+    rows, reused, nt_ran = [], 0, False
     for case in cases(size):
         if args.only and not any(case.name.startswith(o) for o in args.only):
             continue
         key = {"case": case.name, "n": case.n, "dim": case.dim}
         stored = key in store
         reused += stored
-        r = {**key, **store.compute(key, lambda case=case: [
-            measure(case, backend, args.dtype, rate, matmul)])[0]}
+        settle = _SETTLE if nt_ran and size != "tiny" else 0.0
+        r = {**key, **store.compute(key, lambda case=case, settle=settle: [
+            measure(case, backend, args.dtype, rate, matmul, settle)])[0]}
+        nt_ran = nt_ran or not stored
         rows.append(r)
         extra = ""
         if "thread_scaling_runtime" in r:

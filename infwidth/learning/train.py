@@ -816,13 +816,10 @@ def fit_best(init_fn: Callable, apply_fn: Callable, input_shape: Sequence[int], 
             contexts[key] = _recipe(r, apply_fn, p0, y, labels, k)
         return contexts[key]
 
-    def start(ctx: dict, seed: int, lr: float, wd: float):
-        return _start(ctx, init_fn, input_shape, seed, lr, wd, dtype)
-
     b = None if spec.batch_size is None or spec.batch_size >= len(tr) else spec.batch_size
 
     def run(ctx: dict, seed: int, lr: float, wd: float) -> tuple[dict, tuple]:
-        params = start(ctx, seed, lr, wd)
+        params = _start(ctx, init_fn, input_shape, seed, lr, wd, dtype)
         targets, loss = ctx["targets"], ctx["loss"]
         xv = x[va]
         best = {"score": -math.inf, "step": 0, "params": params, "bad": 0}
